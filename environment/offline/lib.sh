@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Shared helpers for the offline build scripts: pinned versions, cache paths, progress lines.
+set -euo pipefail
+OFFLINE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$OFFLINE_DIR/../.." && pwd)"
+# shellcheck disable=SC1091
+source "$REPO_ROOT/environment/versions.env"
+CACHE_ROOT="${K8SLAB_CACHE:-$HOME/.cache/k8slab}"
+# Keyed by the pinned Kubernetes version: a version bump builds into a fresh folder.
+BUILD_DIR="$CACHE_ROOT/offline-$KUBERNETES_VERSION"
+BIN_DIR="$BUILD_DIR/bin"
+mkdir -p "$BIN_DIR"
+export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+
+step() { printf '\033[1m==> %s\033[0m  (%s)\n' "$*" "$(date +%H:%M:%S)"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+LOG_DIR="$CACHE_ROOT/logs"; mkdir -p "$LOG_DIR"
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+
+# The Debian mirror this machine's apt already uses (never hard-coded): first bookworm "main" URI
+# from /etc/apt/sources.list (one-line format) or /etc/apt/sources.list.d/*.sources (deb822).
+debian_mirror() {
+  [ -n "${K8SLAB_DEBIAN_MIRROR:-}" ] && { echo "$K8SLAB_DEBIAN_MIRROR"; return; }
+  python3 - <<'PY'
+import glob, re, sys
+cands = []
+for p in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+    try: lines = open(p).read().splitlines()
+    except OSError: continue
+    for l in lines:
+        m = re.match(r"^\s*deb\s+(\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s+(.*)$", l)
+        if m: cands.append((m.group(2), [m.group(3)], m.group(4).split()))
+for p in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+    for block in re.split(r"\n\s*\n", open(p).read()):
+        f = {}
+        for l in block.splitlines():
+            if l.startswith("#") or ":" not in l: continue
+            k, v = l.split(":", 1); f[k.strip().lower()] = v.split()
+        if "deb" in f.get("types", []) and f.get("uris"):
+            for u in f["uris"]: cands.append((u, f.get("suites", []), f.get("components", [])))
+for uri, suites, comps in cands:
+    if "bookworm" in suites and "main" in comps and "security" not in uri:
+        print(uri.rstrip("/")); sys.exit(0)
+sys.exit("no Debian bookworm main source found in /etc/apt/sources.list*; set K8SLAB_DEBIAN_MIRROR")
+PY
+}
