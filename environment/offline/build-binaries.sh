@@ -36,31 +36,90 @@ build_kubernetes() {
   done
 }
 
-# go_install NAME MODULE@VERSION PACKAGE: a module whose go.mod has no local replaces builds directly.
+# go_install NAME MODULE@VERSION PACKAGE: a module whose go.mod has no replace directives builds directly.
 go_install() {
   local name="$1" modver="$2" pkg="$3"
   [ -x "$BIN_DIR/$name" ] && return 0
+  [ "${K8SLAB_RESOLVE_ONLY:-0}" = 1 ] && return 0
   step "building $name ($modver)"
   local gobin="$BUILD_DIR/gobin-$name"
-  GOBIN="$gobin" go install -trimpath -ldflags "-s -w" "$pkg@${modver#*@}"
+  GOBIN="$gobin" go install -trimpath -ldflags "-s -w ${4:-}" "$pkg@${modver#*@}" 2>&1 | tail -20
   mv "$gobin"/* "$BIN_DIR/$name"; rmdir "$gobin"
 }
 
-build_addons() {
-  go_install etcd "go.etcd.io/etcd/server/v3@$ETCD_VERSION" go.etcd.io/etcd/server/v3
+# wrapper_build NAME MODULE VERSION PACKAGE [LDFLAGS]: for modules whose go.mod has replace directives
+# (`go install pkg@v` refuses them). A generated wrapper module copies the non-local replaces and
+# excludes, and turns local ones (monorepo siblings, e.g. etcd's ../api) into "<path> => <path>@VERSION".
+wrapper_build() {
+  local name="$1" module="$2" version="$3" pkg="$4" ld="${5:-}"
+  [ -x "$BIN_DIR/$name" ] && return 0
+  local mod="$BUILD_DIR/gomod/$name"
+  if [ ! -f "$mod/.ready" ]; then
+    step "$name $version: resolving modules"
+    rm -rf "$mod"; mkdir -p "$mod"
+    local gomod
+    gomod="$(cd "$mod" && go mod download -json "$module@$version" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')"
+    (cd "$mod"
+     printf 'module k8slab.local/%s-build\n\ngo 1.24.0\n' "$name" > go.mod
+     go mod edit -json "$gomod" | python3 -c '
+import json, sys
+d = json.load(sys.stdin); ver = sys.argv[1]
+for r in d.get("Replace") or []:
+    old, new = r["Old"], r["New"]
+    o = old["Path"] + ("@" + old["Version"] if old.get("Version") else "")
+    if new["Path"].startswith((".", "/")):
+        if "FORBIDDEN" in new["Path"]: continue
+        print("-replace=%s=%s@%s" % (o, old["Path"], ver))
+    else:
+        print("-replace=%s=%s@%s" % (o, new["Path"], new["Version"]))
+for e in d.get("Exclude") or []:
+    print("-exclude=%s@%s" % (e["Path"], e["Version"]))
+' "$version" | xargs -r go mod edit
+     go mod edit -require "$module@$version"
+     go get "$pkg@$version" >/dev/null)
+    touch "$mod/.ready"
+  fi
+  [ "${K8SLAB_RESOLVE_ONLY:-0}" = 1 ] && return 0
+  step "building $name ($module@$version)"
+  (cd "$mod" && go build -mod=mod -trimpath -ldflags "-s -w $ld" -o "$BIN_DIR/$name.tmp" "$pkg")
+  mv "$BIN_DIR/$name.tmp" "$BIN_DIR/$name"
+}
+
+# Our own small programs (environment/offline/src/*), e.g. the pod sandbox "pause".
+build_local() {
+  local name="$1"
+  [ -x "$BIN_DIR/$name" ] && [ "$BIN_DIR/$name" -nt "$OFFLINE_DIR/src/$name/main.go" ] && return 0
+  [ "${K8SLAB_RESOLVE_ONLY:-0}" = 1 ] && return 0
+  step "building $name (environment/offline/src/$name)"
+  (cd "$OFFLINE_DIR/src/$name" && go build -trimpath -ldflags "-s -w" -o "$BIN_DIR/$name" .)
+}
+
+build_core_addons() {
+  build_local pause
+  wrapper_build etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3
+  wrapper_build etcdctl go.etcd.io/etcd/etcdctl/v3 "$ETCD_VERSION" go.etcd.io/etcd/etcdctl/v3
   go_install coredns "github.com/coredns/coredns@$COREDNS_VERSION" github.com/coredns/coredns
-  go_install kube-router "github.com/cloudnativelabs/kube-router/v2@$KUBE_ROUTER_VERSION" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+  go_install kube-router "github.com/cloudnativelabs/kube-router/v2@$KUBE_ROUTER_VERSION" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router \
+    "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"
   go_install crictl "sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION" sigs.k8s.io/cri-tools/cmd/crictl
   go_install kind "sigs.k8s.io/kind@$KIND_VERSION" sigs.k8s.io/kind
+}
+
+build_lb_ingress() {
   go_install metallb-controller "go.universe.tf/metallb@$METALLB_VERSION" go.universe.tf/metallb/controller
   go_install metallb-speaker "go.universe.tf/metallb@$METALLB_VERSION" go.universe.tf/metallb/speaker
-  go_install traefik "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" github.com/traefik/traefik/v3/cmd/traefik
+  wrapper_build traefik github.com/traefik/traefik/v3 "$TRAEFIK_VERSION" github.com/traefik/traefik/v3/cmd/traefik \
+    "-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION"
 }
+
+build_addons() { build_core_addons; build_lb_ingress; }
 
 case "${1:-all}" in
   kubernetes) build_kubernetes ;;
   addons) build_addons ;;
+  core-addons) build_core_addons ;;
+  lb-ingress) build_lb_ingress ;;
   all) build_kubernetes; build_addons ;;
-  *) die "usage: $0 [kubernetes|addons|all]" ;;
+  *) die "usage: $0 [kubernetes|addons|core-addons|lb-ingress|all]" ;;
 esac
 step "binaries ready in $BIN_DIR"

@@ -45,3 +45,27 @@ for uri, suites, comps in cands:
 sys.exit("no Debian bookworm main source found in /etc/apt/sources.list*; set K8SLAB_DEBIAN_MIRROR")
 PY
 }
+
+cat_yaml() { local f; for f in "$@"; do echo "---"; cat "$f"; echo; done; }
+
+# render_manifests DIR: our add-on manifests with @KEY@ replaced by the versions.env value.
+render_manifests() {
+  local out="$1"; mkdir -p "$out"
+  local f
+  # CRDs are read from the pinned Go modules (not stored in this repo).
+  local mdir
+  mdir="$(go mod download -json "go.universe.tf/metallb@$METALLB_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')"
+  cat_yaml "$mdir"/config/crd/bases/*.yaml > "$out/20-metallb-crds.yaml"
+  mdir="$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')"
+  cat_yaml "$mdir"/config/crd/standard/*.yaml > "$out/05-gateway-api-crds.yaml"
+  for f in "$OFFLINE_DIR"/manifests/*.yaml; do
+    python3 - "$REPO_ROOT/environment/versions.env" "$f" > "$out/$(basename "$f")" <<'PY'
+import re, sys
+env = dict(l.split("=", 1) for l in open(sys.argv[1]).read().splitlines() if re.match(r"^[A-Z0-9_]+=", l))
+def sub(m):
+    if m.group(1) not in env: sys.exit("unknown placeholder @%s@ in %s" % (m.group(1), sys.argv[2]))
+    return env[m.group(1)]
+sys.stdout.write(re.sub(r"@([A-Z0-9_]+)@", sub, open(sys.argv[2]).read()))
+PY
+  done
+}

@@ -1,0 +1,120 @@
+# Kubernetes Networking Labs — every task a learner, an instructor or CI runs. `make help` lists them.
+# Recipes stay one or two lines; the logic lives in graders/ (Python) and environment/ (shell).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# Every pinned version (tools, node image, add-ons) comes from this one file.
+include environment/versions.env
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+K8SLAB := $(PY) -m graders.cli
+PYTEST := $(PY) -m pytest
+export PATH := $(CURDIR)/bin:$(PATH)
+CNI ?= calico
+OFFLINE ?=
+BUNDLE ?=
+LAB ?=
+K8SLAB_CACHE ?= $(HOME)/.cache/k8slab
+export K8SLAB_CACHE
+
+################################################################################
+# ================================== Help ======================================
+
+# List every target with the comment line above it (this Makefile and the files it includes).
+help:
+	@awk '/^# / {if (!inc) c = substr($$0, 3); inc = 1; next} \
+		/^[a-zA-Z][a-zA-Z_-]*:([^=]|$$)/ {n = $$1; sub(/:.*/, "", n); \
+		printf "  %-18s %s\n", n, (c == "" ? "(see " FILENAME ")" : c)} {c = ""; inc = 0}' $(MAKEFILE_LIST)
+
+################################################################################
+# ================================== Setup =====================================
+
+# Python venv with the course package + pinned kind/kubectl/helm in ./bin (sha256-verified)
+setup: venv tools
+
+# create .venv and `pip install -e .` (re-runs when pyproject.toml changes)
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e . $(if $(wildcard constraints.txt),-c constraints.txt)
+	@touch $@
+
+# pinned kind, kubectl, helm into ./bin (links the offline build's when cached)
+tools:
+	environment/tools.sh
+
+################################################################################
+# ================================= Cluster ====================================
+
+# create the kind cluster (CNI=calico|cilium|flannel|kube-router|canal|weave; OFFLINE=1; BUNDLE=path)
+cluster: venv
+ifneq ($(OFFLINE)$(BUNDLE),)
+	environment/offline/cluster-up.sh $(if $(BUNDLE),--bundle $(BUNDLE))
+else
+	$(K8SLAB) cluster up --cni $(CNI)
+endif
+
+# delete the course cluster (online or offline)
+cluster-down:
+	@if command -v kind >/dev/null; then kind delete cluster --name k8slab; \
+	else environment/offline/cluster-down.sh; fi
+
+# write the offline bundle for air-gapped workshops (BUNDLE=path, default in the cache)
+bundle:
+	environment/offline/bundle.sh $(BUNDLE)
+
+################################################################################
+# ================================== Labs ======================================
+
+# create the cluster if none answers, build missing notebooks (never overwrites yours), open JupyterLab
+lab: venv
+	@$(PY) -m graders.cluster || { echo "==> creating the cluster"; $(MAKE) cluster; }
+	@for md in labs/*/*.md; do nb="$${md%.md}.ipynb"; [ -e "$$nb" ] || $(VENV)/bin/jupytext -q --to ipynb -o "$$nb" "$$md"; done
+	$(VENV)/bin/jupyter lab --notebook-dir=labs
+
+# grade your files for one lab with pytest (LAB=00-orientation)
+grade: venv
+	@test -n "$(LAB)" || { echo "usage: make grade LAB=<id>  (labs: $$(ls labs | tr '\n' ' '))"; exit 2; }
+	$(PYTEST) -p no:cacheprovider -q labs/$(LAB)/lab.yaml
+
+# check Docker, tools, cluster, DNS, pod network, NetworkPolicy enforcement, LB and ingress
+doctor: venv
+	$(K8SLAB) doctor
+
+################################################################################
+# ================================= Testing ====================================
+
+# unit tests, then live tests when a cluster answers (in CI, CI=true, a cluster is required)
+test: venv
+	environment/test.sh
+
+# measured ratios — batched vs naive probing (live), static policy engine scaling
+bench: venv
+	$(PY) bench/bench_static.py
+	$(PY) bench/bench_probe.py
+
+# every check (tests, spec consistency, shell syntax, make help); keeps going, one summary line
+verify: venv
+	environment/verify.sh
+
+################################################################################
+# ================================= Cleanup ====================================
+
+# remove caches and build outputs (never your lab files, the venv or ./bin)
+clean:
+	rm -rf .pytest_cache build course *.egg-info
+	find . -path ./.venv -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
+	find labs -name .ipynb_checkpoints -type d -print0 | xargs -0 rm -rf
+
+# clean, then also remove .venv and ./bin (the offline build cache stays)
+distclean: clean
+	rm -rf $(VENV) bin
+
+.PHONY: help setup venv tools cluster cluster-down bundle lab grade doctor test bench verify clean distclean
+
+# The instructor path (nbgrader): course, course-release, course-autograde, ... (see README).
+-include mk/course.mk

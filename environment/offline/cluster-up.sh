@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Brings up the offline course cluster "k8slab" (1 control-plane + 2 workers, kube-router, kube-proxy,
+# CoreDNS, MetalLB, Traefik) on an --internal docker network, from locally built images only.
+#   cluster-up.sh                 build what the cache lacks (Go module proxy + Debian), then start
+#   cluster-up.sh --bundle PATH   start from a bundle made by bundle.sh: no build, no download
+# Idempotent: with the cluster already up it only re-checks it (and fixes the kubeconfig).
+source "$(dirname "$0")/lib.sh"
+
+BUNDLE=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --bundle) BUNDLE="$2"; shift 2 ;;
+    --bundle=*) BUNDLE="${1#--bundle=}"; shift ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) die "unknown argument $1" ;;
+  esac
+done
+CLUSTER=k8slab
+CONTEXT="kind-$CLUSTER"
+T0=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - T0 ))s"; }
+
+step "host setup (docker engine, runc wrapper)"
+K8SLAB_NO_DEBOOTSTRAP=$([ -n "$BUNDLE" ] && echo 1 || echo 0) "$OFFLINE_DIR/host-setup.sh"
+
+MANIFESTS="$BUILD_DIR/manifests"
+if [ -n "$BUNDLE" ]; then
+  [ -f "$BUNDLE" ] || die "bundle $BUNDLE not found"
+  step "loading bundle $BUNDLE"
+  tmp="$BUILD_DIR/bundle-extract"; rm -rf "$tmp"; mkdir -p "$tmp"
+  tar -C "$tmp" -xf "$BUNDLE"
+  grep -qx "KUBERNETES_VERSION=$KUBERNETES_VERSION" "$tmp/versions.env" \
+    || die "bundle was built for another version (see $tmp/versions.env)"
+  if ! docker image inspect "$OFFLINE_NODE_IMAGE" >/dev/null 2>&1 \
+     || [ "$(docker image inspect -f '{{.Id}}' "$OFFLINE_NODE_IMAGE")" != "$(cat "$tmp/node-image.id")" ]; then
+    step "docker load node image (this takes a minute)"
+    docker load -i "$tmp/node-image.tar" | tail -1
+  fi
+  cp -f "$tmp"/bin/* "$BIN_DIR/"
+  rm -rf "$MANIFESTS"; cp -r "$tmp/manifests" "$MANIFESTS"
+  rm -rf "$tmp"
+else
+  step "building (cached in $BUILD_DIR; logs in $LOG_DIR)"
+  "$OFFLINE_DIR/build-binaries.sh" all
+  "$OFFLINE_DIR/build-rootfs.sh"
+  "$OFFLINE_DIR/build-images.sh"
+  "$OFFLINE_DIR/build-node-image.sh"
+  rm -rf "$MANIFESTS"; render_manifests "$MANIFESTS"
+fi
+KIND="$BIN_DIR/kind"; KUBECTL="$BIN_DIR/kubectl"
+export PATH="$BIN_DIR:$PATH"
+k() { "$KUBECTL" --context "$CONTEXT" "$@"; }
+
+# The cluster network: internal (no route out of this machine).
+if ! docker network inspect "$K8SLAB_NETWORK" >/dev/null 2>&1; then
+  step "creating internal docker network $K8SLAB_NETWORK ($K8SLAB_NETWORK_SUBNET)"
+  docker network create --internal --driver bridge --subnet "$K8SLAB_NETWORK_SUBNET" \
+    --ip-range "$K8SLAB_NETWORK_IP_RANGE" "$K8SLAB_NETWORK" >/dev/null
+fi
+[ "$(docker network inspect -f '{{.Internal}}' "$K8SLAB_NETWORK")" = true ] \
+  || die "docker network $K8SLAB_NETWORK exists but is not --internal; remove it (cluster-down.sh --network)"
+
+nodes_running() { [ "$(docker ps -q --filter "label=io.x-k8s.kind.cluster=$CLUSTER" | wc -l)" -ge 3 ]; }
+if "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
+  if ! nodes_running; then
+    step "starting stopped node containers"
+    docker start $(docker ps -aq --filter "label=io.x-k8s.kind.cluster=$CLUSTER") >/dev/null
+  fi
+  step "cluster $CLUSTER exists: verifying"
+else
+  step "kind create cluster $CLUSTER (image $OFFLINE_NODE_IMAGE)"
+  KIND_EXPERIMENTAL_DOCKER_NETWORK="$K8SLAB_NETWORK" "$KIND" create cluster --name "$CLUSTER" \
+    --config "$REPO_ROOT/environment/kind/cluster.yaml" --image "$OFFLINE_NODE_IMAGE" --wait 0s ${K8SLAB_RETAIN:+--retain}
+fi
+
+# An internal network publishes no ports: point the kubeconfig at the control-plane container itself.
+cp_ip="$(docker inspect -f "{{(index .NetworkSettings.Networks \"$K8SLAB_NETWORK\").IPAddress}}" "$CLUSTER-control-plane")"
+[ -n "$cp_ip" ] || die "cannot find the control-plane IP on $K8SLAB_NETWORK"
+"$KIND" export kubeconfig --name "$CLUSTER" >/dev/null 2>&1 || true
+"$KUBECTL" config set-cluster "$CONTEXT" --server="https://$cp_ip:6443" >/dev/null
+"$KUBECTL" config use-context "$CONTEXT" >/dev/null
+for i in $(seq 1 60); do k get --raw /readyz >/dev/null 2>&1 && break; sleep 2; done
+k get --raw /readyz >/dev/null || die "API server at https://$cp_ip:6443 not ready"
+step "API server ready at https://$cp_ip:6443 (context $CONTEXT) [$(elapsed)]"
+
+# wait_for DESCRIPTION TIMEOUT COMMAND...: retry with a progress line.
+wait_for() {
+  local what="$1" timeout="$2"; shift 2
+  local start; start=$(date +%s)
+  while ! "$@" >/dev/null 2>&1; do
+    if [ $(( $(date +%s) - start )) -ge "$timeout" ]; then
+      printf '\n'; echo "timed out after ${timeout}s waiting for $what" >&2; return 1
+    fi
+    printf '\r    waiting for %s ... %ss ' "$what" "$(( $(date +%s) - start ))"; sleep 3
+  done
+  printf '\r    %s: ok (%ss)          \n' "$what" "$(( $(date +%s) - start ))"
+}
+apply() { k apply --server-side --force-conflicts -f "$1" >/dev/null; }
+rollout() { k -n "$1" rollout status "$2" --timeout=5s; }
+nodes_ready() { [ "$(k get nodes --no-headers 2>/dev/null | awk '$2=="Ready"' | wc -l)" -ge 3 ]; }
+crds_established() { k wait --for=condition=Established --timeout=5s "$@"; }
+pool_ok() { apply "$MANIFESTS/31-metallb-pool.yaml"; }
+lb_ip() { [ -n "$(k -n traefik get svc traefik -o jsonpath='{.status.loadBalancer.ingress[0].ip}')" ]; }
+
+step "add-ons: kube-router (routing + NetworkPolicy)"
+apply "$MANIFESTS/10-kube-router.yaml"
+wait_for "kube-router on every node" 300 rollout kube-system daemonset/kube-router
+wait_for "3 nodes Ready" 300 nodes_ready
+wait_for "CoreDNS" 300 rollout kube-system deployment/coredns
+wait_for "kube-proxy" 120 rollout kube-system daemonset/kube-proxy
+step "add-ons: Gateway API CRDs, MetalLB, Traefik"
+apply "$MANIFESTS/05-gateway-api-crds.yaml"
+apply "$MANIFESTS/20-metallb-crds.yaml"
+wait_for "CRDs established" 120 crds_established crd/ipaddresspools.metallb.io crd/l2advertisements.metallb.io crd/gateways.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io
+apply "$MANIFESTS/30-metallb.yaml"
+wait_for "MetalLB pool" 60 pool_ok
+apply "$MANIFESTS/40-traefik.yaml"
+wait_for "MetalLB controller" 300 rollout metallb-system deployment/controller
+wait_for "MetalLB speakers" 300 rollout metallb-system daemonset/speaker
+wait_for "Traefik" 300 rollout traefik deployment/traefik
+wait_for "Traefik LoadBalancer IP" 120 lb_ip
+
+step "cluster $CLUSTER is up [$(elapsed)]"
+k get nodes -o wide
+echo "Traefik LoadBalancer: $(k -n traefik get svc traefik -o jsonpath='{.status.loadBalancer.ingress[0].ip}')"
+echo "kubectl context: $CONTEXT  (kubectl binary: $KUBECTL)"

@@ -1,0 +1,3 @@
+module k8slab.local/pause
+
+go 1.22

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `make test`: the project's own tests. First everything that needs no cluster (unit, offline pipeline), then the
+# live tests (`-m live`) when the kind-k8slab cluster answers. In CI (CI=true) a cluster MUST answer: the live
+# tests are then required, and no test collected is a failure, not a pass.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="${PY:-$ROOT/.venv/bin/python}"
+cd "$ROOT"
+say() { printf '\n\033[1m==> %s\033[0m  (%s)\n' "$*" "$(date +%H:%M:%S)"; }
+in_ci() { [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; }
+
+# pytest_stage NAME ARGS...: run pytest; exit 5 (nothing collected) is reported as such, never as a pass.
+pytest_stage() {
+  local name="$1"; shift
+  "$PY" -m pytest -p no:cacheprovider "$@"
+  local rc=$?
+  if [ $rc -eq 5 ]; then
+    echo "error: $name: pytest collected no tests ($*)" >&2
+  fi
+  return $rc
+}
+
+# tests/unit and tests/pipeline each have their own conftest.py: one pytest run per directory.
+say "unit tests (no cluster needed)"
+pytest_stage "unit tests" -m "not live" tests/unit || exit $?
+say "offline pipeline tests (nbgrader, no cluster needed)"
+pytest_stage "offline pipeline tests" -m "not live" tests/pipeline || exit $?
+
+say "live tests (real cluster, real traffic)"
+if in_ci; then
+  export K8SLAB_REQUIRE_CLUSTER=1
+elif ! reason="$("$PY" -m graders.cluster 2>&1)"; then
+  echo "LIVE TESTS SKIPPED (one loud line): $reason" | head -1
+  echo "  create a cluster with \`make cluster\` (or \`make cluster OFFLINE=1\`), then run \`make test\` again"
+  exit 0
+fi
+pytest_stage "live tests" -m live tests/live || exit $?
+say "live pipeline tests (nbgrader against the cluster)"
+pytest_stage "live pipeline tests" -m live tests/pipeline || [ $? -eq 5 ]   # none yet is fine

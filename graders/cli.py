@@ -1,0 +1,146 @@
+"""The ``k8slab`` command: a thin argparse front end over ``graders.engine.grade`` and friends.
+
+Exit codes: 0 passed, 1 failed, 2 usage or input error, 3 cluster unreachable, 4 internal error (a bug).
+Every expected error is printed as one clear message with its fix, never as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from graders.errors import ClusterUnreachable, K8sLabError
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERNAL = 0, 1, 2, 3, 4
+
+# Subcommands other modules contribute: (module, function taking the subparsers). Missing modules are skipped so
+# the CLI works while a piece of the course is still being written.
+EXTENSIONS = (("graders.netpol_cli", "add_parsers"), ("graders.course", "register"), ("graders.clusterplan", "register"),
+              ("graders.notebook_build", "register"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="k8slab", description="Kubernetes Networking Labs: grade, check, explain.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    grade = sub.add_parser("grade", help="grade a lab (or one exercise) against the live cluster",
+                           description="Grade the learner's manifests: parse, admission, apply, static, live.")
+    grade.add_argument("lab", help="lab id, e.g. 00-orientation (see `k8slab labs`)")
+    grade.add_argument("--exercise", "-e", metavar="E", help="only this exercise")
+    grade.add_argument("--submission", "-s", type=Path, metavar="DIR",
+                       help="files to grade (default labs/<lab>/): per-exercise subdirectories, or with --exercise "
+                            "the exercise's files themselves")
+    grade.add_argument("--json", action="store_true", help="print the result as JSON (schema k8slab.result/v1)")
+    grade.add_argument("--keep", action="store_true", help="keep the grader namespaces afterwards to inspect them")
+    grade.add_argument("--verbose", "-v", action="store_true", help="show every step and all evidence")
+    grade.add_argument("--context", metavar="CTX", help="kube context (default $K8SLAB_CONTEXT or kind-k8slab)")
+    grade.set_defaults(func=cmd_grade)
+
+    labs = sub.add_parser("labs", help="list the labs and their exercises")
+    labs.set_defaults(func=cmd_labs)
+
+    doctor = sub.add_parser("doctor", help="check Docker, tools, cluster, DNS, pod network and policy enforcement")
+    doctor_module = _optional("graders.doctor")
+    if doctor_module is not None:
+        doctor_module.add_arguments(doctor)
+        doctor.set_defaults(func=doctor_module.run_cli)
+    else:
+        doctor.set_defaults(func=cmd_doctor_missing)
+
+    for module_name, function in EXTENSIONS:
+        module = _optional(module_name)
+        if module is not None:
+            getattr(module, function)(sub)
+    return parser
+
+
+def _optional(module_name: str):
+    """A module other pieces of the course contribute, or None while it does not exist yet."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise
+        return None
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from graders import engine, render
+    from graders.status import ConsoleStatus, QuietStatus
+
+    status = QuietStatus() if args.json else ConsoleStatus()
+    result = engine.grade(args.lab, args.exercise, args.submission, keep=args.keep, verbose=args.verbose,
+                          context=args.context, status=status)
+    if args.json:
+        print(render.to_json(result))
+    else:
+        from rich.console import Console
+
+        render.print_result(result, Console(highlight=False), verbose=args.verbose)
+    if args.keep:
+        print(f"kept for inspection: {', '.join(_namespaces(args.lab, args.exercise))} "
+              f"(`kubectl get all -n <namespace>`; the next grading run resets them)", file=sys.stderr)
+    return EXIT_PASS if result.passed else EXIT_FAIL
+
+
+def _namespaces(lab_id: str, exercise: str | None) -> list[str]:
+    from graders import spec
+
+    lab = spec.load_lab(lab_id)
+    return list(lab.exercise(exercise).namespaces if exercise else lab.all_namespaces)
+
+
+def cmd_labs(args: argparse.Namespace) -> int:
+    from graders import spec
+
+    labs = spec.all_labs()
+    if not labs:
+        print("no labs found (looked for labs/*/lab.yaml)")
+        return EXIT_USAGE
+    for lab in labs:
+        print(f"{lab.id}  {lab.title}  ({lab.points:g} points)")
+        for exercise in lab.exercises:
+            print(f"  {exercise.id:<24} {exercise.points:>4g}  {exercise.title}")
+    return EXIT_PASS
+
+
+def cmd_doctor_missing(args: argparse.Namespace) -> int:
+    print("error: `k8slab doctor` is not available in this checkout (graders/doctor.py is missing)", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ClusterUnreachable as error:
+        _report(args, error, "no cluster: ")
+        return EXIT_UNREACHABLE
+    except K8sLabError as error:
+        _report(args, error)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 — a bug: one line, and the traceback only on request
+        if os.environ.get("K8SLAB_DEBUG"):
+            raise
+        print(f"internal error (a bug in k8slab, not in your files): {type(error).__name__}: {error}\n"
+              f"  rerun with K8SLAB_DEBUG=1 for the traceback and report it", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _report(args: argparse.Namespace, error: K8sLabError, prefix: str = "") -> None:
+    """One clear error on stderr; with --json also a JSON document on stdout, so a machine always gets one."""
+    if getattr(args, "json", False):
+        from graders import render
+
+        print(render.error_json(error))
+    print(f"error: {prefix}{error}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,357 @@
+"""Package clusterplan turns the pinned versions into the exact commands that bring up the ONLINE course cluster.
+
+The online path (students, instructors) is a list of `Step`s, kind-style: create the kind cluster, install the
+CNI, wait for nodes, then MetalLB (with an address pool computed from the docker network's subnet), the
+Gateway API CRDs, Traefik and cert-manager, waiting after each. `plan()` only builds data — unit tests check
+every command and every generated YAML — and `execute()` runs it with visible progress.
+
+The offline path (CI, air-gapped workshops) is environment/offline/cluster-up.sh; `k8slab cluster up
+--offline` only dispatches to it.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import yaml
+
+from graders import paths, versions
+
+CLUSTER_NAME = "k8slab"
+CONTEXT = f"kind-{CLUSTER_NAME}"
+KIND_NETWORK = "kind"
+# CNIs offered online; calico is the default (enforces NetworkPolicy). Flannel does NOT enforce policy.
+CNIS = ("calico", "cilium", "flannel", "kube-router", "canal", "weave")
+DEFAULT_CNI = "calico"
+ADDONS = ("metallb", "gateway-api", "traefik", "cert-manager")
+WAIT = "300s"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command. `stdin` is YAML piped into it (`kubectl apply -f -`); `optional` steps only warn."""
+
+    title: str
+    argv: tuple[str, ...]
+    stdin: str | None = None
+    optional: bool = False
+
+    def pretty(self) -> str:
+        """The line a human can paste (with a heredoc when the step feeds YAML)."""
+        line = " ".join(shlex.quote(a) for a in self.argv)
+        if self.stdin is not None:
+            return f"{line} <<'EOF'\n{self.stdin.rstrip()}\nEOF"
+        return line
+
+
+def _pins(pins: Mapping[str, str] | None) -> Mapping[str, str]:
+    return pins if pins is not None else versions.pinned()
+
+
+def _need(pins: Mapping[str, str], key: str) -> str:
+    value = pins.get(key, "")
+    if not value:
+        raise KeyError(f"environment/versions.env has no {key}")
+    return value
+
+
+def kubectl(*args: str) -> tuple[str, ...]:
+    return ("kubectl", "--context", CONTEXT, *args)
+
+
+# ---------------------------------------------------------------------- CNI
+@dataclass(frozen=True)
+class _Manifest:
+    """A CNI installed from one pinned upstream manifest, then waited for as a DaemonSet."""
+    title: str
+    pin: str            # versions.env key of the release
+    url: str            # with {v}
+    namespace: str
+    daemonset: str
+
+
+_RAW = "https://raw.githubusercontent.com"
+_GH = "https://github.com"
+_CNI_MANIFESTS = {
+    "calico": _Manifest("Calico {v}", "CALICO_VERSION",
+                        _RAW + "/projectcalico/calico/{v}/manifests/calico.yaml", "kube-system", "calico-node"),
+    "canal": _Manifest("Canal (Flannel routing + Calico policy) {v}", "CALICO_VERSION",
+                       _RAW + "/projectcalico/calico/{v}/manifests/canal.yaml", "kube-system", "canal"),
+    "flannel": _Manifest("Flannel {v} (does NOT enforce NetworkPolicy)", "FLANNEL_VERSION",
+                         "https://github.com/flannel-io/flannel/releases/download/{v}/kube-flannel.yml",
+                         "kube-flannel", "kube-flannel-ds"),
+    "weave": _Manifest("Weave Net {v} (archived upstream; for comparison only)", "WEAVE_VERSION",
+                       "https://github.com/weaveworks/weave/releases/download/{v}/weave-daemonset-k8s-1.11.yaml",
+                       "kube-system", "weave-net"),
+    "kube-router": _Manifest("kube-router {v} (routing + NetworkPolicy; kube-proxy stays)", "KUBE_ROUTER_VERSION",
+                             _RAW + "/cloudnativelabs/kube-router/{v}/daemonset/kubeadm-kuberouter.yaml",
+                             "kube-system", "kube-router"),
+}
+
+
+def _rollout(namespace: str, daemonset: str) -> Step:
+    return Step(f"wait for {daemonset} on every node",
+                kubectl("-n", namespace, "rollout", "status", f"daemonset/{daemonset}", f"--timeout={WAIT}"))
+
+
+def cni_steps(cni: str, pins: Mapping[str, str] | None = None) -> list[Step]:
+    """Install + wait steps for one CNI, at the pinned version."""
+    p = _pins(pins)
+    if cni not in CNIS:
+        raise ValueError(f"unknown CNI {cni!r}; choose one of: {', '.join(CNIS)}")
+    if cni == "cilium":
+        v = _need(p, "CILIUM_VERSION")
+        return [Step(f"CNI: Cilium {v} (helm)",
+                     ("helm", "upgrade", "--install", "cilium", "cilium", "--repo", "https://helm.cilium.io/",
+                      "--version", v, "--namespace", "kube-system", "--kube-context", CONTEXT,
+                      "--set", "ipam.mode=kubernetes", "--set", "image.pullPolicy=IfNotPresent", "--wait",
+                      f"--timeout={WAIT}")),
+                _rollout("kube-system", "cilium")]
+    m = _CNI_MANIFESTS[cni]
+    v = _need(p, m.pin)
+    steps = [Step(f"CNI: {m.title.format(v=v)}", kubectl("apply", "-f", m.url.format(v=v)))]
+    if cni == "kube-router":  # upstream's manifest names no tag: pin the image
+        steps.append(Step("pin the kube-router image", kubectl("-n", "kube-system", "set", "image",
+                                                               "daemonset/kube-router",
+                                                               f"kube-router={_need(p, 'KUBE_ROUTER_IMAGE_ONLINE')}")))
+    return steps + [_rollout(m.namespace, m.daemonset)]
+
+
+# ---------------------------------------------------------------------- MetalLB pool
+def metallb_pool_range(subnet: str) -> str:
+    """An address range for MetalLB inside the kind docker network, clear of docker's own allocations:
+    .200–.250 of the subnet's last /24 (e.g. 172.18.0.0/16 -> 172.18.255.200-172.18.255.250)."""
+    net = ipaddress.ip_network(subnet, strict=False)
+    if net.version != 4:
+        raise ValueError(f"MetalLB pool: IPv4 subnet expected, got {subnet}")
+    if net.prefixlen > 24:
+        raise ValueError(f"MetalLB pool: subnet {subnet} is smaller than a /24; no room for a pool")
+    last24 = ipaddress.ip_network(f"{net.broadcast_address}/24", strict=False)
+    first = last24.network_address + 200
+    last = last24.network_address + 250
+    return f"{first}-{last}"
+
+
+def metallb_pool_yaml(subnet: str) -> str:
+    """IPAddressPool + L2Advertisement (namespace metallb-system) for the docker network's subnet."""
+    docs = [
+        {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+         "metadata": {"name": "k8slab", "namespace": "metallb-system"},
+         "spec": {"addresses": [metallb_pool_range(subnet)]}},
+        {"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+         "metadata": {"name": "k8slab", "namespace": "metallb-system"},
+         "spec": {"ipAddressPools": ["k8slab"]}},
+    ]
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def docker_subnet(network: str = KIND_NETWORK) -> str:
+    """The IPv4 subnet of a docker network (the one kind created), via the docker SDK."""
+    import docker
+    client = docker.from_env(timeout=5)
+    for cfg in (client.networks.get(network).attrs.get("IPAM") or {}).get("Config") or []:
+        subnet = cfg.get("Subnet", "")
+        if subnet and ":" not in subnet:
+            return subnet
+    raise RuntimeError(f"docker network {network} has no IPv4 subnet")
+
+
+# ---------------------------------------------------------------------- add-ons
+def addon_steps(addon: str, subnet: str, pins: Mapping[str, str] | None = None) -> list[Step]:
+    p = _pins(pins)
+    if addon == "metallb":
+        v = _need(p, "METALLB_VERSION")
+        return [
+            Step(f"LoadBalancer: MetalLB {v}",
+                 kubectl("apply", "-f", f"{_RAW}/metallb/metallb/{v}/config/manifests/metallb-native.yaml")),
+            Step("wait for the MetalLB controller", kubectl("-n", "metallb-system", "wait", "--for=condition=Available",
+                                                            "deployment/controller", f"--timeout={WAIT}")),
+            Step("wait for the MetalLB speakers", kubectl("-n", "metallb-system", "rollout", "status",
+                                                          "daemonset/speaker", f"--timeout={WAIT}")),
+            Step(f"MetalLB address pool {metallb_pool_range(subnet)} (docker network {KIND_NETWORK}: {subnet})",
+                 kubectl("apply", "-f", "-"), stdin=metallb_pool_yaml(subnet)),
+        ]
+    if addon == "gateway-api":
+        v = _need(p, "GATEWAY_API_VERSION")
+        return [Step(f"Gateway API CRDs {v} (standard channel)",
+                     kubectl("apply", "--server-side", "-f",
+                             f"{_GH}/kubernetes-sigs/gateway-api/releases/download/{v}/standard-install.yaml"))]
+    if addon == "traefik":
+        chart = _need(p, "TRAEFIK_CHART_VERSION")
+        tag = _need(p, "TRAEFIK_VERSION")
+        return [Step(f"Ingress: Traefik {tag} (chart {chart}, default IngressClass, Gateway API provider)",
+                     ("helm", "upgrade", "--install", "traefik", "traefik",
+                      "--repo", "https://traefik.github.io/charts",
+                      "--version", chart, "--namespace", "traefik", "--create-namespace", "--kube-context", CONTEXT,
+                      "--set", f"image.tag={tag}", "--set", "service.type=LoadBalancer",
+                      "--set", "ingressClass.isDefaultClass=true",
+                      "--set", "providers.kubernetesGateway.enabled=true",
+                      "--wait", f"--timeout={WAIT}"))]
+    if addon == "cert-manager":
+        v = _need(p, "CERT_MANAGER_VERSION")
+        return [Step(f"cert-manager {v}",
+                     kubectl("apply", "-f",
+                             f"{_GH}/cert-manager/cert-manager/releases/download/{v}/cert-manager.yaml")),
+                Step("wait for cert-manager", kubectl("-n", "cert-manager", "wait", "--for=condition=Available",
+                                                      "deployment", "--all", f"--timeout={WAIT}"))]
+    if addon == "ingress-nginx":
+        v = _need(p, "INGRESS_NGINX_VERSION")
+        return [Step(f"Ingress: ingress-nginx {v} (retired upstream; only for the annotation example)",
+                     kubectl("apply", "-f",
+                             f"{_RAW}/kubernetes/ingress-nginx/{v}/deploy/static/provider/kind/deploy.yaml")),
+                Step("wait for ingress-nginx", kubectl("-n", "ingress-nginx", "wait", "--for=condition=Available",
+                                                       "deployment/ingress-nginx-controller", f"--timeout={WAIT}"))]
+    raise ValueError(f"unknown add-on {addon!r}; choose from: {', '.join(ADDONS + ('ingress-nginx',))}")
+
+
+def create_steps(pins: Mapping[str, str] | None = None, config: str | None = None) -> list[Step]:
+    p = _pins(pins)
+    cfg = config or "environment/kind/cluster.yaml"
+    return [Step(f"kind cluster {CLUSTER_NAME} (1 control-plane + 2 workers, default CNI disabled)",
+                 ("kind", "create", "cluster", "--name", CLUSTER_NAME, "--config", cfg,
+                  "--image", _need(p, "KIND_NODE_IMAGE")))]
+
+
+def plan(cni: str = DEFAULT_CNI, addons: Sequence[str] = ADDONS, subnet: str = "172.18.0.0/16",
+         pins: Mapping[str, str] | None = None, create: bool = True) -> list[Step]:
+    """Every step of the online bring-up, in order. `subnet` is the kind docker network's (read after create)."""
+    steps = create_steps(pins) if create else []
+    steps += cni_steps(cni, pins)
+    steps += [Step("wait until every node is Ready", kubectl("wait", "--for=condition=Ready", "nodes", "--all",
+                                                            f"--timeout={WAIT}")),
+              Step("wait for CoreDNS", kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns",
+                                               f"--timeout={WAIT}"))]
+    ordered = [a for a in ("metallb", "gateway-api", "traefik", "cert-manager", "ingress-nginx") if a in addons]
+    for addon in ordered:
+        steps += addon_steps(addon, subnet, pins)
+    return steps
+
+
+# ---------------------------------------------------------------------- running
+def _env_with_bin() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{paths.repo_root() / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def cluster_exists(runner: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> bool:
+    try:
+        out = runner(["kind", "get", "clusters"], capture_output=True, text=True, timeout=20, env=_env_with_bin())
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return CLUSTER_NAME in (out.stdout or "").split()
+
+
+def execute(steps: Sequence[Step], echo: Callable[[str], None] = print) -> int:
+    """Run steps in order with kind-style progress lines; stop at the first failing (non-optional) step."""
+    env = _env_with_bin()
+    total = len(steps)
+    for i, step in enumerate(steps, 1):
+        started = time.monotonic()
+        echo(f"==> [{i}/{total}] {step.title}")
+        echo(f"    $ {' '.join(shlex.quote(a) for a in step.argv)}")
+        try:
+            proc = subprocess.run(list(step.argv), input=step.stdin, text=True, env=env, cwd=paths.repo_root())
+            rc = proc.returncode
+        except FileNotFoundError:
+            echo(f"error: {step.argv[0]} not found; run `make setup` (pinned tools into ./bin)")
+            return 127
+        if rc != 0:
+            if step.optional:
+                echo(f"    (optional step failed with exit {rc}; continuing)")
+                continue
+            echo(f"error: step {i}/{total} '{step.title}' failed (exit {rc}). Re-run `make cluster` to resume; "
+                 f"`make doctor` diagnoses the cluster.")
+            return rc
+        echo(f"    done in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def offline_command(bundle: str | None = None) -> list[str]:
+    script = str(paths.environment_dir() / "offline" / "cluster-up.sh")
+    return [script, "--bundle", bundle] if bundle else [script]
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    if args.offline or args.bundle:
+        if args.cni and args.cni != "kube-router":
+            print(f"error: the offline cluster uses kube-router (pod routing and NetworkPolicy); --cni {args.cni} "
+                  f"needs the online path (drop --offline)", file=sys.stderr)
+            return 2
+        argv = offline_command(args.bundle)
+        if args.dry_run:
+            print(" ".join(shlex.quote(a) for a in argv))
+            return 0
+        return subprocess.call(argv)
+    cni = args.cni or DEFAULT_CNI
+    addons = [a for a in ADDONS if a not in (args.without or [])] + (["ingress-nginx"] if args.ingress_nginx else [])
+    if args.dry_run:
+        for step in plan(cni, addons, subnet=args.subnet or "172.18.0.0/16"):
+            print(f"# {step.title}\n{step.pretty()}")
+        if not args.subnet:
+            print("# (the MetalLB pool is computed from the docker network 'kind' subnet once it exists)")
+        return 0
+    if cluster_exists():
+        print(f"==> kind cluster {CLUSTER_NAME} exists; installing/updating the add-ons only "
+              f"(`make cluster-down` to start over)")
+        create = False
+    else:
+        create = True
+        rc = execute(create_steps())
+        if rc:
+            return rc
+    try:
+        subnet = args.subnet or docker_subnet()
+    except Exception as exc:  # noqa: BLE001
+        print(f"error: cannot read the subnet of docker network {KIND_NETWORK}: {exc}", file=sys.stderr)
+        return 1
+    return execute(plan(cni, addons, subnet=subnet, create=False))
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    if args.offline:
+        return subprocess.call([str(paths.environment_dir() / "offline" / "cluster-down.sh")])
+    argv = ["kind", "delete", "cluster", "--name", CLUSTER_NAME]
+    print("$ " + " ".join(argv))
+    try:
+        return subprocess.call(argv, env=_env_with_bin())
+    except FileNotFoundError:
+        print("error: kind not found; run `make setup`", file=sys.stderr)
+        return 127
+
+
+def register(subparsers) -> None:
+    """Adds `k8slab cluster up|down` (called by graders.cli)."""
+    cluster = subparsers.add_parser("cluster", help="create or delete the course cluster (kind)")
+    sub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
+    up = sub.add_parser("up", help="create the cluster: kind + CNI + MetalLB + Gateway API + Traefik + cert-manager")
+    up.add_argument("--offline", action="store_true", help="build/start the offline cluster (environment/offline)")
+    up.add_argument("--bundle", metavar="PATH", help="start the offline cluster from a bundle (no build, no network)")
+    up.add_argument("--cni", choices=CNIS, help=f"pod network (default {DEFAULT_CNI}; offline: kube-router)")
+    up.add_argument("--without", action="append", choices=ADDONS, help="skip an add-on (repeatable)")
+    up.add_argument("--ingress-nginx", action="store_true", help="also install ingress-nginx (retired upstream)")
+    up.add_argument("--subnet", help="docker network subnet for the MetalLB pool (default: read from docker)")
+    up.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="delete the course cluster")
+    down.add_argument("--offline", action="store_true", help="use environment/offline/cluster-down.sh")
+    down.set_defaults(func=cmd_down)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="k8slab")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""The grading engine: one ``grade()`` every front end calls, returning the same ``LabResult``.
+
+Per exercise it runs kind-style steps, each with a start/end status, stopping at the first failing level:
+
+    parse   offline: YAML (file:line), schema, safety policy            graders.manifests
+    admit   owned namespaces reset, server-side dry-run of every object  graders.cluster
+    apply   server-side apply, readiness wait with a diagnosis           graders.cluster
+    static  what the manifests should do, computed without traffic      lab module (optional)
+    live    real probes compared with the exercise's target              lab module
+
+Nothing touches the cluster before ``parse`` passes; the connection is opened in the background meanwhile, so
+"no cluster" is diagnosed within the connect timeout even when parsing is slow. Namespaces are deleted after
+each exercise unless ``keep``.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from graders import labs, manifests, spec as specs
+from graders.errors import (CheckFailed, ClusterError, K8sLabError, NotReady, Problem, SpecError, SubmissionError,
+                            UsageError)
+from graders.exercise import Ctx, Exercise
+from graders.model import Evidence, ExerciseResult, LabResult, StepResult
+from graders.status import QuietStatus, Status
+
+# Connecting must leave time to print the diagnosis inside the 5 s the course promises.
+CONNECT_TIMEOUT = 4.0
+_NOT_YOUR_FAULT = "the grader itself failed (a bug in the course, not in your manifests)"
+
+
+@dataclass(frozen=True)
+class Options:
+    keep: bool = False
+    verbose: bool = False
+    runner_factory: Callable[[Any], Any] | None = None
+
+
+def grade(lab_id: str, exercise: str | None = None, submission: Path | str | None = None, *, keep: bool = False,
+          verbose: bool = False, cluster: Any = None, context: str | None = None, status: Status | None = None,
+          connect_timeout: float = CONNECT_TIMEOUT, runner_factory: Callable[[Any], Any] | None = None) -> LabResult:
+    """Grade one exercise (or every exercise) of a lab.
+
+    ``submission``: None reads the learner's files in labs/<lab>/<exercise>/; a directory holding per-exercise
+    subdirectories; or, with ``exercise`` given, the exercise's files themselves (a directory or one file).
+    ``cluster``: an already connected cluster (pytest reuses one); otherwise one is connected for ``context``.
+
+    Raises UsageError/SpecError for bad arguments or specs and ClusterUnreachable when a step needs the
+    cluster and none answers; every failure of the learner's manifests is a failed ExerciseResult instead.
+    """
+    status = status or QuietStatus()
+    options = Options(keep=keep, verbose=verbose, runner_factory=runner_factory)
+    lab = specs.load_lab(lab_id)
+    checks = labs.exercises(lab_id)
+    selected = [lab.exercise(exercise)] if exercise else list(lab.exercises)
+    unchecked = [ex.id for ex in selected if ex.id not in checks]
+    if unchecked:
+        raise SpecError(f"graders/labs/{labs.module_name(lab.id)}.py has no check for {', '.join(unchecked)}")
+    if submission is not None and not Path(submission).exists():
+        raise UsageError(f"submission {submission} does not exist")
+    connection = _Connection(cluster, context, connect_timeout)
+
+    parsed: dict[str, StepResult] = {}
+    submissions: dict[str, manifests.Submission] = {}
+    for ex in selected:
+        status.start(f"{ex.id}: checking manifests")
+        step, found = _parse(ex, sources_for(ex, submission, single=exercise is not None))
+        status.end(step.passed, "" if step.passed else "rejected before touching the cluster")
+        parsed[ex.id] = step
+        if found is not None:
+            submissions[ex.id] = found
+
+    results: list[ExerciseResult] = []
+    for ex in selected:
+        if ex.id not in submissions:
+            results.append(_result(ex, [parsed[ex.id]]))
+            continue
+        live_cluster = connection.get()  # raises ClusterUnreachable with a fix
+        steps = [parsed[ex.id], *_run_on_cluster(ex, submissions[ex.id], checks[ex.id], live_cluster,
+                                                 status, options)]
+        results.append(_result(ex, steps))
+    return LabResult(lab=lab.id, title=lab.title, exercises=tuple(results))
+
+
+def sources_for(ex: specs.ExerciseSpec, submission: Path | str | None, *, single: bool) -> list[Path]:
+    """Where the files of one exercise are (see ``grade``)."""
+    if submission is None:
+        return [ex.starter_dir]
+    base = Path(submission)
+    if (base / ex.id).is_dir():
+        return [base / ex.id]
+    if single:
+        return [base]
+    return [base / ex.id]  # missing: parse reports it as the exercise's problem, other exercises still run
+
+
+# ------------------------------------------------------------------------------------------ steps
+
+def _parse(ex: specs.ExerciseSpec, sources: Sequence[Path]) -> tuple[StepResult, manifests.Submission | None]:
+    try:
+        found = manifests.parse_submission(sources, allowed_kinds=ex.allowed_kinds, namespaces=ex.namespaces)
+    except SubmissionError as error:
+        return StepResult("parse", False, error.message, hint=_parse_hint(error.problems)), None
+    count = len(found.manifests)
+    evidence = tuple(Evidence.text("note", note) for note in found.notes)
+    return StepResult("parse", True, f"{count} object{'s' if count != 1 else ''} valid (schema {found.schema_version})",
+                      evidence=evidence), found
+
+
+def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission, checks: Exercise, cluster: Any,
+                    status: Status, options: Options) -> list[StepResult]:
+    """admit -> apply -> static -> live, stopping at the first failure; namespaces cleaned up afterwards."""
+    run_id = uuid.uuid4().hex[:8]  # stamped on the namespaces (label k8slab.dev/run) to tell runs apart
+    ctx = Ctx(spec=ex, objects=found.manifests, cluster=cluster, run_id=run_id, verbose=options.verbose,
+              runner_factory=options.runner_factory)
+    plan: list[tuple[str, str, Callable[[], StepResult | None]]] = [
+        ("admit", "admission (server-side dry-run)", lambda: _admit(ex, found, cluster, run_id)),
+        ("apply", "apply and wait until ready", lambda: _apply(ex, found, cluster)),
+    ]
+    if checks.static is not None:
+        plan.append(("static", "what the manifests should do", lambda: checks.static(ctx)))
+    if checks.live is not None:
+        plan.append(("live", "live traffic", lambda: checks.live(ctx)))
+    steps: list[StepResult] = []
+    try:
+        for name, text, run in plan:
+            status.start(f"{ex.id}: {text}")
+            step = _run_step(name, run, options.verbose)
+            status.end(step.passed)
+            steps.append(step)
+            if not step.passed:
+                break
+    finally:
+        cleanup = _cleanup(ex, cluster, options.keep)
+        if cleanup is not None and steps:
+            steps[-1] = replace(steps[-1], evidence=(*steps[-1].evidence, cleanup))
+    return steps
+
+
+def _run_step(name: str, run: Callable[[], StepResult | None], verbose: bool) -> StepResult:
+    """Run one step; turn what it raises into a StepResult (a learner never sees a traceback)."""
+    try:
+        result = run()
+    except CheckFailed as error:
+        return StepResult(name, False, error.message, hint=error.hint, evidence=error.evidence, credit=error.credit)
+    except NotReady as error:
+        rows = [(line,) for line in error.diagnoses]
+        evidence = (Evidence.table("pods that are not ready", ("diagnosis",), rows),) if rows else ()
+        return StepResult(name, False, error.message, hint=error.hint, evidence=evidence)
+    except K8sLabError as error:
+        return StepResult(name, False, error.message, hint=error.hint)
+    except Exception as error:  # noqa: BLE001 — a bug in a check must still produce a readable result
+        evidence = (Evidence.text("traceback", traceback.format_exc()),) if verbose else ()
+        return StepResult(name, False, f"{_NOT_YOUR_FAULT}: {type(error).__name__}: {error}",
+                          hint="tell your instructor; run with --verbose for the traceback", evidence=evidence)
+    if result is None:
+        return StepResult(name, True)
+    return replace(result, step=name)
+
+
+def _admit(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: Any, run_id: str) -> StepResult:
+    cluster.reset_namespaces(list(ex.namespaces), run_id)
+    problems: list[Problem] = []
+    for manifest in found.manifests:  # one object at a time, so every rejection is reported, not the first
+        try:
+            cluster.dry_run([manifest.obj])
+        except ClusterError as error:
+            problems.append(manifest.problem(f"rejected by the API server: {_strip_ref(error.message, manifest)}"))
+    if problems:
+        error = SubmissionError(problems)
+        raise CheckFailed(error.message, hint="the API server's own words are above: fix that field and re-run")
+    return StepResult("admit", True, f"the API server accepts all {len(found.manifests)} objects")
+
+
+def _apply(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: Any) -> StepResult:
+    cluster.apply([m.obj for m in found.manifests])
+    cluster.wait_ready(list(ex.namespaces), timeout=ex.ready_timeout)
+    return StepResult("apply", True, "applied; every pod is ready")
+
+
+def _cleanup(ex: specs.ExerciseSpec, cluster: Any, keep: bool) -> Evidence | None:
+    if keep:
+        return Evidence.text("kept for inspection", f"namespaces kept: {', '.join(ex.namespaces)} "
+                                                    f"(kubectl get all -n {ex.default_namespace})")
+    try:
+        cluster.delete_namespaces(list(ex.namespaces))
+    except K8sLabError as error:
+        return Evidence.text("cleanup failed", str(error))
+    return None
+
+
+# ----------------------------------------------------------------------------------------- results
+
+def _result(ex: specs.ExerciseSpec, steps: list[StepResult]) -> ExerciseResult:
+    failed = next((s for s in steps if not s.passed), None)
+    credit = math.prod(s.effective_credit for s in steps)
+    score = round(ex.points * credit, 2)
+    if failed is None:
+        last = steps[-1]
+        evidence = tuple(e for s in steps for e in s.evidence)
+        return ExerciseResult(ex.lab, ex.id, ex.title, ex.points, score, True, last.message or "passed",
+                              steps=tuple(steps), evidence=evidence)
+    return ExerciseResult(ex.lab, ex.id, ex.title, ex.points, score, False, failed.message, hint=failed.hint,
+                          steps=tuple(steps), evidence=failed.evidence)
+
+
+def _parse_hint(problems: Sequence[Problem]) -> str:
+    text = " ".join(p.message for p in problems)
+    if "invalid YAML" in text:
+        return "YAML is indentation-sensitive: look at the line named above and the one before it"
+    if "schema" in text:
+        return "a field name or value does not exist in this Kubernetes version: check its spelling and nesting"
+    return "each line above names the object, the file and line, and what to change"
+
+
+def _strip_ref(message: str, manifest: manifests.Manifest) -> str:
+    """The API server's words without the "<what we were doing> Kind ns/name: " prefix: we name the object
+    ourselves, with its file and line."""
+    marker = f"{manifest.ref}: "
+    return message.split(marker, 1)[1] if marker in message else message
+
+
+# -------------------------------------------------------------------------------------- connecting
+
+class _Connection:
+    """Connects in the background from the moment grading starts; ``get`` waits for it only when needed.
+
+    ``timeout`` bounds the whole attempt, importing the kubernetes client included (seconds on a busy machine)."""
+
+    def __init__(self, cluster: Any, context: str | None, timeout: float) -> None:
+        self._cluster = cluster
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if cluster is None:
+            deadline = time.monotonic() + timeout
+            # daemon: when every submission is rejected offline, nobody waits for a slow connect
+            self._thread = threading.Thread(target=self._connect, args=(context, deadline), daemon=True,
+                                            name="k8slab-connect")
+            self._thread.start()
+
+    def _connect(self, context: str | None, deadline: float) -> None:
+        try:
+            from graders.cluster import Cluster
+
+            self._cluster = Cluster.connect(context, timeout=max(1.0, deadline - time.monotonic()))
+        except BaseException as error:  # noqa: BLE001 — re-raised in the caller's thread by get()
+            self._error = error
+
+    def get(self) -> Any:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+        return self._cluster
+

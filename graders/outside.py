@@ -1,0 +1,206 @@
+"""A client *outside* the cluster: a short-lived container on the kind cluster's docker network.
+
+"From outside the cluster" means what a machine next to the nodes sees: it reaches the nodes' IPs (NodePort) and
+the load-balancer IPs MetalLB announces on that network, but no pod IP, ClusterIP or cluster DNS name. The host
+itself is not used: on Docker Desktop (macOS, Windows) node and LB IPs are not routable from the host, while a
+container on the same docker network reaches them on every platform.
+
+``OutsideRunner`` follows ``graders.probe.Runner``: it takes ``ProbeSpec``s (their ``source`` is ignored, by
+convention ``outside/<network>``), runs all of them concurrently in ONE container (the same batch script the
+in-cluster ``BatchRunner`` runs in a pod), removes the container and returns ``ProbeResult``s whose ``command``
+is a pasteable ``docker run`` line. Every docker call is bounded in time; the container is removed even when a
+call fails or times out.
+
+Docker access (the ``docker`` SDK) lives only here.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import time
+import uuid
+from collections.abc import Sequence
+
+from graders import probe, versions
+from graders.errors import K8sLabError
+from graders.model import Outcome
+
+CLUSTER_NAME_ENV = "K8SLAB_CLUSTER_NAME"
+NETWORK_ENV = "K8SLAB_DOCKER_NETWORK"
+DEFAULT_CLUSTER_NAME = "k8slab"
+CLIENT_LABEL = "k8slab.dev/outside-client"
+KIND_CLUSTER_LABEL = "io.x-k8s.kind.cluster"
+DOCKER_TIMEOUT = 20       # one docker API call (create, start, logs, remove)
+PULL_TIMEOUT = 180        # pulling the client image (online only; offline it is always local)
+RUN_TIMEOUT = 20          # one batch of probes in the client container
+
+
+class OutsideUnavailable(K8sLabError):
+    """No outside client could be started (docker not reachable, no cluster network, no client image)."""
+
+
+def cluster_name() -> str:
+    return os.environ.get(CLUSTER_NAME_ENV) or DEFAULT_CLUSTER_NAME
+
+
+def _docker(timeout: float = DOCKER_TIMEOUT):
+    try:
+        import docker
+    except ImportError as error:  # pragma: no cover - the package is a dependency
+        raise OutsideUnavailable("the Python package `docker` is not installed",
+                                 hint="`make setup` installs it") from error
+    try:
+        client = docker.from_env(timeout=int(timeout))
+        client.ping()
+        return client
+    except Exception as error:  # noqa: BLE001 — every failure means "no docker here"
+        raise OutsideUnavailable(
+            f"cannot talk to Docker from Python ({type(error).__name__}: {str(error)[:200]})",
+            hint="start Docker (Docker Desktop on macOS/Windows); `docker ps` must work for the same user") from None
+
+
+def network_name(client=None, cluster: str | None = None) -> str:
+    """The docker network of the kind cluster: $K8SLAB_DOCKER_NETWORK, else the network of its nodes."""
+    override = os.environ.get(NETWORK_ENV)
+    if override:
+        return override
+    client = client or _docker()
+    cluster = cluster or cluster_name()
+    try:
+        nodes = client.containers.list(filters={"label": f"{KIND_CLUSTER_LABEL}={cluster}"})
+    except Exception as error:  # noqa: BLE001
+        raise OutsideUnavailable(f"listing the kind node containers failed: {error}") from None
+    for node in sorted(nodes, key=lambda c: c.name):
+        networks = list(((node.attrs.get("NetworkSettings") or {}).get("Networks") or {}).keys())
+        if networks:
+            return networks[0]
+    raise OutsideUnavailable(
+        f"no running node container of kind cluster {cluster!r} (label {KIND_CLUSTER_LABEL}={cluster})",
+        hint="start the cluster (`make cluster`), or set K8SLAB_CLUSTER_NAME / K8SLAB_DOCKER_NETWORK")
+
+
+def image_candidates(cluster=None) -> list[str]:
+    """Client images in order of preference: the probe image the cluster uses, then the offline and online
+    builds of agnhost (all carry sh and curl)."""
+    offline = versions.get("AGNHOST_IMAGE_OFFLINE") or f"k8slab/agnhost:{versions.get('KUBERNETES_VERSION', 'v0.0.0')}"
+    online = versions.get("AGNHOST_IMAGE_ONLINE", "registry.k8s.io/e2e-test-images/agnhost:2.56")
+    first = probe.agnhost_image(cluster) if cluster is not None else None
+    ordered: list[str] = []
+    for image in (first, offline, online):
+        if image and image not in ordered:
+            ordered.append(image)
+    return ordered
+
+
+def client_image(client=None, cluster=None) -> str:
+    """A client image present in the local docker (pulled once when only the online image can be had)."""
+    client = client or _docker()
+    candidates = image_candidates(cluster)
+    for image in candidates:
+        try:
+            client.images.get(image)
+            return image
+        except Exception:  # noqa: BLE001 — not present locally
+            continue
+    online = candidates[-1]
+    try:
+        puller = _docker(PULL_TIMEOUT)
+        repository, _, tag = online.rpartition(":")
+        puller.images.pull(repository, tag=tag)
+        return online
+    except Exception as error:  # noqa: BLE001
+        raise OutsideUnavailable(
+            f"no client image in the local docker ({', '.join(candidates)}) and pulling {online} failed: "
+            f"{str(error)[:200]}",
+            hint=f"`docker pull {online}` (online), or build the offline images (`make cluster OFFLINE=1`)") from None
+
+
+def reproduce_command(spec: probe.ProbeSpec, network: str, image: str) -> str:
+    """A `docker run` line a learner pastes into any shell (Linux, macOS, Windows) to see the same thing."""
+    argv = spec.argv()
+    return (f"docker run --rm --network {network} --entrypoint {argv[0]} {image} "
+            + " ".join(shlex.quote(a) for a in argv[1:]))
+
+
+def run_script(script: str, *, network: str, image: str, timeout: float = RUN_TIMEOUT, client=None
+               ) -> tuple[int, str, str]:
+    """Run ``sh -c script`` in a fresh container on ``network``; (rc, stdout, stderr). rc 124 on timeout.
+    The container is always removed."""
+    client = client or _docker()
+    name = f"k8slab-outside-{uuid.uuid4().hex[:8]}"
+    container = None
+    try:
+        container = client.containers.run(
+            image, command=[script], entrypoint=["sh", "-c"], network=network, name=name, detach=True,
+            labels={CLIENT_LABEL: "true"}, stdin_open=False, tty=False)
+        try:
+            status = container.wait(timeout=timeout)
+            rc = int(status.get("StatusCode", 1))
+        except Exception:  # noqa: BLE001 — requests' ReadTimeout / ConnectionError: the script overran
+            rc = 124
+        stdout = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
+        stderr = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
+        if rc == 124:
+            stderr += f"\nk8slab: outside client timed out after {timeout:g} s"
+        return rc, stdout, stderr
+    except OutsideUnavailable:
+        raise
+    except Exception as error:  # noqa: BLE001
+        raise OutsideUnavailable(f"running the outside client container on network {network} failed: "
+                                 f"{type(error).__name__}: {str(error)[:200]}") from None
+    finally:
+        if container is not None:
+            try:
+                container.remove(force=True)
+            except Exception:  # noqa: BLE001 — best effort; the label lets `cleanup()` find leftovers
+                pass
+
+
+def cleanup(client=None) -> int:
+    """Remove leftover outside-client containers (from an interrupted run). Returns how many."""
+    client = client or _docker()
+    removed = 0
+    for container in client.containers.list(all=True, filters={"label": f"{CLIENT_LABEL}=true"}):
+        try:
+            container.remove(force=True)
+            removed += 1
+        except Exception:  # noqa: BLE001
+            pass
+    return removed
+
+
+class OutsideRunner:
+    """Runs probes from one short-lived container on the cluster's docker network (see module doc)."""
+
+    def __init__(self, cluster=None, *, network: str | None = None, image: str | None = None,
+                 timeout: float = RUN_TIMEOUT):
+        self.client = _docker()
+        self.network = network or network_name(self.client)
+        self.image = image or client_image(self.client, cluster)
+        self.timeout = timeout
+        self.runs = 0
+        self.seconds = 0.0
+
+    @property
+    def source(self) -> str:
+        return f"outside/{self.network}"
+
+    def spec(self, kind: str, target: str, port: int | None = None, path: str = "/",
+             label: str = "") -> probe.ProbeSpec:
+        return probe.ProbeSpec(self.source, kind, target, port, path=path, label=label)
+
+    def run(self, specs: Sequence[probe.ProbeSpec]) -> list[probe.ProbeResult]:
+        if not specs:
+            return []
+        commands = [reproduce_command(s, self.network, self.image) for s in specs]
+        started = time.monotonic()
+        self.runs += 1
+        try:
+            rc, out, err = run_script(probe.batch_script(specs), network=self.network, image=self.image,
+                                      timeout=self.timeout, client=self.client)
+        except OutsideUnavailable as error:
+            return [probe.ProbeResult(s, Outcome.FAILED, detail=error.message, command=c)
+                    for s, c in zip(specs, commands)]
+        finally:
+            self.seconds += time.monotonic() - started
+        return probe.results_from_batch(specs, commands, rc, out, err)

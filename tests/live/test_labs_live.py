@@ -1,0 +1,74 @@
+"""Live: for every exercise of every lab, on a real cluster — the solution passes, the starter fails, and each
+known mistake fails with its own message. Discovered from labs/*/lab.yaml; ``--lab ID`` narrows it.
+
+Without a cluster every test is skipped with one reason (the ``k8slab_cluster`` fixture of graders.pytest_plugin);
+with ``K8SLAB_REQUIRE_CLUSTER=1`` (CI) they fail instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from graders import engine, paths, render, spec
+
+pytestmark = pytest.mark.live
+
+
+CLEANUP = "no-grader-namespace-left"
+
+
+@dataclass(frozen=True)
+class Case:
+    lab: str
+    exercise: str
+    variant: str  # "solution", "starter", a mistake id, or CLEANUP
+    directory: Path
+    fragment: str = ""  # for mistakes: what the failure message must contain
+
+    @property
+    def id(self) -> str:
+        return f"{self.lab}/{self.exercise}/{self.variant}"
+
+
+def discover() -> list[Case]:
+    cases: list[Case] = []
+    for lab in spec.all_labs(paths.repo_root()):
+        for ex in lab.exercises:
+            cases.append(Case(lab.id, ex.id, "solution", ex.solution_dir))
+            cases.append(Case(lab.id, ex.id, "starter", ex.starter_dir))
+            cases.extend(Case(lab.id, ex.id, m.id, ex.mistake_dir(m), m.message) for m in ex.mistakes)
+    return cases
+
+
+def cleanup_case(cases: list[Case]) -> list[Case]:
+    """A last case checking that every grading run above deleted what it created. It is a case of the same
+    test (not a second test) so that, without a cluster, pytest reports ONE skip reason, not two."""
+    return [Case("all", "", CLEANUP, Path("."))] if cases else []
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" in metafunc.fixturenames:
+        wanted = metafunc.config.getoption("lab")
+        selected = [c for c in discover() if not wanted or c.lab in wanted]
+        selected += cleanup_case(selected)
+        metafunc.parametrize("case", selected, ids=[c.id for c in selected])
+
+
+def test_exercise_variant(case: Case, k8slab_cluster) -> None:
+    if case.variant == CLEANUP:
+        assert k8slab_cluster.owned_namespaces() == [], "grader namespaces were left behind"
+        return
+    result = engine.grade(case.lab, case.exercise, case.directory, cluster=k8slab_cluster)
+    outcome = result.exercise(case.exercise)
+    shown = render.exercise_text(outcome, verbose=True)
+    if case.variant == "solution":
+        assert outcome.passed and outcome.score == outcome.points, f"the reference solution fails:\n{shown}"
+    elif case.variant == "starter":
+        assert not outcome.passed, f"the starter files already pass:\n{shown}"
+    else:
+        assert not outcome.passed, f"mistake {case.variant} passes:\n{shown}"
+        assert case.fragment in outcome.message, (
+            f"mistake {case.variant} fails, but its message lacks {case.fragment!r}:\n{shown}")
+

@@ -1,0 +1,100 @@
+"""Helpers for the nbgrader pipeline tests (marker `pipeline`; the live ones also `live`).
+
+The offline tests build a course from tests/pipeline/fixture (a two-exercise demo lab) and from every real lab
+that has a notebook source; the live ones need the kind-k8slab cluster and skip with one reason otherwise.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE_ROOT = Path(__file__).resolve().parent / "fixture"
+DEMO = "99-demo"
+
+
+def course_env(extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env.pop("K8SLAB_RESULTS_FILE", None)
+    env.update(extra or {})
+    return env
+
+
+def nbgrader(course_dir: Path, *args: str, extra_env: dict | None = None, check: bool = True):
+    nb = Path(sys.executable).with_name("nbgrader")
+    proc = subprocess.run([str(nb), *args], cwd=course_dir, env=course_env(extra_env), capture_output=True,
+                          text=True, timeout=1800)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"nbgrader {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                             f"{proc.stderr[-3000:]}")
+    return proc
+
+
+def build_course(course_dir: Path, root: Path, labs: list[str] | None = None, diagrams: bool = False):
+    from graders import course
+
+    return course.build(course_dir, labs, root=root, render_diagrams=diagrams)
+
+
+def hand_in(course_dir: Path, lab: str, student: str, files: dict[str, Path] | None = None,
+            edit=None) -> Path:
+    """A student's submission as nbgrader collect leaves it: the released lab folder, some files replaced
+    (``files``: "exercise/name" -> source file) and optionally the notebook edited (``edit(nb)``)."""
+    dest = course_dir / "submitted" / student / lab
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(course_dir / "release" / lab, dest)
+    for rel, src in (files or {}).items():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, dest / rel)
+    if edit is not None:
+        path = dest / f"{lab}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        edit(nb)
+        nbformat.write(nb, path)
+    (dest.parent / "timestamp.txt").write_text("2026-11-26 10:00:00.000000 UTC")
+    return dest
+
+
+def solution_files(lab_spec, only: set[str] | None = None) -> dict[str, Path]:
+    out = {}
+    for exercise in lab_spec.exercises:
+        if only is not None and exercise.id not in only:
+            continue
+        for name in exercise.files:
+            out[f"{exercise.id}/{name}"] = exercise.solution_dir / name
+    return out
+
+
+def zip_lab(folder: Path, zip_path: Path) -> None:
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, Path(folder.name) / path.relative_to(folder))
+
+
+def add_student_cell(nb, source: str, index: int = 1) -> None:
+    """A cell the student added (no nbgrader metadata): nbgrader keeps and runs it."""
+    nb.cells.insert(index, nbformat.v4.new_code_cell(source))
+
+
+def read_csv(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def records_file(path: Path, records: dict) -> Path:
+    path.write_text(json.dumps(records), encoding="utf-8")
+    return path

@@ -1,0 +1,150 @@
+"""nbgrader pipeline on the live cluster, through the safe autograder (`k8slab course autograde`).
+
+For every lab with a notebook: the solution scores full marks, the released stub scores 0, one known mistake
+scores partially and its feedback HTML carries the mistake's message, and the grades CSV says so. A malicious
+submission gets no access, no extra points, a recorded grade, and changes nothing outside grader namespaces.
+Needs the kind-k8slab cluster (or $K8SLAB_CONTEXT); skipped with one reason otherwise.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import nbformat
+import pytest
+
+from pipeline_helpers import REPO, add_student_cell, build_course, hand_in, nbgrader, read_csv, solution_files
+from graders import course, course_safety, spec
+
+pytestmark = [pytest.mark.live, pytest.mark.timeout(3600)]
+
+LIVE_LABS = [lab for lab in spec.lab_ids(REPO) if (REPO / "labs" / lab / f"{lab}.md").is_file()]
+
+
+@pytest.fixture(scope="module")
+def admin():
+    from graders.cluster import Cluster, default_context
+    from graders.errors import ClusterUnreachable
+
+    try:
+        return Cluster.connect(default_context(), timeout=5)
+    except ClusterUnreachable as error:
+        reason = f"no cluster answers ({default_context()}), live pipeline tests not run: {error.message}"
+        if os.environ.get("K8SLAB_REQUIRE_CLUSTER") == "1":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+
+def _released(tmp_path, lab):
+    course_dir = tmp_path / "course"
+    build_course(course_dir, REPO, [lab])
+    nbgrader(course_dir, "generate_assignment", lab)
+    assert course.release_leaks(course_dir, lab, REPO) == []
+    return course_dir
+
+
+def _mistake_files(lab_spec):
+    """All solutions, except the first exercise that has a known mistake, which carries that mistake."""
+    exercise = next(e for e in lab_spec.exercises if e.mistakes)
+    mistake = exercise.mistakes[0]
+    files = solution_files(lab_spec)
+    for name in exercise.files:
+        wrong = exercise.mistake_dir(mistake) / name
+        if wrong.is_file():
+            files[f"{exercise.id}/{name}"] = wrong
+    return files, exercise, mistake
+
+
+@pytest.mark.parametrize("lab", LIVE_LABS)
+def test_solution_full_stub_zero_mistake_partial(admin, tmp_path, lab):
+    lab_spec = spec.load_lab(lab)
+    course_dir = _released(tmp_path, lab)
+    hand_in(course_dir, lab, "sam", solution_files(lab_spec))
+    hand_in(course_dir, lab, "stu")
+    files, exercise, mistake = _mistake_files(lab_spec)
+    hand_in(course_dir, lab, "mia", files)
+
+    results = {r.student: r for r in course_safety.autograde(course_dir, lab, ["sam", "stu", "mia"])}
+    for r in results.values():
+        assert not r.error, r.summary()
+        assert not r.tampered, r.summary()
+    assert results["sam"].total == lab_spec.points, results["sam"].summary()
+    assert results["stu"].total == 0, results["stu"].summary()
+    assert 0 < results["mia"].total < lab_spec.points, results["mia"].summary()
+    assert results["mia"].scores[exercise.id] < exercise.points
+    assert mistake.message in results["mia"].messages[exercise.id]
+
+    nbgrader(course_dir, "generate_feedback", lab)
+    feedback = (course_dir / "feedback" / "mia" / lab / f"{lab}.html").read_text()
+    assert mistake.message in feedback or mistake.message.replace('"', "&quot;") in feedback
+    assert 'class="mermaid"' not in feedback
+
+    csv_path = course_safety.export_grades(course_dir)
+    rows = {row["student_id"]: row for row in read_csv(csv_path)}
+    assert float(rows["sam"]["score"]) == lab_spec.points
+    assert float(rows["stu"]["score"]) == 0
+    assert float(rows["mia"]["score"]) == pytest.approx(results["mia"].total)
+    assert all(float(row["max_score"]) == lab_spec.points for row in rows.values())
+
+
+ATTACK = r'''
+import json, subprocess
+attempts = {
+    "read-secrets": ["kubectl", "get", "secrets", "-n", "kube-system", "-o", "name"],
+    "delete-namespace": ["kubectl", "delete", "namespace", "default", "--wait=false"],
+    "cluster-role-binding": ["kubectl", "create", "clusterrolebinding", "k8slab-pwned", "--clusterrole=cluster-admin",
+                             "--serviceaccount=k8slab-autograde:submission"],
+    "escalate-in-namespace": ["kubectl", "create", "rolebinding", "pwned", "--clusterrole=cluster-admin",
+                              "--serviceaccount=k8slab-autograde:submission", "-n", NS],
+}
+seen = {}
+for name, argv in attempts.items():
+    p = subprocess.run(argv, capture_output=True, text=True)
+    seen[name] = [p.returncode, (p.stdout + p.stderr)[-300:]]
+print("ATTACK " + json.dumps(seen))
+import graders, graders.course_runtime, graders.nbgrader
+graders.scored = graders.nbgrader.scored = graders.course_runtime.scored = lambda lab, ex, points: float(points)
+'''
+
+
+def _snapshot(admin) -> dict:
+    """Everything outside grader namespaces that an attack could change."""
+    from kubernetes import client as k8s
+
+    core, rbac = k8s.CoreV1Api(admin.api_client), k8s.RbacAuthorizationV1Api(admin.api_client)
+    owned = lambda meta: (meta.labels or {}).get("k8slab.dev/owned") == "true"  # noqa: E731
+    return {
+        "namespaces": {n.metadata.name: n.metadata.resource_version for n in core.list_namespace().items
+                       if not owned(n.metadata)},
+        "clusterroles": {r.metadata.name: r.metadata.resource_version for r in rbac.list_cluster_role().items
+                         if not owned(r.metadata)},
+        "clusterrolebindings": {r.metadata.name: r.metadata.resource_version
+                                for r in rbac.list_cluster_role_binding().items if not owned(r.metadata)},
+        "kube-system-secrets": {s.metadata.name: s.metadata.resource_version
+                                for s in core.list_namespaced_secret("kube-system").items},
+    }
+
+
+def test_malicious_submission_gets_nothing(admin, tmp_path):
+    lab = LIVE_LABS[0] if LIVE_LABS else pytest.skip("no lab has a notebook yet")
+    lab_spec = spec.load_lab(lab)
+    course_dir = _released(tmp_path, lab)
+    attack = f"NS = {lab_spec.all_namespaces[0]!r}\n" + ATTACK
+    hand_in(course_dir, lab, "mallory", edit=lambda nb: add_student_cell(nb, attack))
+    before = _snapshot(admin)
+
+    [result] = course_safety.autograde(course_dir, lab, ["mallory"])
+
+    assert _snapshot(admin) == before, "the submission changed something outside grader namespaces"
+    assert result.total == 0, result.summary()
+    assert result.tampered, "the monkey-patched scored() fooled the notebook but not the gradebook"
+    nb = nbformat.read(course_dir / "autograded" / "mallory" / lab / f"{lab}.ipynb", as_version=4)
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    seen = json.loads(re.search(r"ATTACK (\{.*\})", text).group(1))
+    for name, (code, output) in seen.items():
+        assert code != 0 and "forbidden" in output.lower(), f"{name}: {output}"
+    rows = read_csv(course_safety.export_grades(course_dir))
+    assert [(r["student_id"], float(r["score"])) for r in rows] == [("mallory", 0.0)]
+    owned = admin.owned_namespaces()
+    assert course_safety.HOLDING_NS not in owned and not set(lab_spec.all_namespaces) & set(owned)

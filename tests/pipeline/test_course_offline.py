@@ -1,0 +1,245 @@
+"""nbgrader pipeline without a cluster: course build, release without solutions, config, zip_collect, the scoring
+contract of the generated test cells, feedback HTML, grades CSV, the monkey-patch defence and the sandbox kernel."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+from traitlets.config.loader import PyFileConfigLoader
+
+from pipeline_helpers import (DEMO, FIXTURE_ROOT, REPO, add_student_cell, build_course, hand_in, nbgrader, read_csv,
+                      records_file, solution_files, zip_lab)
+from graders import course, course_feedback, course_safety, spec
+
+
+def _real_labs_with_notebooks() -> list[str]:
+    return [lab for lab in spec.lab_ids(REPO) if (REPO / "labs" / lab / f"{lab}.md").is_file()]
+
+
+def _nb_meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+# ----------------------------------------------------------------------------------------------------- build
+@pytest.mark.parametrize("root,lab", [(FIXTURE_ROOT, DEMO)] + [(REPO, lab) for lab in _real_labs_with_notebooks()])
+def test_source_notebook_has_generated_nbgrader_metadata(tmp_path, root, lab):
+    report = build_course(tmp_path / "course", root, [lab])
+    lab_spec = spec.load_lab(lab, root)
+    nb = nbformat.read(report.labs[0].notebook, as_version=4)
+    nbformat.validate(nb)
+    ids = [_nb_meta(c).get("grade_id") for c in nb.cells if _nb_meta(c)]
+    assert len(ids) == len(set(ids)), "grade ids must be unique"
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in ids)
+    assert all(_nb_meta(c).get("schema_version") == 3 for c in nb.cells if _nb_meta(c))
+    tests = {_nb_meta(c)["grade_id"]: c for c in nb.cells if _nb_meta(c).get("grade")}
+    assert set(tests) == {f"{e.id}-test" for e in lab_spec.exercises}
+    for exercise in lab_spec.exercises:
+        cell = tests[f"{exercise.id}-test"]
+        assert _nb_meta(cell)["points"] == exercise.points
+        assert _nb_meta(cell)["locked"] is True
+        hidden = cell.source.split("### BEGIN HIDDEN TESTS", 1)[1]
+        assert f"scored({lab!r}, {exercise.id!r}, {exercise.points:g})" in hidden
+        answer = next(c for c in nb.cells if _nb_meta(c).get("grade_id") == f"{exercise.id}-answer")
+        assert _nb_meta(answer)["solution"] is True and "### BEGIN SOLUTION" in answer.source
+    # Every cell of the lab's own source is locked, except those tagged `scratch`.
+    for cell in nb.cells:
+        if "scratch" in cell.metadata.get("tags", []):
+            assert not _nb_meta(cell)
+        elif not _nb_meta(cell).get("solution"):
+            assert _nb_meta(cell).get("locked") is True, cell.source[:80]
+    course_dir = tmp_path / "course"
+    for rel in course.student_files(lab_spec):
+        assert (course_dir / "source" / lab / rel).read_bytes() == (root / "labs" / lab / rel).read_bytes()
+
+
+def test_graded_cells_follow_the_exercise_check_cell(tmp_path):
+    report = build_course(tmp_path / "course", FIXTURE_ROOT)
+    sources = [c.source for c in nbformat.read(report.labs[0].notebook, as_version=4).cells]
+    check_at = next(i for i, s in enumerate(sources) if s.startswith('check("99-demo", "hello")'))
+    assert "Graded: Run a labelled pod" in sources[check_at + 1]
+    assert "### BEGIN SOLUTION" in sources[check_at + 2] and "hello-solution-marker" in sources[check_at + 2]
+    assert "scored('99-demo', 'hello', 2)" in sources[check_at + 3]
+    # an exercise without a check cell gets its graded cells at the end
+    assert "scored('99-demo', 'second', 3)" in sources[-1]
+
+
+def test_nbgrader_config_values(tmp_path, demo_spec):
+    build_course(tmp_path / "course", FIXTURE_ROOT)
+    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(tmp_path / "course")).load_config()
+    assert cfg.Execute.timeout >= 300
+    assert cfg.CourseDirectory.course_id == "k8slab"
+    assert cfg.CourseDirectory.db_url == f"sqlite:///{tmp_path / 'course' / 'gradebook.db'}"
+    assert cfg.Autograde.exclude_overwriting == {DEMO: ["hello/pod.yaml", "second/svc.yaml"]}
+    assert {".ipynb", ".yaml", ".yml"} <= set(cfg.FileNameCollectorPlugin.valid_ext)
+    assert "graders.course_feedback.MermaidImages" in cfg.GenerateFeedback.preprocessors
+    assert "NotImplementedError" not in cfg.ClearSolutions.code_stub["python"]
+
+
+# ----------------------------------------------------------------------------------------------------- release
+def test_release_contains_no_solution(demo_course, demo_spec):
+    release = demo_course / "release" / DEMO
+    assert course.release_leaks(demo_course, DEMO, FIXTURE_ROOT) == []
+    everything = "\n".join(p.read_text(errors="replace") for p in release.rglob("*") if p.is_file())
+    for marker in ("hello-solution-marker", "--http-port=8080", "BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "scored("):
+        assert marker not in everything
+    # the starters are released as they are
+    assert (release / "hello" / "pod.yaml").read_bytes() == (FIXTURE_ROOT / "labs" / DEMO / "hello" / "pod.yaml").read_bytes()
+    # generate_assignment left nothing behind in source/
+    assert sorted(p.relative_to(demo_course / "source") for p in (demo_course / "source").rglob("*") if p.is_file()) \
+        == sorted(Path(DEMO) / r for r in [f"{DEMO}.ipynb", "hello/pod.yaml", "second/svc.yaml"])
+
+
+def test_release_leak_check_catches_a_leak(demo_course):
+    (demo_course / "release" / DEMO / "notes.yaml").write_text("    app: hello-solution-marker\n")
+    assert course.release_leaks(demo_course, DEMO, FIXTURE_ROOT)
+
+
+# ----------------------------------------------------------------------------------------------------- collect
+def test_zip_collect_takes_notebooks_and_manifests(demo_course, demo_spec, tmp_path):
+    archive = demo_course / "downloaded" / DEMO / "archive"
+    archive.mkdir(parents=True)
+    for student in ("alice", "bob"):
+        work = tmp_path / student / DEMO
+        shutil.copytree(demo_course / "release" / DEMO, work)
+        zip_lab(work, archive / f"{student}.zip")
+    nbgrader(demo_course, "zip_collect", DEMO)
+    for student in ("alice", "bob"):
+        got = demo_course / "submitted" / student / DEMO
+        assert (got / f"{DEMO}.ipynb").is_file()
+        assert (got / "hello" / "pod.yaml").is_file() and (got / "second" / "svc.yaml").is_file()
+
+
+# ----------------------------------------------------------------------------------------------------- grading
+RECORDS = {
+    "alice": {f"{DEMO}/hello": {"score": 2.0, "html": "<p>hello: passed</p>", "message": "passed"},
+              f"{DEMO}/second": {"score": 3.0, "html": "<p>second: passed</p>", "message": "passed"}},
+    "bob": {f"{DEMO}/hello": {"score": 2.0, "html": "<p>hello: passed</p>", "message": "passed"},
+            f"{DEMO}/second": {"score": 1.5, "html": "<table class='matrix'><td>X</td></table>",
+                               "message": "Service k8slab-demo/hello selects no pod"}},
+    "carol": {f"{DEMO}/hello": {"score": 0.0, "html": "", "message": "nothing accepts connections on port 8080"},
+              f"{DEMO}/second": {"score": 0.0, "html": "", "message": "no Service named hello"}},
+}
+
+
+def test_test_cells_score_feedback_and_grades_csv(demo_course, demo_spec, tmp_path):
+    """The generated test cells under nbgrader: full, partial (message on stdout) and zero (message, no
+    traceback); the feedback HTML shows the messages and diagrams; the CSV has the totals."""
+    for student, records in RECORDS.items():
+        hand_in(demo_course, DEMO, student, solution_files(demo_spec))
+        results = records_file(tmp_path / f"{student}.json", records)
+        nbgrader(demo_course, "autograde", DEMO, "--student", student, extra_env={"K8SLAB_RESULTS_FILE": str(results)})
+    nbgrader(demo_course, "generate_feedback", DEMO)
+    html = {s: (demo_course / "feedback" / s / DEMO / f"{DEMO}.html").read_text() for s in RECORDS}
+    assert "Partial credit (1.5/3): Service k8slab-demo/hello selects no pod" in html["bob"]
+    assert "<table class='matrix'>" in html["bob"] or "<table class=\"matrix\">" in html["bob"]
+    assert "nothing accepts connections on port 8080" in html["carol"]
+    assert "course_runtime.py" not in html["carol"], "the feedback shows the message, not grader internals"
+    for page in html.values():
+        assert 'class="mermaid"' not in page
+        assert 'alt="diagram"' in page or 'class="k8slab-diagram"' in page
+    out = tmp_path / "grades.csv"
+    nbgrader(demo_course, "export", "--to", str(out))
+    rows = {r["student_id"]: r for r in read_csv(out)}
+    assert {s: float(rows[s]["score"]) for s in RECORDS} == {"alice": 5.0, "bob": 3.5, "carol": 0.0}
+    assert all(float(r["max_score"]) == 5.0 for r in rows.values())
+
+
+def test_monkeypatched_scored_cannot_change_the_recorded_grade(demo_course, demo_spec, tmp_path):
+    """The student's notebook replaces scored() with one returning full points: nbgrader believes it, the
+    harness records the verified score and reports the difference."""
+    attack = ("import graders, graders.course_runtime, graders.nbgrader\n"
+              "fake = lambda lab, exercise, points: float(points)\n"
+              "graders.scored = graders.nbgrader.scored = graders.course_runtime.scored = fake")
+    hand_in(demo_course, DEMO, "mallory", edit=lambda nb: add_student_cell(nb, attack))
+    records = RECORDS["carol"]
+    nbgrader(demo_course, "autograde", DEMO, "--student", "mallory",
+             extra_env={"K8SLAB_RESULTS_FILE": str(records_file(tmp_path / "m.json", records))})
+    result = course_safety.SubmissionResult("mallory", DEMO, points={e.id: e.points for e in demo_spec.exercises})
+    course_safety.record_verified(demo_course, demo_spec, "mallory", records, result)
+    assert result.notebook == {"hello": 2.0, "second": 3.0}, "the patch did fool the notebook"
+    assert result.scores == {"hello": 0.0, "second": 0.0} and len(result.tampered) == 2
+    out = tmp_path / "grades.csv"
+    nbgrader(demo_course, "export", "--to", str(out))
+    assert float(read_csv(out)[0]["score"]) == 0.0
+    assert json.loads((demo_course / "k8slab" / "verified" / DEMO / "mallory.json").read_text()) == records
+
+
+# ----------------------------------------------------------------------------------------------------- feedback
+@pytest.mark.skipif(course_feedback.MermaidRenderer().name.startswith("text"),
+                    reason="mermaid-cli + chromium not installed (make -f mk/course.mk course-tools): PNG path not tested")
+def test_build_renders_diagrams_to_png(tmp_path):
+    report = build_course(tmp_path / "course", FIXTURE_ROOT, diagrams=True)
+    assert report.labs[0].diagrams == 1
+    pngs = list((tmp_path / "course" / "k8slab" / "mermaid").glob("*.png"))
+    assert len(pngs) == 1 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    nb = nbformat.read(report.labs[0].notebook, as_version=4)
+    out, _ = course_feedback.MermaidImages(image_dir=str(pngs[0].parent)).preprocess_cell(nb.cells[0], {}, 0)
+    assert 'src="data:image/png;base64,' in out.source
+
+
+def test_mermaid_outline_and_preprocessor(tmp_path):
+    body = "graph LR\n    Client[Client] -->|ClusterIP| Svc[Service<br/>hello:80]\n    Svc --> P1[Pod hello]\n"
+    assert course_feedback.outline(body) == "Client --ClusterIP--> Service hello:80\nService hello:80 --> Pod hello"
+    cell = nbformat.v4.new_markdown_cell(f"Look:\n\n```mermaid\n{body}```\n\nDone.")
+    pre = course_feedback.MermaidImages(image_dir=str(tmp_path))
+    out, _ = pre.preprocess_cell(cell, {}, 0)
+    assert "```mermaid" not in out.source and "Client --ClusterIP--&gt; Service" in out.source
+    assert out.source.startswith("Look:") and out.source.endswith("Done.")
+
+
+def test_check_cells_show_verified_results_during_safe_autograde():
+    cell = nbformat.v4.new_code_cell('check("05-network-policy", "web-to-api")')
+    cell.metadata["nbgrader"] = {"locked": True}
+    swapped, _ = course_feedback.PrecomputedChecks().preprocess_cell(cell, {}, 0)
+    assert '_k8slab_show("05-network-policy", "web-to-api")' in swapped.source
+    restored, _ = course_feedback.RestoreSources().preprocess_cell(swapped, {}, 0)
+    assert restored.source == 'check("05-network-policy", "web-to-api")'
+
+
+# ----------------------------------------------------------------------------------------------------- boundary
+SNOOP = r'''
+import os, pathlib, json
+root = pathlib.Path(os.environ.get("PYTHONPATH", "/nonexistent").split(":")[0])
+probe = {
+    "solutions": (root / "solutions").exists(),
+    "gradebook": os.path.exists(COURSE + "/gradebook.db"),
+    "admin_kubeconfig": os.path.exists(os.path.expanduser("~root/.kube/config")) or os.path.exists("/root/.kube/config"),
+    "kubeconfig": os.environ.get("KUBECONFIG"),
+    "results_writable": os.access(os.environ.get("K8SLAB_RESULTS_FILE", "/"), os.W_OK),
+    "docker_socket": os.path.exists("/var/run/docker.sock"),
+}
+print("SNOOP " + json.dumps(probe))
+'''
+
+
+@pytest.mark.skipif(not course_safety.docker_usable(), reason="docker is not usable here: sandbox kernel not tested")
+def test_sandbox_kernel_sees_only_the_submission(demo_course, demo_spec, tmp_path):
+    """The notebook's kernel runs in the throwaway container: no solutions, no gradebook, no admin kubeconfig,
+    no docker socket, read-only results; the verified scores are shown and recorded."""
+    course_safety.ensure_sandbox_image()
+    hand_in(demo_course, DEMO, "eve", edit=lambda nb: add_student_cell(nb, f"COURSE = {str(demo_course)!r}\n" + SNOOP))
+    work = tmp_path / "work"
+    work.mkdir()
+    kubeconfig = work / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    results = records_file(work / "results.json", RECORDS["bob"])
+    container = "k8slab-autograde-test-eve"
+    jupyter = course_safety.kernel_spec(work, "docker", kubeconfig, results, container, "bridge")
+    try:
+        proc = course_safety.nbgrader_autograde(demo_course, DEMO, "eve", jupyter, force=True)
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    nb = nbformat.read(demo_course / "autograded" / "eve" / DEMO / f"{DEMO}.ipynb", as_version=4)
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    snoop = json.loads(re.search(r"SNOOP (\{.*\})", text).group(1))
+    assert snoop == {"solutions": False, "gradebook": False, "admin_kubeconfig": False,
+                     "kubeconfig": "/k8slab/kubeconfig", "results_writable": False, "docker_socket": False}
+    result = course_safety.SubmissionResult("eve", DEMO, points={e.id: e.points for e in demo_spec.exercises})
+    course_safety.record_verified(demo_course, demo_spec, "eve", RECORDS["bob"], result)
+    assert result.scores == result.notebook == {"hello": 2.0, "second": 1.5} and not result.tampered

@@ -1,0 +1,171 @@
+"""graders.doctor: one line per check, a fix on every failure, non-zero exit on failure — with fakes only."""
+from __future__ import annotations
+
+from types import SimpleNamespace as NS
+
+from graders import doctor
+from graders.errors import ClusterUnreachable
+from graders.model import Outcome
+from graders.probe import SimulatedRunner
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _no_pauses(monkeypatch):
+    monkeypatch.setattr(doctor, "RETRY_PAUSE_S", 0.0)
+
+
+def _node(name, ready=True, taint=False):
+    return NS(metadata=NS(name=name),
+              spec=NS(taints=[NS(effect="NoSchedule")] if taint else []),
+              status=NS(conditions=[NS(type="Ready", status="True" if ready else "False", message="CNI not ready",
+                                       reason="KubeletNotReady")], images=[]))
+
+
+class FakeCluster:
+    """The Cluster methods the doctor uses, in memory."""
+    context = "kind-k8slab"
+
+    def __init__(self, nodes=None, namespaces=(), ingress=False):
+        self.nodes = nodes or [_node("k8slab-control-plane", taint=True), _node("k8slab-worker"),
+                               _node("k8slab-worker2")]
+        self.objects: dict[tuple[str, str], dict] = {}
+        self.namespaces = set(namespaces)
+        self.ingress = ingress
+        self.deleted_namespaces = []
+        self.policy_applied = False
+
+    def list_nodes(self):
+        return self.nodes
+
+    def reset_namespaces(self, names, run_id=None):
+        self.namespaces.update(names)
+
+    def delete_namespaces(self, names, wait=True):
+        self.deleted_namespaces += list(names)
+
+    def apply(self, objs):
+        for o in objs:
+            self.objects[(o["kind"], o["metadata"]["name"])] = o
+            if o["kind"] == "NetworkPolicy":
+                self.policy_applied = True
+
+    def delete(self, obj):
+        self.objects.pop((obj["kind"], obj["metadata"]["name"]), None)
+
+    def wait_ready(self, namespaces, timeout):
+        pass
+
+    def get_pod(self, ns, name):
+        pod = self.objects[("Pod", name)]
+        node = pod["spec"].get("nodeSelector", {}).get("kubernetes.io/hostname", "")
+        ip = {"doctor-a": "10.244.1.2", "doctor-b": "10.244.2.2"}[name]
+        return NS(spec=NS(node_name=node), status=NS(pod_ip=ip))
+
+    def get_service(self, ns, name):
+        if name == "kubernetes":
+            return NS(spec=NS(cluster_ip="10.96.0.1"))
+        return NS(status=NS(load_balancer=NS(ingress=[NS(ip="172.18.255.200")])))
+
+    def namespace_names(self):
+        return self.namespaces
+
+    def ingress_classes(self):
+        return ["traefik"] if self.ingress else []
+
+    def find_services(self, selector):
+        if self.ingress and "traefik" in selector:
+            return [NS(metadata=NS(namespace="traefik", name="traefik"),
+                       spec=NS(ports=[NS(port=80)], cluster_ip="10.96.7.7"))]
+        return []
+
+
+def _env(cluster, truth, docker_ok=True, tools=("kind", "kubectl", "helm")):
+    def docker_version():
+        if not docker_ok:
+            raise RuntimeError("Cannot connect to the Docker daemon at unix:///var/run/docker.sock")
+        return "28.2.2"
+
+    return doctor.Env(
+        docker_version=docker_version,
+        find_tool=lambda name: f"/usr/bin/{name}" if name in tools else None,
+        tool_version=lambda name, path: {"kind": "v0.30.0", "kubectl": "v1.34.4", "helm": "v3.19.0"}[name],
+        node_image=lambda: "k8slab/node:v1.34.4",
+        connect=(lambda: cluster) if not isinstance(cluster, Exception) else (lambda: (_ for _ in ()).throw(cluster)),
+        runner=lambda c: SimulatedRunner(truth),
+    )
+
+
+def _healthy_truth(cluster):
+    def truth(spec):
+        if spec.kind == "dns":
+            from graders.probe import ProbeResult
+            return ProbeResult(spec, Outcome.ALLOWED, output="Name: kubernetes.default\nAddress: 10.96.0.1\n")
+        if spec.kind == "tcp" and cluster.policy_applied and ("NetworkPolicy", "k8slab-doctor-deny") in cluster.objects:
+            return Outcome.BLOCKED
+        if spec.kind == "http":
+            from graders.probe import ProbeResult
+            return ProbeResult(spec, Outcome.ALLOWED, output="doctor-b")
+        return Outcome.ALLOWED
+    return truth
+
+
+def _by_name(checks):
+    return {c.name: c for c in checks}
+
+
+def test_healthy_offline_cluster_all_pass_and_cleans_up():
+    cluster = FakeCluster(namespaces={"metallb-system"}, ingress=True)
+    checks = doctor.run(_env(cluster, _healthy_truth(cluster)))
+    got = _by_name(checks)
+    assert [c.status for c in checks].count(doctor.FAIL) == 0, [c.line() for c in checks]
+    assert got["NetworkPolicy"].status == doctor.PASS and "enforced" in got["NetworkPolicy"].detail
+    assert got["pod-to-pod"].detail.startswith("HTTP across nodes k8slab-worker <-> k8slab-worker2")
+    assert "offline node image k8slab/node" in got["cluster reachable"].detail
+    assert got["LoadBalancer"].status == doctor.PASS and got["Ingress"].status == doctor.PASS
+    assert ("NetworkPolicy", "k8slab-doctor-deny") not in cluster.objects  # the self-test removed its policy
+    assert cluster.deleted_namespaces == [doctor.NAMESPACE]
+
+
+def test_policy_not_enforced_is_a_failure_with_the_fix():
+    cluster = FakeCluster()
+    checks = _by_name(doctor.run(_env(cluster, lambda s: Outcome.ALLOWED if s.kind != "dns" else Outcome.ALLOWED)))
+    policy = checks["NetworkPolicy"]
+    assert policy.status == doctor.FAIL and "NOT enforced" in policy.detail and "CNI=calico" in policy.fix
+    assert "kubectl --context kind-k8slab exec" in policy.detail
+    assert checks["LoadBalancer"].status == doctor.SKIP and "not probed" in checks["LoadBalancer"].detail
+    assert checks["Ingress"].status == doctor.SKIP and "not probed" in checks["Ingress"].detail
+
+
+def test_no_cluster_skips_the_rest_and_fails(capsys):
+    unreachable = ClusterUnreachable("no kubeconfig at /root/.kube/config", hint="make cluster")
+    checks = doctor.run(_env(unreachable, lambda s: True, docker_ok=False, tools=("kubectl",)))
+    lines = [c.line() for c in checks]
+    assert lines[0].startswith("FAIL  docker") and "fix:" in lines[0]
+    assert any(l.startswith("FAIL  kind") and "make setup" in l for l in lines)
+    assert any(l.startswith("SKIP  helm") for l in lines)  # offline cluster recognised: helm optional
+    assert any(l.startswith("FAIL  cluster reachable") and "fix: make cluster" in l for l in lines)
+    assert sum(l.startswith("SKIP") for l in lines) >= 6
+
+
+def test_nodes_not_ready_and_wrong_count():
+    bad = doctor.check_nodes(FakeCluster(nodes=[_node("a"), _node("b", ready=False), _node("c")]))
+    assert bad.status == doctor.FAIL and "b (CNI not ready)" in bad.detail and bad.fix
+    two = doctor.check_nodes(FakeCluster(nodes=[_node("a"), _node("b")]))
+    assert two.status == doctor.FAIL and "2 nodes" in two.detail
+
+
+def test_pod_to_pod_failure_names_the_probe():
+    cluster = FakeCluster()
+    checks = _by_name(doctor.run(_env(cluster, lambda s: s.kind == "dns")))
+    assert checks["pod-to-pod"].status == doctor.FAIL and "blocked" in checks["pod-to-pod"].detail
+    assert checks["NetworkPolicy"].status == doctor.SKIP
+
+
+def test_cli_exit_code(monkeypatch, capsys):
+    cluster = FakeCluster()
+    env = _env(cluster, _healthy_truth(cluster))
+    monkeypatch.setattr(doctor, "Env", lambda: env)
+    assert doctor.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1].startswith("doctor: ") and "0 failed" in out

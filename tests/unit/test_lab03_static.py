@@ -1,0 +1,293 @@
+"""Lab 03-services without a cluster: everything the static step (and the pure parts of the live step) can prove.
+
+* the spec is complete: every exercise has starter, solution and mistake files;
+* every solution parses offline and passes the static step; every starter fails before any traffic;
+* every mistake is caught with its own message fragment — the ones the API server rejects (nodePort range,
+  nodePort without type, a URL as externalName) are *also* explained by the lab's own rules, so the explanation
+  is proven here even though on a cluster the API's words come first;
+* the pure helpers the live step relies on: endpoint reading, the spread judgement (refused -> "not listening",
+  strangers, silent replicas), DNS answer parsing, the outside client's container handling (always removed).
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from graders import manifests, spec
+from graders.errors import CheckFailed
+from graders.labs import lab03_services as lab
+from graders.model import Outcome
+from graders.probe import ProbeResult, ProbeSpec
+
+LAB = spec.load_lab("03-services")
+STATIC = {
+    "clusterip": lab.static_clusterip,
+    "headless": lab.static_headless,
+    "nodeport": lab.static_nodeport,
+    "loadbalancer": lab.static_loadbalancer,
+    "externalname": lab.static_externalname,
+    "readiness": lab.static_readiness,
+}
+# Rejected by the API server on a cluster (the engine shows its words); the lab explains the same cause.
+API_REJECTS = {("nodeport", "nodeport-out-of-range"), ("nodeport", "type-missing"),
+               ("externalname", "url-not-hostname")}
+# What the API server says for those (kubernetes validation / port allocator), for explain_admission.
+API_MESSAGES = {
+    ("nodeport", "nodeport-out-of-range"):
+        'Service "api-nodeport" is invalid: spec.ports[0].nodePort: Invalid value: 8080: provided port is not in '
+        'the valid range. The range of valid ports is 30000-32767',
+    ("nodeport", "type-missing"):
+        "Service \"api-nodeport\" is invalid: spec.ports[0].nodePort: Forbidden: may not be used when `type` is "
+        "'ClusterIP'",
+    ("externalname", "url-not-hostname"):
+        'Service "external-db" is invalid: spec.externalName: Invalid value: "http://db.prod.example.com": a '
+        "lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
+}
+
+
+def _objects(ex, directory):
+    found = manifests.parse_submission([directory], allowed_kinds=ex.allowed_kinds, namespaces=ex.namespaces)
+    return [m.obj for m in found.manifests]
+
+
+def _static(ex, directory) -> str:
+    return STATIC[ex.id](_objects(ex, directory), ex.default_namespace)
+
+
+EXERCISES = [pytest.param(ex, id=ex.id) for ex in LAB.exercises]
+MISTAKES = [pytest.param(ex, m, id=f"{ex.id}/{m.id}") for ex in LAB.exercises for m in ex.mistakes]
+
+
+def test_every_exercise_has_a_static_and_a_live_check():
+    assert set(lab.EXERCISES) == {ex.id for ex in LAB.exercises}
+    for ex in LAB.exercises:
+        assert lab.EXERCISES[ex.id].static is not None and lab.EXERCISES[ex.id].live is not None
+    assert lab.LAB_ID == LAB.id == "03-services"
+
+
+@pytest.mark.parametrize("ex", EXERCISES)
+def test_files_exist_for_starter_solution_and_every_mistake(ex):
+    assert len(ex.mistakes) >= 3
+    for directory in [ex.starter_dir, ex.solution_dir, *(ex.mistake_dir(m) for m in ex.mistakes)]:
+        for name in ex.files:
+            assert (directory / name).is_file(), f"missing {directory / name}"
+    fragments = [m.message for m in ex.mistakes]
+    assert len(set(fragments)) == len(fragments), "each mistake has its own message"
+
+
+@pytest.mark.parametrize("ex", EXERCISES)
+def test_solution_passes_static(ex):
+    summary = _static(ex, ex.solution_dir)
+    assert summary
+
+
+@pytest.mark.parametrize("ex", EXERCISES)
+def test_starter_fails_before_any_traffic(ex):
+    with pytest.raises(CheckFailed):
+        _static(ex, ex.starter_dir)
+
+
+@pytest.mark.parametrize("ex,mistake", MISTAKES)
+def test_mistake_fails_static_with_its_fragment(ex, mistake):
+    with pytest.raises(CheckFailed) as caught:
+        _static(ex, ex.mistake_dir(mistake))
+    assert mistake.message in caught.value.message, caught.value.message
+    assert caught.value.hint, "every failure says what to do next"
+
+
+@pytest.mark.parametrize("key", sorted(API_REJECTS))
+def test_api_rejections_carry_the_fragment_and_get_explained(key):
+    ex = LAB.exercise(key[0])
+    fragment = ex.mistake(key[1]).message
+    assert fragment in API_MESSAGES[key], "the engine shows the API's words: they must contain the fragment"
+    explanation = lab.explain_admission(API_MESSAGES[key])
+    assert explanation
+    if key[1] == "nodeport-out-of-range":
+        assert "30000-32767" in explanation and "every node" in explanation
+
+
+def test_selector_typo_shows_the_labels_that_exist():
+    ex = LAB.exercise("clusterip")
+    with pytest.raises(CheckFailed) as caught:
+        _static(ex, ex.mistake_dir("selector-typo"))
+    assert "app=apii" in caught.value.message and "app=api (Deployment api)" in caught.value.message
+
+
+def test_swapped_ports_name_the_fix():
+    ex = LAB.exercise("clusterip")
+    with pytest.raises(CheckFailed) as caught:
+        _static(ex, ex.mistake_dir("port-targetport-swapped"))
+    assert "port: 80, targetPort: 8080" in caught.value.hint
+
+
+def test_headless_starter_explains_why_a_number_misses_the_v2_pod():
+    ex = LAB.exercise("headless")
+    with pytest.raises(CheckFailed) as caught:
+        _static(ex, ex.starter_dir)
+    assert "api-v2" in caught.value.message and "9090" in caught.value.message
+
+
+# ------------------------------------------------------------------------------ helpers (pure)
+def _container(args, image="registry.k8s.io/e2e-test-images/agnhost:2.56", command=None, env=None):
+    c = {"name": "c", "image": image, "args": args}
+    if command:
+        c["command"] = command
+    if env:
+        c["env"] = env
+    return c
+
+
+@pytest.mark.parametrize("container,ports", [
+    (_container(["netexec"]), {8080}),
+    (_container(["netexec", "--http-port=9090"]), {9090}),
+    (_container(["netexec", "--http-port", "7000"]), {7000}),
+    (_container(["touch /tmp/ready && exec /agnhost netexec --http-port=8081"], command=["/bin/sh", "-c"]), {8081}),
+    (_container(["pause"]), set()),
+    (_container(["porter"], env=[{"name": "SERVE_PORT_80", "value": "x"}]), {80}),
+    (_container(["serve-hostname"]), {9376}),
+    (_container([], image="nginx:1.27"), None),
+    (_container(["netexec", "--http-port=http"]), None),
+])
+def test_listen_ports(container, ports):
+    assert lab.listen_ports(container)[0] == ports
+
+
+def test_unknown_images_are_never_failed_statically():
+    svc = {"kind": "Service", "metadata": {"name": "s"},
+           "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 1234}]}}
+    pod = {"kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}},
+           "spec": {"containers": [{"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}]}}
+    assert lab.port_findings(svc, lab.workloads([pod])) == []
+    assert lab.selector_finding(svc, lab.workloads([pod]), "ns") is None
+
+
+def test_empty_selector_selects_nothing():
+    assert not lab.selects({}, {"app": "api"})
+    assert lab.selects({"app": "api"}, {"app": "api", "version": "v1"})
+    assert not lab.selects({"app": "api", "tier": "x"}, {"app": "api"})
+
+
+def test_probe_window_defaults_and_values():
+    assert lab.probe_window({}) == 30
+    assert lab.probe_window({"periodSeconds": 1, "failureThreshold": 1}) == 1
+    assert lab.probe_window({"periodSeconds": 2}) == 6
+
+
+def test_parse_dig_and_nslookup_cname_answers():
+    dig = "external-db.k8slab-services.svc.cluster.local. 5 IN CNAME db.prod.example.com.\n"
+    assert lab.parse_dig_answer(dig) == [("external-db.k8slab-services.svc.cluster.local", "db.prod.example.com")]
+    nslookup = "Server:\t\t10.96.0.10\nexternal-db.ns.svc.cluster.local\tcanonical name = db.prod.example.com.\n"
+    assert lab.parse_dig_answer(nslookup) == [("external-db.ns.svc.cluster.local", "db.prod.example.com")]
+    assert lab.parse_dig_answer(";; connection timed out; no servers could be reached") == []
+
+
+def test_explain_admission_is_silent_for_other_errors():
+    assert lab.explain_admission("spec.selector: Invalid value") == ""
+
+
+# ------------------------------------------------------------------------------ live judgement (no cluster)
+def _pod(name, node="k8slab-worker"):
+    return SimpleNamespace(metadata=SimpleNamespace(name=name), spec=SimpleNamespace(node_name=node))
+
+
+def _result(target, outcome, output="", detail=""):
+    spec_ = ProbeSpec("ns/k8slab-client", "http", target, 80, path="/hostname", label=f"{target}:80")
+    return ProbeResult(spec_, outcome, output=output, detail=detail, command=f"kubectl exec ... curl {target}")
+
+
+PODS = {"api-a": _pod("api-a"), "api-b": _pod("api-b"), "api-c": _pod("api-c", "k8slab-worker2")}
+
+
+def test_judge_spread_reports_the_distribution():
+    results = [_result(t, Outcome.ALLOWED, name) for t in ("10.96.0.7", "api-service")
+               for name in ("api-a", "api-b", "api-c", "api-a")]
+    text = lab.judge_spread(lab.Spread(results), PODS, what="api-service")
+    assert "8/8 requests answered, spread over 3 replicas (api-a 4, api-b 2, api-c 2)" in text
+    table = lab.spread_evidence(lab.Spread(results), PODS, "t").data
+    assert table.columns == ("answered by", "node", "10.96.0.7:80", "api-service:80", "total")
+    assert ("api-a", "k8slab-worker", "2", "2", "4") in table.rows
+
+
+def test_judge_spread_refused_means_not_listening_on_the_target_port():
+    results = [_result("api-service", Outcome.BLOCKED, detail="connection refused or unreachable")] * 3
+    with pytest.raises(CheckFailed) as caught:
+        lab.judge_spread(lab.Spread(results), PODS, what="api-service", target_port=8080)
+    assert "not listening on port 8080" in caught.value.message
+    assert any(e.kind == "command" for e in caught.value.evidence), "a failure prints the reproduce command"
+
+
+def test_judge_spread_names_replicas_that_never_answered():
+    results = [_result("api-service", Outcome.ALLOWED, "api-a")] * 10
+    with pytest.raises(CheckFailed) as caught:
+        lab.judge_spread(lab.Spread(results), PODS, what="api-service")
+    assert "never reached api-b, api-c" in caught.value.message
+
+
+def test_judge_spread_rejects_answers_from_pods_not_selected():
+    results = [_result("api-service", Outcome.ALLOWED, "intruder")]
+    with pytest.raises(CheckFailed, match="not one of the selected pods"):
+        lab.judge_spread(lab.Spread(results), PODS, what="api-service", require_all=False)
+
+
+def test_read_endpoints_keeps_readiness_and_ports():
+    ep = lambda ip, pod, ready: SimpleNamespace(  # noqa: E731
+        addresses=[ip], conditions=SimpleNamespace(ready=ready), target_ref=SimpleNamespace(name=pod),
+        node_name="k8slab-worker")
+    sl = SimpleNamespace(ports=[SimpleNamespace(name="http", port=8080)],
+                         endpoints=[ep("10.244.1.2", "api-b", True), ep("10.244.1.3", "api-a", False)])
+    cluster = SimpleNamespace(list_endpointslices=lambda ns, svc: [sl])
+    eps = lab.read_endpoints(cluster, "ns", "api-service")
+    assert [(e.pod, e.ready, e.ports) for e in eps] == [("api-a", False, (("http", 8080),)),
+                                                        ("api-b", True, (("http", 8080),))]
+
+
+# ------------------------------------------------------------------------------ outside client (fake docker)
+class _FakeContainer:
+    def __init__(self, rc=0, out=b"", hang=False):
+        self.rc, self.out, self.hang, self.removed = rc, out, hang, False
+
+    def wait(self, timeout):
+        if self.hang:
+            raise TimeoutError("read timed out")
+        return {"StatusCode": self.rc}
+
+    def logs(self, stdout=True, stderr=False):
+        return self.out if stdout else b""
+
+    def remove(self, force=False):
+        self.removed = True
+
+
+class _FakeDocker:
+    def __init__(self, container):
+        self.container = container
+        self.runs = []
+        self.containers = self
+
+    def run(self, image, **kw):
+        self.runs.append((image, kw))
+        return self.container
+
+
+def test_outside_container_is_removed_and_reports_a_timeout():
+    from graders import outside
+
+    slow = _FakeContainer(hang=True)
+    rc, _, err = outside.run_script("sleep 99", network="k8slab", image="img", timeout=1, client=_FakeDocker(slow))
+    assert rc == 124 and "timed out" in err and slow.removed
+    done = _FakeContainer(out=b"@k8slab 0 0 api-a\n")
+    fake = _FakeDocker(done)
+    rc, out, _ = outside.run_script("true", network="k8slab", image="img", client=fake)
+    assert rc == 0 and done.removed
+    image, kw = fake.runs[0]
+    assert kw["network"] == "k8slab" and kw["entrypoint"] == ["sh", "-c"] and kw["labels"][outside.CLIENT_LABEL]
+
+
+def test_outside_reproduce_command_works_in_any_shell():
+    from graders import outside
+
+    spec_ = ProbeSpec("outside/k8slab", "http", "172.29.0.3", 30080, path="/hostname")
+    line = outside.reproduce_command(spec_, "k8slab", "k8slab/agnhost:v1.34.4")
+    assert line == ("docker run --rm --network k8slab --entrypoint curl k8slab/agnhost:v1.34.4 -sS -m 2 "
+                    "http://172.29.0.3:30080/hostname")

@@ -1,0 +1,256 @@
+"""Lab 05-network-policy without a cluster: every exercise's solution draws the target matrix, its starter does not,
+and every known mistake fails with the message fragment lab.yaml promises -- all from the static engine.
+
+The live proof (solution passes, starter and mistakes fail, on a real cluster) is the generic tests/live suite;
+here the live check runs against a fake cluster and a simulated runner, to pin down what it says when the
+cluster agrees, when the CNI does not enforce, and when pods are not placed as the ipBlock exercise assumes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from graders import paths
+from graders.errors import CheckFailed
+from graders.exercise import Ctx
+from graders.labs import lab05_network_policy as lab05
+from graders.model import Outcome
+from graders.probe import SimulatedRunner
+from graders.spec import load_lab
+
+ROOT = paths.repo_root()
+LAB = load_lab(lab05.LAB_ID, ROOT)
+EXERCISES = [ex.id for ex in LAB.exercises]
+MISTAKES = [(ex.id, m.id) for ex in LAB.exercises for m in ex.mistakes]
+
+
+def report_for(directory: Path, exercise: str) -> lab05.StaticReport:
+    assert directory.is_dir(), f"{directory} is missing"
+    return lab05.evaluate_files(exercise, [directory])
+
+
+# ------------------------------------------------------------------------------------------------ the spec
+
+
+def test_every_exercise_has_a_target_and_the_spec_lists_every_target() -> None:
+    assert set(EXERCISES) == set(lab05.TARGETS) == set(lab05.EXERCISES)
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_exercise_has_starter_solution_and_at_least_three_mistakes(exercise: str) -> None:
+    spec = LAB.exercise(exercise)
+    assert spec.allowed_kinds == ("NetworkPolicy",)
+    assert len(spec.mistakes) >= 3
+    for directory in (spec.starter_dir, spec.solution_dir, *(spec.mistake_dir(m) for m in spec.mistakes)):
+        for name in spec.files:
+            assert (directory / name).is_file(), f"{directory / name} is missing"
+
+
+def test_mistake_messages_are_distinct_within_an_exercise() -> None:
+    for ex in LAB.exercises:
+        messages = [m.message for m in ex.mistakes]
+        assert len(messages) == len(set(messages)), ex.id
+
+
+def test_the_issue_mistake_families_are_covered() -> None:
+    messages = " | ".join(m.message for ex in LAB.exercises for m in ex.mistakes)
+    for family in ("ORed", "does not list Egress", "named port", "matches no pod", "matches no namespace",
+                   "nothing allows DNS", "port 80/TCP, but"):
+        assert family in messages, family
+
+
+# ------------------------------------------------------------------------------------------------ static
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_solution_matrix_equals_the_target(exercise: str) -> None:
+    report = report_for(LAB.exercise(exercise).solution_dir, exercise)
+    assert report.matches, report.message
+    assert report.cells and not report.diagnoses
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_starter_matrix_differs_from_the_target(exercise: str) -> None:
+    report = report_for(LAB.exercise(exercise).starter_dir, exercise)
+    assert not report.matches
+    assert report.diagnoses, f"the starter of {exercise} fails without saying why:\n{report.message}"
+
+
+@pytest.mark.parametrize(("exercise", "mistake"), MISTAKES, ids=[f"{e}/{m}" for e, m in MISTAKES])
+def test_mistake_fails_and_names_itself(exercise: str, mistake: str) -> None:
+    spec = LAB.exercise(exercise)
+    report = report_for(spec.mistake_dir(mistake), exercise)
+    assert not report.matches, f"mistake {mistake} passes the static check"
+    fragment = spec.mistake(mistake).message
+    assert fragment in report.message, f"{fragment!r} not in:\n{report.message}"
+    # every wrong cell is explained (graders.explain) and carries a one-line why
+    assert len(report.explanations) == len(report.wrong)
+    for cell, text in zip(report.wrong, report.explanations):
+        assert cell.source in text and (cell.column.pod in text or cell.column.dns)
+        assert cell.why
+
+
+def test_seed_allow_web_to_api_is_wider_than_its_name() -> None:
+    """The seed's own policy lets production's db reach api: separate peers are ORed."""
+    report = report_for(LAB.exercise("web-to-api").starter_dir, "web-to-api")
+    assert [(c.source, c.column.label) for c in report.wrong] == [(lab05.DB, "production/api:8080")]
+    assert "peers in separate list items are ORed" in report.explanations[0]
+
+
+def test_ipblock_target_follows_the_addresses() -> None:
+    """The ipBlock exercise's target is stated in addresses: move db out of 10.244.0.0/24 and api may reach it."""
+    target = lab05.TARGETS["ipblock-except"]
+    addresses = {lab05.WEB: ("10.244.1.5",), lab05.DB: ("10.244.0.7",), lab05.TEST: ("10.244.2.9",)}
+    assert target.expected(lab05.API, lab05.DB_5432, addresses) is False
+    assert target.expected(lab05.API, lab05.WEB_80, addresses) is True
+    moved = {**addresses, lab05.DB: ("10.244.2.7",)}
+    assert target.expected(lab05.API, lab05.DB_5432, moved) is True
+    assert target.expected(lab05.WEB, lab05.DB_5432, addresses) is True  # only api's egress is restricted
+
+
+def test_side_by_side_grid_shows_three_matrices() -> None:
+    report = report_for(LAB.exercise("seed-diagram").starter_dir, "seed-diagram")
+    grid = lab05.side_by_side("seed-diagram", report.cells)
+    assert "expected" in grid and "static" in grid and "live" in grid
+    assert "production/db" in grid and "col 2: production/api:8080" in grid
+
+
+# ------------------------------------------------------------------------------------------------ live, faked
+
+
+class _Pod(SimpleNamespace):
+    pass
+
+
+def _v1pod(ns: str, name: str, ip: str, node: str, labels: dict | None = None, ports=()):
+    containers = [SimpleNamespace(ports=[SimpleNamespace(name=n, container_port=p, protocol=proto)
+                                         for n, p, proto in ports])]
+    return _Pod(metadata=SimpleNamespace(name=name, namespace=ns, labels=labels or {}),
+                status=SimpleNamespace(pod_ip=ip, phase="Running"),
+                spec=SimpleNamespace(node_name=node, containers=containers))
+
+
+class LabCluster:
+    """Just what the lab's live check calls: label, apply, wait, read pods (with addresses), list kube-dns."""
+
+    context = "kind-fake"
+
+    def __init__(self, addresses: dict[str, str]) -> None:
+        self.addresses = addresses
+        self.labelled: dict[str, dict] = {}
+        self.applied: list[dict] = []
+
+    def label_namespace(self, name: str, labels: dict) -> None:
+        self.labelled[name] = dict(labels)
+
+    def apply(self, objs):
+        self.applied.extend(objs)
+        return list(objs)
+
+    def wait_ready(self, namespaces, timeout=90, poll=1.0, progress=None) -> None:
+        return None
+
+    def list_nodes(self):
+        return []
+
+    def get_pod(self, namespace: str, name: str):
+        ip = self.addresses[f"{namespace}/{name}"]
+        node = "k8slab-control-plane" if ip.startswith("10.244.0.") else "k8slab-worker"
+        return _v1pod(namespace, name, ip, node)
+
+    def list_pods(self, namespace=None, label_selector=None):
+        dns = (("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"))
+        return [_v1pod("kube-system", "coredns-1", "10.244.0.2", "cp", {"k8s-app": "kube-dns"}, dns),
+                _v1pod("kube-system", "coredns-2", "10.244.0.3", "cp", {"k8s-app": "kube-dns"}, dns)]
+
+
+ADDRESSES = {lab05.WEB: "10.244.1.4", lab05.API: "10.244.2.4", lab05.DB: "10.244.0.9", lab05.TEST: "10.244.2.5"}
+
+
+def _ctx(exercise: str, directory: Path, cluster: LabCluster, truth) -> Ctx:
+    from graders import manifests
+
+    spec = LAB.exercise(exercise)
+    found = manifests.parse_submission([directory], allowed_kinds=spec.allowed_kinds, namespaces=spec.namespaces)
+    return Ctx(spec=spec, objects=found.manifests, cluster=cluster,
+               runner_factory=lambda c: SimulatedRunner(truth, context="kind-fake"))
+
+
+def _as_the_policies_say(exercise: str, directory: Path, cluster: LabCluster):
+    """A CNI that enforces exactly what the static engine says (by probe target address and port)."""
+    report = lab05.evaluate(exercise, _ctx(exercise, directory, cluster, lambda s: True).objects,
+                            ADDRESSES, lab05.live_dns_pods(cluster) if lab05.TARGETS[exercise].needs_dns else None)
+    engine = report.engine
+    by_ip = {ip: pod.key for pod in engine.pods for ip in pod.ips}
+
+    def truth(spec):
+        if spec.kind == "dns":
+            return report.allowed(spec.source, lab05.DNS_UDP)
+        protocol = {"tcp": "TCP", "udp": "UDP"}[spec.kind]
+        return engine.is_allowed(spec.source, by_ip[spec.target], spec.port, protocol)
+
+    return truth
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_live_check_passes_when_the_cluster_enforces_the_solution(exercise: str) -> None:
+    cluster = LabCluster(ADDRESSES)
+    directory = LAB.exercise(exercise).solution_dir
+    ctx = _ctx(exercise, directory, cluster, _as_the_policies_say(exercise, directory, cluster))
+    result = lab05.live_check(ctx)
+    assert result.passed, result.message
+    assert "matches the target" in result.message
+    assert cluster.labelled == {"production": {"env": "production"}, "staging": {"env": "staging"}}
+    assert {p["metadata"]["name"] for p in cluster.applied} == {"web", "api", "db", "test"}
+    assert all(":latest" not in c["image"] for p in cluster.applied for c in p["spec"]["containers"])
+
+
+def test_live_check_blames_the_cni_not_the_learner_when_nothing_is_enforced() -> None:
+    cluster = LabCluster(ADDRESSES)
+    ctx = _ctx("seed-diagram", LAB.exercise("seed-diagram").solution_dir, cluster, lambda spec: True)
+    with pytest.raises(CheckFailed) as failed:
+        lab05.live_check(ctx)
+    text = failed.value.message
+    assert "your policies are right" in text and "not your mistake" in text and "not enforcing" in text
+    assert {e.kind for e in failed.value.evidence} == {"text", "matrix"}
+    matrix = next(e.data for e in failed.value.evidence if e.kind == "matrix")
+    wrong = matrix.wrong_cells
+    assert wrong and all(c.command.startswith("kubectl --context") for c in wrong)  # every wrong cell: reproduce
+
+
+def test_live_check_reports_probes_that_could_not_run_as_the_graders_problem() -> None:
+    cluster = LabCluster(ADDRESSES)
+    ctx = _ctx("default-deny-ingress", LAB.exercise("default-deny-ingress").solution_dir, cluster,
+               lambda spec: Outcome.FAILED)
+    with pytest.raises(CheckFailed, match="says nothing about your policies"):
+        lab05.live_check(ctx)
+
+
+def test_ipblock_live_check_is_not_run_when_pods_are_placed_differently() -> None:
+    placed = {**ADDRESSES, lab05.DB: "192.168.7.3"}  # e.g. a CNI whose IPAM ignores node pod ranges
+    cluster = LabCluster(placed)
+    ctx = _ctx("ipblock-except", LAB.exercise("ipblock-except").solution_dir, cluster, lambda spec: True)
+    result = lab05.live_check(ctx)
+    assert result.passed and "NOT RUN" in result.message and "192.168.7.3" in result.message
+
+
+# ------------------------------------------------------------------------------------------------ notebook
+
+
+def test_preview_prints_the_static_grid_of_the_learners_files(capsys: pytest.CaptureFixture[str]) -> None:
+    report = lab05.preview("web-to-api")  # the starter in labs/: the seed's ORed peers
+    out = capsys.readouterr().out
+    assert not report.matches and "expected" in out and "static" in out and "ORed" in out
+    assert repr(report).startswith("<static matrix of web-to-api")
+
+
+def test_notebook_teaches_and_checks_every_exercise() -> None:
+    source = (ROOT / "labs" / lab05.LAB_ID / f"{lab05.LAB_ID}.md").read_text(encoding="utf-8")
+    for exercise in EXERCISES:
+        assert f'check("{lab05.LAB_ID}", "{exercise}")' in source, exercise
+    assert source.count("```mermaid") >= 4
+    for topic in ("KUBE-NWPLCY", "docker exec", "matrix", "explain", "policies only add",
+                  "set by the grader", '"tags": ["answer"'):
+        assert topic.lower() in source.lower(), topic
