@@ -73,7 +73,7 @@ bundle:
 # create the cluster if none answers, build missing notebooks (never overwrites yours), open JupyterLab
 lab: venv
 	@$(PY) -m graders.cluster || { echo "==> creating the cluster"; $(MAKE) cluster; }
-	@for md in labs/*/*.md; do nb="$${md%.md}.ipynb"; [ -e "$$nb" ] || $(VENV)/bin/jupytext -q --to ipynb -o "$$nb" "$$md"; done
+	@$(VENV)/bin/k8slab notebooks build
 	$(VENV)/bin/jupyter lab --notebook-dir=labs
 
 # grade your files for one lab with pytest (LAB=00-orientation)

@@ -373,7 +373,7 @@ class Cluster:
         while time.monotonic() < deadline:
             if self._get_namespace(name) is None:
                 return
-            time.sleep(0.5)
+            time.sleep(0.25)
         raise ClusterError(f"waiting for Namespace {name} to be deleted: still terminating after {timeout:g} s "
                            f"(a finalizer may be stuck: `kubectl get namespace {name} -o yaml`)")
 
@@ -569,7 +569,7 @@ class Cluster:
                                                          previous=True) or
                             self.pod_logs(pod.metadata.namespace, pod.metadata.name, c))
 
-    def wait_ready(self, namespaces: Sequence[str], timeout: float = 90, poll: float = 1.0,
+    def wait_ready(self, namespaces: Sequence[str], timeout: float = 90, poll: float = 0.5,
                    progress=None) -> None:
         """Wait until every pod in `namespaces` is Ready and every Deployment rolled out.
 
@@ -593,9 +593,10 @@ class Cluster:
                 return
             now = time.monotonic()
             for p in problems:
-                first_seen.setdefault(p.pod + p.reason, now)
-            # fatal problems and those persisting 8 s (scheduler retries, image back-off) end the wait early
-            stuck = [p for p in problems if p.fatal and now - first_seen[p.pod + p.reason] >= 3]
+                first_seen.setdefault(_family(p), now)
+            # a problem waiting cannot heal (bad image, crash loop, unschedulable) ends the wait once it has
+            # persisted a few seconds (the scheduler retries, image pulls flip ErrImagePull <-> BackOff)
+            stuck = [p for p in problems if p.fatal and now - first_seen[_family(p)] >= 3]
             if stuck or now >= deadline:
                 shown = stuck or problems
                 if not stuck:
@@ -622,8 +623,11 @@ class Cluster:
         websocket.setdefaulttimeout(max(self.timeout, 5))
         kw = {"container": container} if container else {}
         doing = f"running `{' '.join(argv)[:80]}` in Pod {namespace}/{pod}"
+        # kubernetes.stream patches `request` on the ApiClient it is given for the duration of the call: a
+        # private client per exec keeps concurrent execs (BatchRunner threads) and other calls apart.
+        core = k8s.CoreV1Api(k8s.ApiClient(self.api_client.configuration))
         try:
-            resp = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace, command=list(argv),
+            resp = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=list(argv),
                           stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False, **kw)
         except Exception as exc:  # noqa: BLE001
             raise self._err(doing, exc) from None
@@ -687,6 +691,12 @@ def parse_exec_status(text: str) -> tuple[int, str]:
 _PULL = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
 
 
+def _family(problem: PodProblem) -> str:
+    """Key under which a problem's age is tracked: image pull states flip, they are one problem."""
+    reason = "image" if problem.reason in _PULL else problem.reason
+    return f"{problem.pod} {reason}"
+
+
 def _probe_text(probe) -> str:
     if probe is None:
         return "probe"
@@ -716,6 +726,9 @@ def diagnose_pod(pod, events=lambda: [], logs=lambda container: "") -> PodProble
         return PodProblem(ref, "Unschedulable",
                           f"Pod {ref} is Pending: the scheduler cannot place it — {sched.message or sched.reason}",
                           fatal=sched.reason == "Unschedulable")
+    if phase == "Pending" and sched is None and not (status.container_statuses or pod.spec.node_name):
+        return PodProblem(ref, "NotScheduled", f"Pod {ref} is Pending: no scheduler has placed it yet "
+                                               f"(is kube-scheduler running? `kubectl get pods -n kube-system`)")
     if phase in ("Succeeded", "Failed"):
         return PodProblem(ref, phase, f"Pod {ref} has exited ({phase}); a pod that serves traffic must keep "
                                       f"running — check its command and restartPolicy", fatal=True)
@@ -727,7 +740,7 @@ def diagnose_pod(pod, events=lambda: [], logs=lambda container: "") -> PodProble
             return PodProblem(ref, waiting.reason,
                               f"Pod {ref}: container '{cs.name}' cannot pull image '{cs.image}' ({waiting.reason}): "
                               f"{(waiting.message or '').strip()[:200]}".rstrip(": "),
-                              fatal=waiting.reason != "ErrImagePull")
+                              fatal=True)
         if waiting and waiting.reason == "CrashLoopBackOff" or (
                 cs.restart_count and cs.last_state and cs.last_state.terminated and not cs.ready):
             term = cs.last_state.terminated if cs.last_state else None

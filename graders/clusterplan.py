@@ -165,6 +165,11 @@ def docker_subnet(network: str = KIND_NETWORK) -> str:
 
 
 # ---------------------------------------------------------------------- add-ons
+def _available(namespace: str, deployment: str, what: str) -> Step:
+    return Step(f"wait for {what}", kubectl("-n", namespace, "wait", "--for=condition=Available", deployment,
+                                            *(["--all"] if deployment == "deployment" else []), f"--timeout={WAIT}"))
+
+
 def addon_steps(addon: str, subnet: str, pins: Mapping[str, str] | None = None) -> list[Step]:
     p = _pins(pins)
     if addon == "metallb":
@@ -172,10 +177,8 @@ def addon_steps(addon: str, subnet: str, pins: Mapping[str, str] | None = None) 
         return [
             Step(f"LoadBalancer: MetalLB {v}",
                  kubectl("apply", "-f", f"{_RAW}/metallb/metallb/{v}/config/manifests/metallb-native.yaml")),
-            Step("wait for the MetalLB controller", kubectl("-n", "metallb-system", "wait", "--for=condition=Available",
-                                                            "deployment/controller", f"--timeout={WAIT}")),
-            Step("wait for the MetalLB speakers", kubectl("-n", "metallb-system", "rollout", "status",
-                                                          "daemonset/speaker", f"--timeout={WAIT}")),
+            _available("metallb-system", "deployment/controller", "the MetalLB controller"),
+            _rollout("metallb-system", "speaker"),
             Step(f"MetalLB address pool {metallb_pool_range(subnet)} (docker network {KIND_NETWORK}: {subnet})",
                  kubectl("apply", "-f", "-"), stdin=metallb_pool_yaml(subnet)),
         ]
@@ -195,21 +198,21 @@ def addon_steps(addon: str, subnet: str, pins: Mapping[str, str] | None = None) 
                       "--set", "ingressClass.isDefaultClass=true",
                       "--set", "providers.kubernetesGateway.enabled=true",
                       "--wait", f"--timeout={WAIT}"))]
-    if addon == "cert-manager":
-        v = _need(p, "CERT_MANAGER_VERSION")
-        return [Step(f"cert-manager {v}",
-                     kubectl("apply", "-f",
-                             f"{_GH}/cert-manager/cert-manager/releases/download/{v}/cert-manager.yaml")),
-                Step("wait for cert-manager", kubectl("-n", "cert-manager", "wait", "--for=condition=Available",
-                                                      "deployment", "--all", f"--timeout={WAIT}"))]
-    if addon == "ingress-nginx":
-        v = _need(p, "INGRESS_NGINX_VERSION")
-        return [Step(f"Ingress: ingress-nginx {v} (retired upstream; only for the annotation example)",
-                     kubectl("apply", "-f",
-                             f"{_RAW}/kubernetes/ingress-nginx/{v}/deploy/static/provider/kind/deploy.yaml")),
-                Step("wait for ingress-nginx", kubectl("-n", "ingress-nginx", "wait", "--for=condition=Available",
-                                                       "deployment/ingress-nginx-controller", f"--timeout={WAIT}"))]
-    raise ValueError(f"unknown add-on {addon!r}; choose from: {', '.join(ADDONS + ('ingress-nginx',))}")
+    manifests = {  # add-ons installed from one release manifest, then waited for as Deployments
+        "cert-manager": ("cert-manager {v}", "CERT_MANAGER_VERSION",
+                         _GH + "/cert-manager/cert-manager/releases/download/{v}/cert-manager.yaml",
+                         "cert-manager", "deployment"),
+        "ingress-nginx": ("Ingress: ingress-nginx {v} (retired upstream; only for the annotation example)",
+                          "INGRESS_NGINX_VERSION",
+                          _RAW + "/kubernetes/ingress-nginx/{v}/deploy/static/provider/kind/deploy.yaml",
+                          "ingress-nginx", "deployment/ingress-nginx-controller"),
+    }
+    if addon not in manifests:
+        raise ValueError(f"unknown add-on {addon!r}; choose from: {', '.join(ADDONS + ('ingress-nginx',))}")
+    title, pin, url, namespace, deployment = manifests[addon]
+    v = _need(p, pin)
+    return [Step(title.format(v=v), kubectl("apply", "-f", url.format(v=v))),
+            _available(namespace, deployment, addon)]
 
 
 def create_steps(pins: Mapping[str, str] | None = None, config: str | None = None) -> list[Step]:

@@ -279,8 +279,10 @@ def build(course_dir: Path, labs: list[str] | None = None, root: Path | None = N
 
     root = (root or paths.repo_root()).resolve()
     course_dir = course_dir.resolve()
-    if course_dir == root or root in course_dir.parents and course_dir.parent == root / "labs":
-        raise UsageError(f"refusing to build the course inside the repository's labs: {course_dir}")
+    protected = [root / "labs", root / "solutions", root / "graders"]
+    if course_dir == root or any(course_dir == p or p in course_dir.parents for p in protected):
+        raise UsageError(f"refusing to build the course at {course_dir}: it would write into the repository's own "
+                         f"labs, solutions or code", hint="use a separate directory, e.g. `course/`")
     built: list[BuiltLab] = []
     skipped: list[str] = []
     renderer = course_feedback.MermaidRenderer() if render_diagrams else None
@@ -350,23 +352,21 @@ def release_leaks(course_dir: Path, lab: str, root: Path | None = None) -> list[
 
     root = root or paths.repo_root()
     lab_spec = spec.load_lab(lab, root)
-    needles: set[str] = {SOLUTION_MARK, "BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "REFERENCE_"}
-    # What students may see anyway: every starter of the lab and the notebook source. A solution line that
-    # appears in none of them is solution content.
+    markers = (SOLUTION_MARK, "BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "REFERENCE_")
+    # What students may see anyway: every starter of the lab and the notebook source. A released line equal to a
+    # solution line that appears in none of them is solution content.
     lab_dir = root / "labs" / lab
     public: set[str] = set()
     for path in lab_dir.rglob("*"):
         if path.is_file() and path.suffix in (".yaml", ".yml", ".md"):
             public.update(line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines())
+    secret: set[str] = set()
     for exercise in lab_spec.exercises:
         for name in exercise.files:
             sol = exercise.solution_dir / name
-            if not sol.is_file():
-                continue
-            for line in sol.read_text(encoding="utf-8").splitlines():
-                stripped = line.strip()
-                if len(stripped) > 12 and stripped not in public and not stripped.startswith("#"):
-                    needles.add(stripped)
+            if sol.is_file():
+                secret.update(line.strip() for line in sol.read_text(encoding="utf-8").splitlines())
+    secret = {line for line in secret if len(line) > 12 and not line.startswith("#")} - public
     hits = []
     release = course_dir / "release" / lab
     for path in sorted(p for p in release.rglob("*") if p.is_file()):
@@ -374,9 +374,9 @@ def release_leaks(course_dir: Path, lab: str, root: Path | None = None) -> list[
         if path.suffix == ".ipynb":
             nb = nbformat.reads(text, as_version=4)
             text = "\n".join(c.source for c in nb.cells)
-        for needle in sorted(needles):
-            if needle in text:
-                hits.append(f"{path.relative_to(course_dir)}: {needle}")
+        where = path.relative_to(course_dir)
+        hits += [f"{where}: {m}" for m in markers if m in text]
+        hits += [f"{where}: {line}" for line in sorted({x.strip() for x in text.splitlines()} & secret)]
     return hits
 
 

@@ -125,6 +125,9 @@ class Grants:
             if exc.status not in ok:
                 raise K8sLabError(f"{call.__name__}: {exc.status} {exc.reason}: {(exc.body or '')[:300]}") from None
             return None
+        except Exception as exc:  # noqa: BLE001 — connection failures: name the call, keep grading others
+            raise K8sLabError(f"{call.__name__}: lost contact with the API server ({type(exc).__name__}: "
+                              f"{str(exc)[:200]})") from None
 
     def reset_namespaces(self) -> None:
         """Fresh lab namespaces with the submission's Role bound in each (admin: delete, wait, create)."""
@@ -182,7 +185,7 @@ class Grants:
         self.cluster.delete_namespaces([*self.namespaces, HOLDING_NS], wait=True)
 
 
-def scoped_kubeconfig(cluster, token: str, server: str) -> dict:
+def scoped_kubeconfig(cluster, token: str, server: str, namespace: str = "default") -> dict:
     cfg = cluster.api_client.configuration
     ca = Path(cfg.ssl_ca_cert).read_bytes() if cfg.ssl_ca_cert else b""
     entry = {"server": server}
@@ -194,7 +197,7 @@ def scoped_kubeconfig(cluster, token: str, server: str) -> dict:
             "clusters": [{"name": SCRATCH_CONTEXT, "cluster": entry}],
             "users": [{"name": SCRATCH_CONTEXT, "user": {"token": token}}],
             "contexts": [{"name": SCRATCH_CONTEXT, "context": {"cluster": SCRATCH_CONTEXT, "user": SCRATCH_CONTEXT,
-                                                               "namespace": "default"}}]}
+                                                               "namespace": namespace}}]}
 
 
 # --------------------------------------------------------------------------- boundary
@@ -339,14 +342,16 @@ class _Harness:
             try:
                 token = grants.create()
                 host_cfg = work / "kubeconfig-host"
-                host_cfg.write_text(yaml.safe_dump(scoped_kubeconfig(self.admin, token, self.admin.server)))
+                host_cfg.write_text(yaml.safe_dump(scoped_kubeconfig(self.admin, token, self.admin.server,
+                                                                     self.lab_spec.all_namespaces[0])))
                 records = self._verify(work, pristine, host_cfg, grants)
                 results = work / "results.json"
                 results.write_text(json.dumps(records), encoding="utf-8")
                 if self.boundary == "docker":
                     server = f"https://{self.control_plane[0]}:6443"
                     kcfg = work / "kubeconfig"
-                    kcfg.write_text(yaml.safe_dump(scoped_kubeconfig(self.admin, token, server)))
+                    kcfg.write_text(yaml.safe_dump(scoped_kubeconfig(self.admin, token, server,
+                                                                self.lab_spec.all_namespaces[0])))
                 else:
                     kcfg = host_cfg
                 for path in (kcfg, results, host_cfg):
@@ -361,14 +366,14 @@ class _Harness:
                     result.error = f"nbgrader autograde failed (log: {paths.relative(log / (student + '.log'))}): " + \
                                    (proc.stderr.strip().splitlines() or ["?"])[-1]
                 record_verified(self.course_dir, self.lab_spec, student, records, result)
-            except K8sLabError as exc:
-                result.error = str(exc)
+            except Exception as exc:  # noqa: BLE001 — one broken submission or hiccup must not stop the batch
+                result.error = str(exc) if isinstance(exc, K8sLabError) else f"{type(exc).__name__}: {exc}"
             finally:
                 if self.boundary == "docker":
                     _docker("rm", "-f", container)
                 try:
                     grants.delete()
-                except K8sLabError as exc:
+                except Exception as exc:  # noqa: BLE001
                     result.error = (result.error + "; " if result.error else "") + f"cleanup: {exc}"
         result.seconds = time.monotonic() - started
         return result
@@ -437,8 +442,11 @@ def record_verified(course_dir: Path, lab_spec, student: str, records: dict, res
         try:
             gb.find_submission(lab_spec.id, student)
         except MissingEntry:
-            result.error = result.error or "no autograded submission in the gradebook"
-            return
+            # The notebook could not be executed (e.g. it killed its kernel): the verified grade is still
+            # recorded, on a blank submission.
+            gb.update_or_create_student(student)
+            gb.add_submission(lab_spec.id, student)
+            result.error = result.error or "the notebook did not run; recorded the verified grade without it"
         for ex in lab_spec.exercises:
             try:
                 grade = gb.find_grade(f"{ex.id}-test", lab_spec.id, lab_spec.id, student)

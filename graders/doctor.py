@@ -355,6 +355,10 @@ def check_ingress(cluster, runner: Runner) -> Check:
     if controller is None:
         return Check("Ingress", SKIP, f"not probed: IngressClass {classes[0]} exists but no traefik/ingress-nginx "
                                       f"Service was found")
+    ns, name, ip = controller
+    if not _ready_endpoints(cluster, ns, name):
+        return Check("Ingress", FAIL, f"the ingress controller Service {ns}/{name} has no ready pod behind it",
+                     f"`kubectl get pods -n {ns}` and `kubectl describe pod -n {ns}` show why")
     host = "doctor.k8slab.test"
     objs = [
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "doctor-web", "namespace": NAMESPACE},
@@ -366,7 +370,6 @@ def check_ingress(cluster, runner: Runner) -> Check:
               "backend": {"service": {"name": "doctor-web", "port": {"number": 80}}}}]}}]}},
     ]
     cluster.apply(objs)
-    ns, name, ip = controller
     spec = ProbeSpec(f"{NAMESPACE}/doctor-a", "http", ip, 80, host_header=host, path="/hostname")
 
     result = None
@@ -379,6 +382,15 @@ def check_ingress(cluster, runner: Runner) -> Check:
     detail = result.describe() if result else "no probe ran"
     return Check("Ingress", FAIL, f"{classes[0]} did not route Host {host} to the probe pod within 20 s ({detail})",
                  f"`kubectl logs -n {ns} deploy/{name}`")
+
+
+def _ready_endpoints(cluster, namespace: str, service: str) -> list[str]:
+    try:
+        slices = cluster.list_endpointslices(namespace, service)
+    except K8sLabError:
+        return []
+    return [a for sl in slices for ep in (sl.endpoints or [])
+            if ep.conditions is None or ep.conditions.ready is not False for a in (ep.addresses or [])]
 
 
 def _namespaces(cluster) -> set[str]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from graders import labs, manifests, spec as specs
+from graders import labs, manifests, runlock, spec as specs
 from graders.errors import (CheckFailed, ClusterError, K8sLabError, NotReady, Problem, SpecError, SubmissionError,
                             UsageError)
 from graders.exercise import Ctx, Exercise
@@ -83,8 +83,11 @@ def grade(lab_id: str, exercise: str | None = None, submission: Path | str | Non
             results.append(_result(ex, [parsed[ex.id]]))
             continue
         live_cluster = connection.get()  # raises ClusterUnreachable with a fix
-        steps = [parsed[ex.id], *_run_on_cluster(ex, submissions[ex.id], checks[ex.id], live_cluster,
-                                                 status, options)]
+        context = getattr(live_cluster, "context", "")
+        with runlock.exclusive(context, on_wait=lambda: status.start(f"{ex.id}: waiting for another grading run "
+                                                                     f"on {context} to finish")):
+            steps = [parsed[ex.id], *_run_on_cluster(ex, submissions[ex.id], checks[ex.id], live_cluster,
+                                                     status, options)]
         results.append(_result(ex, steps))
     return LabResult(lab=lab.id, title=lab.title, exercises=tuple(results))
 

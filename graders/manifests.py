@@ -57,6 +57,9 @@ _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 Path_ = tuple[Any, ...]  # a path into a document: keys and list indexes
 
+# libyaml when present: ten times faster, and it refuses absurd nesting with an error instead of recursing.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -186,7 +189,7 @@ def load_file(path: Path, default_namespace: str = "") -> tuple[list[Manifest], 
         return [], [Problem(f"cannot read the file: {error}", file=shown)]
     manifests: list[Manifest] = []
     problems: list[Problem] = []
-    loader = yaml.SafeLoader(text)
+    loader = _SafeLoader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -214,6 +217,8 @@ def load_file(path: Path, default_namespace: str = "") -> tuple[list[Manifest], 
             manifests.append(manifest)
     except yaml.YAMLError as error:
         problems.append(_yaml_problem(error, shown))
+    except RecursionError:
+        problems.append(Problem("the YAML is nested too deeply to be a Kubernetes manifest", file=shown))
     finally:
         loader.dispose()
     return manifests, problems

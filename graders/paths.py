@@ -34,6 +34,11 @@ def versions_file() -> Path:
     return environment_dir() / "versions.env"
 
 
+def cache_dir() -> Path:
+    """The machine-wide cache (offline build, tools, locks): ``$K8SLAB_CACHE`` or ~/.cache/k8slab."""
+    return Path(os.environ.get("K8SLAB_CACHE") or Path.home() / ".cache" / "k8slab")
+
+
 def lab_dir(lab_id: str) -> Path:
     return labs_dir() / lab_id
 

@@ -29,6 +29,7 @@ UDP_PORT = 8081
 # Per-probe limits inside the pod; the exec around a batch gets these plus slack.
 CONNECT_TIMEOUT_S = 1
 HTTP_TIMEOUT_S = 2
+DNS_TIMEOUT_S = 2
 TAG = "@k8slab"
 _SEP = "\x1f"  # newlines inside one result are sent as ASCII unit separators
 
@@ -82,8 +83,8 @@ class ProbeSpec:
             return ["curl", "-sS", "-m", str(HTTP_TIMEOUT_S), *header, url]
         if self.kind == "clientip":
             return ["curl", "-sS", "-m", str(HTTP_TIMEOUT_S), f"http://{hostport}/clientip"]
-        if self.kind == "dns":
-            return ["nslookup", self.target]
+        if self.kind == "dns":  # bounded: 2 tries of 2 s (the default waits ~15 s when no server answers)
+            return ["nslookup", f"-timeout={DNS_TIMEOUT_S}", "-retry=2", self.target]
         return [AGNHOST, "connect", hostport, f"--timeout={CONNECT_TIMEOUT_S}s", "--protocol=sctp"]
 
 

@@ -53,6 +53,7 @@ chmod 0755 "$CTX/root/usr/local/bin/entrypoint" "$CTX/root/kind/bin/"*.sh
 # Our own pieces.
 sed "s#@PAUSE_IMAGE@#$PAUSE_IMAGE#" "$OFFLINE_DIR/files/containerd-config.toml" > "$CTX/root/etc/containerd/config.toml"
 install -m 0755 "$OFFLINE_DIR/files/runc-wrapper" "$CTX/root/usr/local/sbin/runc-k8slab"
+cp "$OFFLINE_DIR/files/99-k8slab-bridge.conf" "$CTX/root/etc/sysctl.d/"
 cp "$OFFLINE_DIR/files/default-storage.yaml" "$CTX/root/kind/manifests/default-storage.yaml"
 cp "$CTX/manifests/10-kube-router.yaml" "$CTX/root/kind/manifests/default-cni.yaml"
 printf '%s' "$KUBERNETES_VERSION" > "$CTX/root/kind/version"
@@ -87,7 +88,8 @@ if [ "$(docker image inspect -f '{{index .Config.Labels "k8slab.key"}}' "$OFFLIN
   step "node image $OFFLINE_NODE_IMAGE is up to date"; rm -rf "$CTX"; exit 0
 fi
 step "node image stage 1: rootfs + kind files + binaries"
-docker build -q -t "$OFFLINE_NODE_IMAGE-stage" "$CTX" >/dev/null || die "node image build failed"
+docker build -q -t "$OFFLINE_NODE_IMAGE-stage" "$CTX" >"$LOG_DIR/node-image-build.log" 2>&1 \
+  || { cat "$LOG_DIR/node-image-build.log"; die "node image build failed"; }
 
 step "node image stage 2: preloading $(wc -l < "$BUILD_DIR/images.list") images into containerd"
 cid="$(docker run -d --privileged --entrypoint sleep "$OFFLINE_NODE_IMAGE-stage" infinity)"
@@ -100,7 +102,11 @@ docker exec "$cid" bash -ec '
   ctr --namespace=k8s.io images list -q | grep -v "^sha256:" | sort
   kill %1; wait || true
   rm -f /images.tar /tmp/containerd.log'
+# The label makes `kind create cluster` accept a control plane without published ports (an internal
+# network publishes none): kind reads the API endpoint from it instead of the port mapping. cluster-up.sh
+# then writes the kubeconfig with the control-plane container's real address.
 docker commit --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' --change 'CMD []' \
+  --change 'LABEL desktop.docker.io/ports/6443/tcp=127.0.0.1:6443' \
   --change "LABEL k8slab.key=$key" "$cid" "$OFFLINE_NODE_IMAGE" >/dev/null
 docker rm -f "$cid" >/dev/null; trap - EXIT
 docker rmi "$OFFLINE_NODE_IMAGE-stage" >/dev/null 2>&1 || true

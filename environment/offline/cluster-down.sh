@@ -11,6 +11,8 @@ else
   step "cluster k8slab does not exist"
 fi
 if [ "${1:-}" = "--network" ] && docker network inspect "$K8SLAB_NETWORK" >/dev/null 2>&1; then
-  step "removing docker network $K8SLAB_NETWORK"
+  step "removing docker network $K8SLAB_NETWORK (and its DOCKER-USER rule)"
+  BRIDGE="br-$(docker network inspect -f '{{.Id}}' "$K8SLAB_NETWORK" | cut -c1-12)"
+  $SUDO iptables -D DOCKER-USER -i "$BRIDGE" -o "$BRIDGE" -m comment --comment "k8slab: node-to-node pod routing" -j ACCEPT 2>/dev/null || true
   docker network rm "$K8SLAB_NETWORK" >/dev/null
 fi

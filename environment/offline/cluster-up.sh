@@ -39,10 +39,17 @@ if [ -n "$BUNDLE" ]; then
   cp -f "$tmp"/bin/* "$BIN_DIR/"
   rm -rf "$MANIFESTS"; cp -r "$tmp/manifests" "$MANIFESTS"
   rm -rf "$tmp"
+elif [ "${K8SLAB_SKIP_BUILD:-0}" = 1 ]; then
+  docker image inspect "$OFFLINE_NODE_IMAGE" >/dev/null 2>&1 || die "K8SLAB_SKIP_BUILD=1 but $OFFLINE_NODE_IMAGE is missing"
+  rm -rf "$MANIFESTS"; render_manifests "$MANIFESTS"
 else
   step "building (cached in $BUILD_DIR; logs in $LOG_DIR)"
+  # debootstrap is network/disk bound: run it beside the (CPU bound) Go builds.
+  "$OFFLINE_DIR/build-rootfs.sh" > "$LOG_DIR/build-rootfs.log" 2>&1 &
+  rootfs_pid=$!
   "$OFFLINE_DIR/build-binaries.sh" all
-  "$OFFLINE_DIR/build-rootfs.sh"
+  wait "$rootfs_pid" || { cat "$LOG_DIR/build-rootfs.log"; die "rootfs build failed"; }
+  cat "$LOG_DIR/build-rootfs.log"
   "$OFFLINE_DIR/build-images.sh"
   "$OFFLINE_DIR/build-node-image.sh"
   rm -rf "$MANIFESTS"; render_manifests "$MANIFESTS"
@@ -60,6 +67,18 @@ fi
 [ "$(docker network inspect -f '{{.Internal}}' "$K8SLAB_NETWORK")" = true ] \
   || die "docker network $K8SLAB_NETWORK exists but is not --internal; remove it (cluster-down.sh --network)"
 
+# Pod IPs are routed between the nodes over this bridge (kube-router, no overlay), but docker's isolation
+# rules for an internal network drop forwarded packets whose source/destination lie outside the
+# network's subnet. Accept traffic that enters AND leaves this same bridge (node to node on this
+# machine); nothing is allowed out of it.
+BRIDGE="$(docker network inspect -f '{{index .Options "com.docker.network.bridge.name"}}' "$K8SLAB_NETWORK")"
+[ -n "$BRIDGE" ] && [ "$BRIDGE" != "<no value>" ] || BRIDGE="br-$(docker network inspect -f '{{.Id}}' "$K8SLAB_NETWORK" | cut -c1-12)"
+RULE=(-i "$BRIDGE" -o "$BRIDGE" -m comment --comment "k8slab: node-to-node pod routing" -j ACCEPT)
+if ! $SUDO iptables -C DOCKER-USER "${RULE[@]}" 2>/dev/null; then
+  step "host firewall: allow pod traffic between the nodes on $BRIDGE (same bridge in and out)"
+  $SUDO iptables -I DOCKER-USER 1 "${RULE[@]}"
+fi
+
 nodes_running() { [ "$(docker ps -q --filter "label=io.x-k8s.kind.cluster=$CLUSTER" | wc -l)" -ge 3 ]; }
 if "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
   if ! nodes_running; then
@@ -73,12 +92,23 @@ else
     --config "$REPO_ROOT/environment/kind/cluster.yaml" --image "$OFFLINE_NODE_IMAGE" --wait 0s ${K8SLAB_RETAIN:+--retain}
 fi
 
-# An internal network publishes no ports: point the kubeconfig at the control-plane container itself.
+# An internal network publishes no ports, so the API server is reached at the control-plane container's
+# own address. The kubeconfig entry (cluster/user/context "kind-k8slab", as kind names them) is written
+# from the node's admin.conf; kind's own export would point at the image's placeholder endpoint.
 cp_ip="$(docker inspect -f "{{(index .NetworkSettings.Networks \"$K8SLAB_NETWORK\").IPAddress}}" "$CLUSTER-control-plane")"
 [ -n "$cp_ip" ] || die "cannot find the control-plane IP on $K8SLAB_NETWORK"
-"$KIND" export kubeconfig --name "$CLUSTER" >/dev/null 2>&1 || true
-"$KUBECTL" config set-cluster "$CONTEXT" --server="https://$cp_ip:6443" >/dev/null
+kc="$BUILD_DIR/kubeconfig.d"; rm -rf "$kc"; mkdir -p "$kc"
+docker exec "$CLUSTER-control-plane" cat /etc/kubernetes/admin.conf > "$kc/admin.conf"
+for f in certificate-authority-data:clusters[0].cluster client-certificate-data:users[0].user client-key-data:users[0].user; do
+  "$KUBECTL" --kubeconfig "$kc/admin.conf" config view --raw -o "jsonpath={.${f#*:}.${f%%:*}}" | base64 -d > "$kc/${f%%:*}"
+done
+"$KUBECTL" config set-cluster "$CONTEXT" --server="https://$cp_ip:6443" \
+  --certificate-authority="$kc/certificate-authority-data" --embed-certs=true >/dev/null
+"$KUBECTL" config set-credentials "$CONTEXT" --client-certificate="$kc/client-certificate-data" \
+  --client-key="$kc/client-key-data" --embed-certs=true >/dev/null
+"$KUBECTL" config set-context "$CONTEXT" --cluster="$CONTEXT" --user="$CONTEXT" >/dev/null
 "$KUBECTL" config use-context "$CONTEXT" >/dev/null
+rm -rf "$kc"
 for i in $(seq 1 60); do k get --raw /readyz >/dev/null 2>&1 && break; sleep 2; done
 k get --raw /readyz >/dev/null || die "API server at https://$cp_ip:6443 not ready"
 step "API server ready at https://$cp_ip:6443 (context $CONTEXT) [$(elapsed)]"
@@ -108,6 +138,9 @@ wait_for "kube-router on every node" 300 rollout kube-system daemonset/kube-rout
 wait_for "3 nodes Ready" 300 nodes_ready
 wait_for "CoreDNS" 300 rollout kube-system deployment/coredns
 wait_for "kube-proxy" 120 rollout kube-system daemonset/kube-proxy
+if [ "${K8SLAB_ADDONS:-all}" = core ]; then   # kube-router + kube-proxy + CoreDNS only
+  step "cluster $CLUSTER is up with core add-ons only (K8SLAB_ADDONS=core) [$(elapsed)]"; k get nodes -o wide; exit 0
+fi
 step "add-ons: Gateway API CRDs, MetalLB, Traefik"
 apply "$MANIFESTS/05-gateway-api-crds.yaml"
 apply "$MANIFESTS/20-metallb-crds.yaml"

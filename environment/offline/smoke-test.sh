@@ -4,6 +4,7 @@
 # docker network, the MetalLB/Traefik address). Exit status 0 = all checks passed.
 # Usage: smoke-test.sh [--keep]   (--keep leaves namespace k8slab-smoke for inspection)
 source "$(dirname "$0")/lib.sh"
+set +e  # every check reports and the script carries on
 CONTEXT=kind-k8slab NS=k8slab-smoke
 KUBECTL="$BIN_DIR/kubectl"; [ -x "$KUBECTL" ] || KUBECTL=kubectl
 k() { "$KUBECTL" --context "$CONTEXT" --request-timeout=20s "$@"; }
@@ -112,7 +113,7 @@ gw_ok() { [ "$(hcurl --resolve "gw.k8slab.test:80:$TR" http://gw.k8slab.test/hos
 
 step "NetworkPolicy (kube-router)"
 can() { kx "$1" /agnhost connect --timeout=2s "$2:8080" >/dev/null 2>&1; }
-can client "$SIP" && can other "$SIP" && can server "$CIP" && ok "before policy: client->server, other->server, server->client all connect" \
+can client "$SIP" && can other "$SIP" && can server "$CIP" && can other "$CIP" && ok "before policy: client->server, other->server, server->client, other->client all connect" \
   || bad "before policy: some connection already fails"
 k -n "$NS" apply -f - >/dev/null <<YAML
 apiVersion: networking.k8s.io/v1
@@ -134,6 +135,7 @@ YAML
 retry 10 can client "$SIP" && ok "allow rule: client->server restored" || bad "allow rule: client->server still blocked"
 blocked other "$SIP" && ok "allow rule: other->server still blocked" || bad "allow rule: other->server connects"
 blocked server "$CIP" && ok "allow rule: server->client (reverse) still blocked" || bad "allow rule: server->client connects"
+blocked other "$CIP" && ok "allow rule: other->client (same node) blocked" || bad "allow rule: other->client (same node) connects"
 k -n "$NS" delete networkpolicy --all >/dev/null
 retry 10 can other "$SIP" && ok "policies removed: other->server connects again" || bad "policies removed: other->server still blocked"
 

@@ -62,7 +62,7 @@ def hand_in(course_dir: Path, lab: str, student: str, files: dict[str, Path] | N
         nb = nbformat.read(path, as_version=4)
         edit(nb)
         nbformat.write(nb, path)
-    (dest.parent / "timestamp.txt").write_text("2026-11-26 10:00:00.000000 UTC")
+    (dest / "timestamp.txt").write_text("2026-11-26 10:00:00.000000 UTC")
     return dest
 
 

@@ -169,6 +169,19 @@ def test_monkeypatched_scored_cannot_change_the_recorded_grade(demo_course, demo
     assert json.loads((demo_course / "k8slab" / "verified" / DEMO / "mallory.json").read_text()) == records
 
 
+def test_grade_is_recorded_when_the_notebook_kills_its_kernel(demo_course, demo_spec, tmp_path):
+    hand_in(demo_course, DEMO, "kim", edit=lambda nb: add_student_cell(nb, "import os\nos._exit(1)"))
+    records = RECORDS["bob"]
+    proc = nbgrader(demo_course, "autograde", DEMO, "--student", "kim", check=False,
+                    extra_env={"K8SLAB_RESULTS_FILE": str(records_file(tmp_path / "k.json", records))})
+    result = course_safety.SubmissionResult("kim", DEMO, points={e.id: e.points for e in demo_spec.exercises})
+    course_safety.record_verified(demo_course, demo_spec, "kim", records, result)
+    assert result.scores == {"hello": 2.0, "second": 1.5}
+    out = tmp_path / "grades.csv"
+    nbgrader(demo_course, "export", "--to", str(out))
+    assert [(r["student_id"], float(r["score"])) for r in read_csv(out)] == [("kim", 3.5)], proc.stdout[-2000:]
+
+
 # ----------------------------------------------------------------------------------------------------- feedback
 @pytest.mark.skipif(course_feedback.MermaidRenderer().name.startswith("text"),
                     reason="mermaid-cli + chromium not installed (make -f mk/course.mk course-tools): PNG path not tested")
@@ -228,12 +241,15 @@ def test_sandbox_kernel_sees_only_the_submission(demo_course, demo_spec, tmp_pat
     kubeconfig = work / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
     results = records_file(work / "results.json", RECORDS["bob"])
-    container = "k8slab-autograde-test-eve"
-    jupyter = course_safety.kernel_spec(work, "docker", kubeconfig, results, container, "bridge")
+    container, network = "k8slab-autograde-test-eve", "k8slab-sandbox-test"
+    # like the course cluster's network: --internal, so no published ports (the launcher relays the kernel's)
+    subprocess.run(["docker", "network", "create", "--internal", network], capture_output=True)
+    jupyter = course_safety.kernel_spec(work, "docker", kubeconfig, results, container, network)
     try:
         proc = course_safety.nbgrader_autograde(demo_course, DEMO, "eve", jupyter, force=True)
     finally:
         subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+        subprocess.run(["docker", "network", "rm", network], capture_output=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     nb = nbformat.read(demo_course / "autograded" / "eve" / DEMO / f"{DEMO}.ipynb", as_version=4)
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
@@ -243,3 +259,21 @@ def test_sandbox_kernel_sees_only_the_submission(demo_course, demo_spec, tmp_pat
     result = course_safety.SubmissionResult("eve", DEMO, points={e.id: e.points for e in demo_spec.exercises})
     course_safety.record_verified(demo_course, demo_spec, "eve", RECORDS["bob"], result)
     assert result.scores == result.notebook == {"hello": 2.0, "second": 1.5} and not result.tampered
+
+
+@pytest.mark.parametrize("lab", _real_labs_with_notebooks())
+def test_real_lab_release_has_no_solution(tmp_path, lab):
+    """The real labs: the instructor notebook carries each reference solution; the release carries none."""
+    lab_spec = spec.load_lab(lab, REPO)
+    course_dir = tmp_path / "course"
+    report = build_course(course_dir, REPO, [lab])
+    source = "\n".join(c.source for c in nbformat.read(report.labs[0].notebook, as_version=4).cells)
+    for exercise in lab_spec.exercises:
+        for name in exercise.files:
+            if (exercise.solution_dir / name).is_file():
+                assert (exercise.solution_dir / name).read_text().strip().splitlines()[-1] in source
+    nbgrader(course_dir, "generate_assignment", lab)
+    assert course.release_leaks(course_dir, lab, REPO) == []
+    released = {p.relative_to(course_dir / "release" / lab).as_posix()
+                for p in (course_dir / "release" / lab).rglob("*") if p.is_file()}
+    assert released == {f"{lab}.ipynb", *course.student_files(lab_spec)}

@@ -31,6 +31,7 @@ def course(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     write(solutions / "mistakes" / "expose" / "no-selector" / "service.yaml", service(selector="api"))
     write(root / "environment" / "versions.env", "KUBERNETES_VERSION=v1.34.4\nKIND_VERSION=v0.30.0\n")
     monkeypatch.setenv("K8SLAB_ROOT", str(root))
+    monkeypatch.setenv("K8SLAB_CACHE", str(tmp_path / "cache"))  # run locks live there
     monkeypatch.setitem(sys.modules, "graders.labs.lab99_fake", fake_module())
     from graders import versions
 

@@ -67,6 +67,9 @@ class FakeCluster:
             return NS(spec=NS(cluster_ip="10.96.0.1"))
         return NS(status=NS(load_balancer=NS(ingress=[NS(ip="172.18.255.200")])))
 
+    def list_endpointslices(self, ns, service):
+        return [NS(endpoints=[NS(addresses=["10.244.1.9"], conditions=NS(ready=True))])]
+
     def namespace_names(self):
         return self.namespaces
 

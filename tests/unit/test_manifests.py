@@ -88,6 +88,12 @@ def test_alias_bombs_are_rejected_quickly(tmp_path):
     assert "bomb.yaml:1" in message and "expands to more than 100000 values" in message
 
 
+def test_absurdly_deep_nesting_is_a_problem_not_a_crash(tmp_path):
+    write(tmp_path / "deep.yaml", "a: " + "[" * 1500 + "]" * 1500 + "\n")
+    [message] = problems(tmp_path)
+    assert "deep.yaml" in message and ("nested too deeply" in message or "nesting depth" in message)
+
+
 def test_document_that_is_not_a_mapping(tmp_path):
     write(tmp_path / "a.yaml", "- just\n- a list\n")
     [message] = problems(tmp_path)

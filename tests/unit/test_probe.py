@@ -20,7 +20,7 @@ def test_commands_per_kind():
     assert ProbeSpec("x/a", "udp", "10.0.0.5", 53).argv()[-1] == "--protocol=udp"
     assert ProbeSpec("x/a", "http", "svc.x", 80, host_header="web.example", path="/hostname").argv() == [
         "curl", "-sS", "-m", "2", "-H", "Host: web.example", "http://svc.x:80/hostname"]
-    assert ProbeSpec("x/a", "dns", "hello.x").argv() == ["nslookup", "hello.x"]
+    assert ProbeSpec("x/a", "dns", "hello.x").argv() == ["nslookup", "-timeout=2", "-retry=2", "hello.x"]
     assert ProbeSpec("x/a", "clientip", "10.0.0.5", 8080).argv()[-1] == "http://10.0.0.5:8080/clientip"
     assert ProbeSpec("x/a", "tcp", "fd00::1", 80).argv()[2] == "[fd00::1]:80"
 
@@ -98,7 +98,7 @@ def fake_tools(tmp_path, monkeypatch):
                               '10.0.0.2:*) echo TIMEOUT >&2; exit 1;; *) echo REFUSED >&2; exit 1;; esac\n')
     tool("curl", 'sleep 0.3; for a; do last=$a; done; case "$last" in *hostname) printf "pod-b";; '
                  '*clientip) printf "10.244.1.5:41234";; *) echo "curl: (7) refused" >&2; exit 7;; esac\n')
-    tool("nslookup", 'printf "Server:  10.96.0.10\\nAddress: 10.96.0.10#53\\n\\nName: $1\\nAddress: 10.96.9.9\\n"\n')
+    tool("nslookup", 'for a; do n=$a; done; printf "Server:  10.96.0.10\\nAddress: 10.96.0.10#53\\n\\nName: $n\\nAddress: 10.96.9.9\\n"\n')
     monkeypatch.setattr(probe, "AGNHOST", agnhost)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     return tmp_path

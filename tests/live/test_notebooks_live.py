@@ -1,0 +1,50 @@
+"""Live: each lab notebook runs top to bottom on the cluster with the reference solutions in place.
+
+The notebook runs in a throwaway copy of the course (K8SLAB_ROOT points the grader at it), so the learner's own
+files in labs/ are never touched; every `check()` cell must report a pass.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from graders import notebook_build, paths, spec
+
+pytestmark = pytest.mark.live
+
+LABS_WITH_NOTEBOOKS = [lab.id for lab in spec.all_labs(paths.repo_root())
+                       if notebook_build.source_path(lab.id).exists()]
+
+
+def course_with_solutions(root: Path, lab: spec.LabSpec) -> Path:
+    """A copy of labs/, solutions/ and environment/ where the lab's starter files are replaced by the solutions."""
+    for folder in ("labs", "solutions", "environment"):
+        shutil.copytree(paths.repo_root() / folder, root / folder, ignore=shutil.ignore_patterns("*.ipynb"))
+    for ex in lab.exercises:
+        target = root / "labs" / lab.id / ex.id
+        shutil.copytree(ex.solution_dir, target, dirs_exist_ok=True)
+    return root / "labs" / lab.id
+
+
+@pytest.mark.parametrize("lab_id", LABS_WITH_NOTEBOOKS)
+def test_notebook_runs_top_to_bottom_with_solutions(lab_id, tmp_path, k8slab_cluster, monkeypatch):
+    lab = spec.load_lab(lab_id, paths.repo_root())
+    lab_dir = course_with_solutions(tmp_path, lab)
+    nb = notebook_build.render(lab_id)
+    monkeypatch.setenv("K8SLAB_ROOT", str(tmp_path))
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(lab_dir)}})
+    try:
+        client.execute(env=dict(os.environ))
+    except CellExecutionError as error:
+        pytest.fail(f"{lab_id}: a cell raised:\n{str(error)[-3000:]}")
+    not_passed = [cell.source for cell in nb.cells if cell.cell_type == "code"
+                  for out in cell.get("outputs", [])
+                  if "not passed yet" in str(out.get("data", {}).get("text/plain", ""))]
+    assert not not_passed, f"{lab_id}: with the solutions in place these checks did not pass: {not_passed}"
