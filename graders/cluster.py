@@ -407,6 +407,23 @@ class Cluster:
         for name in names:
             self.ensure_owned_namespace(name, run_id)
 
+    def check_run(self, namespaces: Sequence[str], run_id: str) -> None:
+        """Raise ClusterError when another grading run has reset one of our namespaces (its `k8slab.dev/run`
+        label changed): two checks of the same lab at once would otherwise delete each other's objects."""
+        if not run_id:
+            return
+        for name in namespaces:
+            ns = self._get_namespace(name)
+            found = ((ns.metadata.labels or {}).get(RUN_LABEL, "") if ns is not None else "")
+            if found != run_id:
+                now = f"run {found}" if found else ("nothing (it was deleted)" if ns is None else "an unlabelled run")
+                raise ClusterError(
+                    f"Namespace {name} was taken over by another grading run while this one was running (it now "
+                    f"belongs to {now}, not run {run_id}): two checks of the same lab ran at once",
+                    ref=f"Namespace {name}", reason="Concurrent",
+                    hint="run one check of a lab at a time (wait for the other notebook cell or terminal), then "
+                         "grade again")
+
     def owned_namespaces(self) -> list[str]:
         try:
             items = self.core.list_namespace(label_selector=f"{OWNED_LABEL}=true", _request_timeout=self._t()).items

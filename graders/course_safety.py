@@ -143,6 +143,30 @@ class Grants:
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ROLE},
                 "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": HOLDING_NS}]},
                 ok=(409,))
+        self.wait_authorized()
+
+    def wait_authorized(self, timeout: float = 20) -> None:
+        """RBAC changes reach the API server's authorizer through a cache: wait until the submission's identity
+        may create pods in each of its namespaces (SubjectAccessReview) before anything uses the token."""
+        from kubernetes import client as k8s
+
+        authz = k8s.AuthorizationV1Api(self.cluster.api_client)
+        user = f"system:serviceaccount:{HOLDING_NS}:{SERVICE_ACCOUNT}"
+        groups = ["system:serviceaccounts", f"system:serviceaccounts:{HOLDING_NS}", "system:authenticated"]
+        deadline = time.monotonic() + timeout
+        for ns in self.namespaces:
+            for verb, resource, name in (("create", "pods", ""), ("get", "namespaces", ns)):
+                review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                          "spec": {"user": user, "groups": groups,
+                                   "resourceAttributes": {"namespace": ns, "verb": verb, "resource": resource,
+                                                          "name": name}}}
+                while True:
+                    answer = self._ignore(authz.create_subject_access_review, review, ok=())
+                    if answer is not None and answer.status.allowed:
+                        break
+                    if time.monotonic() > deadline:
+                        raise K8sLabError(f"the submission's Role in {ns} did not take effect within {timeout:g} s")
+                    time.sleep(0.2)
 
     def create(self) -> str:
         """Everything for one submission; returns the bearer token."""

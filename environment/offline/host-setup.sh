@@ -61,7 +61,7 @@ if ! running; then
 fi
 if ! running; then
   say "starting dockerd in the background (log: /var/log/k8slab-dockerd.log)"
-  $SUDO sh -c 'nohup dockerd >/var/log/k8slab-dockerd.log 2>&1 &'
+  $SUDO setsid sh -c 'nohup dockerd >/var/log/k8slab-dockerd.log 2>&1 &' </dev/null
 fi
 for i in $(seq 1 60); do running && break; sleep 1; done
 running || { echo "error: docker did not come up; see /var/log/k8slab-dockerd.log" >&2; exit 1; }

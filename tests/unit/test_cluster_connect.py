@@ -145,3 +145,13 @@ def test_apply_refuses_unowned_namespace():
     with pytest.raises(ClusterError) as info:
         c.apply([{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "namespace": "default"}}])
     assert "refusing to write into Namespace default" in info.value.message
+
+
+def test_check_run_detects_a_concurrent_grading_run():
+    c = _fake_cluster({"k8slab.dev/owned": "true", "k8slab.dev/run": "other"})
+    c.check_run(["k8slab-x"], "")  # no run id: nothing to compare
+    with pytest.raises(ClusterError) as info:
+        c.check_run(["k8slab-x"], "mine")
+    assert "taken over by another grading run" in info.value.message and "run other" in info.value.message
+    c2 = _fake_cluster({"k8slab.dev/owned": "true", "k8slab.dev/run": "mine"})
+    c2.check_run(["k8slab-x"], "mine")
