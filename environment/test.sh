@@ -36,4 +36,9 @@ elif ! reason="$("$PY" -m graders.cluster 2>&1)"; then
 fi
 pytest_stage "live tests" -m live tests/live || exit $?
 say "live pipeline tests (nbgrader against the cluster)"
-pytest_stage "live pipeline tests" -m live tests/pipeline || [ $? -eq 5 ]   # none yet is fine
+# The nbgrader pipeline is proven live for these labs; 05-network-policy's harness fix (namespace labels set by
+# the admin side) has not completed a live run yet, so it stays out of CI until it has (issue 6).
+PIPELINE_LABS="${K8SLAB_PIPELINE_LABS:-00-orientation 03-services}"
+echo "LIVE PIPELINE covers: $PIPELINE_LABS (set K8SLAB_PIPELINE_LABS to change; 05-network-policy not yet proven)"
+lab_args=(); for lab in $PIPELINE_LABS; do lab_args+=(--lab "$lab"); done
+pytest_stage "live pipeline tests" -m live tests/pipeline "${lab_args[@]}" || exit $?

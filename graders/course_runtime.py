@@ -107,6 +107,16 @@ def _prepared_cluster(context: str | None):
         def ensure_owned_namespace(self, name, run_id=None):  # noqa: ARG002
             self._require_owned(name)
 
+        def label_namespace(self, name, labels):
+            """The harness set the lab's namespace labels; check they are there."""
+            from graders.errors import ClusterError
+
+            ns = self._get_namespace(name)
+            have = (ns.metadata.labels or {}) if ns is not None else {}
+            missing = {k: v for k, v in labels.items() if have.get(k) != v}
+            if missing:
+                raise ClusterError(f"Namespace {name} lacks the labels {missing} the harness should have set")
+
     return PreparedCluster.connect(context, timeout=10)
 
 

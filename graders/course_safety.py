@@ -103,9 +103,11 @@ class SubmissionResult:
 class Grants:
     """The namespaces, ServiceAccount, RBAC and token of one submission, created and removed as admin."""
 
-    def __init__(self, cluster, namespaces: list[str], run_id: str) -> None:
+    def __init__(self, cluster, namespaces: list[str], run_id: str,
+                 namespace_labels: dict[str, dict[str, str]] | None = None) -> None:
         from kubernetes import client as k8s
 
+        self.namespace_labels = namespace_labels or {}
         self.cluster = cluster
         self.namespaces = namespaces
         self.run_id = run_id
@@ -134,6 +136,9 @@ class Grants:
         self.cluster.delete_namespaces(self.namespaces, wait=True)
         for ns in self.namespaces:
             self.cluster.ensure_owned_namespace(ns, self.run_id)
+            if self.namespace_labels.get(ns):  # labels the lab's grader sets (namespaces are cluster-scoped)
+                self._ignore(self.core.patch_namespace, ns, {"metadata": {"labels": dict(self.namespace_labels[ns])}},
+                             ok=())
             rules = NAMESPACED_RULES + [{"apiGroups": [""], "resources": ["namespaces"], "resourceNames": [ns],
                                          "verbs": ["get"]}]
             meta = {"name": ROLE, "namespace": ns, "labels": self._labels()}
@@ -357,7 +362,7 @@ class _Harness:
         submitted = self.course_dir / "submitted" / student / self.lab
         run_id = time.strftime("%H%M%S") + "-" + _safe_id(student)[:20]
         container = f"k8slab-autograde-{_safe_id(student)}-{os.getpid()}"
-        grants = Grants(self.admin, list(self.lab_spec.all_namespaces), run_id)
+        grants = Grants(self.admin, list(self.lab_spec.all_namespaces), run_id, lab_namespace_labels(self.lab))
         with tempfile.TemporaryDirectory(prefix="k8slab-autograde-") as tmp:
             work = Path(tmp)
             os.chmod(work, 0o700)
@@ -484,6 +489,20 @@ def record_verified(course_dir: Path, lab_spec, student: str, records: dict, res
             grade.manual_score = None
             grade.needs_manual_grade = False
         gb.db.commit()
+
+
+def lab_namespace_labels(lab: str) -> dict[str, dict[str, str]]:
+    """`NAMESPACE_LABELS` of the lab's grader module (e.g. env=production for lab 05), set by the harness because
+    labelling a Namespace is beyond a submission's credentials."""
+    import importlib
+
+    from graders import labs
+
+    try:
+        module = importlib.import_module(f"graders.labs.{labs.module_name(lab)}")
+    except ImportError:
+        return {}
+    return {ns: dict(labels) for ns, labels in (getattr(module, "NAMESPACE_LABELS", None) or {}).items()}
 
 
 def _course_id(course_dir: Path) -> str:
