@@ -33,7 +33,10 @@ def course_with_solutions(root: Path, lab: spec.LabSpec) -> Path:
 
 
 @pytest.mark.parametrize("lab_id", LABS_WITH_NOTEBOOKS)
-def test_notebook_runs_top_to_bottom_with_solutions(lab_id, tmp_path, k8slab_cluster, monkeypatch):
+def test_notebook_runs_top_to_bottom_with_solutions(lab_id, tmp_path, k8slab_cluster, monkeypatch, request):
+    chosen = request.config.getoption("lab") or []
+    if chosen and lab_id not in chosen:
+        pytest.skip(f"not selected by --lab {' '.join(chosen)}")
     lab = spec.load_lab(lab_id, paths.repo_root())
     lab_dir = course_with_solutions(tmp_path, lab)
     nb = notebook_build.render(lab_id)
