@@ -107,6 +107,12 @@ def _prepared_cluster(context: str | None):
         def ensure_owned_namespace(self, name, run_id=None):  # noqa: ARG002
             self._require_owned(name)
 
+        def check_run(self, namespaces, run_id):  # noqa: ARG002
+            """The harness labelled these namespaces with its own run id and grades one submission at a time, so
+            the grader's run id never matches; what matters is that they are still ours."""
+            for name in namespaces:
+                self._require_owned(name)
+
         def label_namespace(self, name, labels):
             """The harness set the lab's namespace labels; check they are there."""
             from graders.errors import ClusterError
