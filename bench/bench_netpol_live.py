@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import bench_cluster, loadavg, timed_rounds
 
-from graders.cluster import Cluster  # noqa: E402
-from graders.errors import ClusterUnreachable  # noqa: E402
-from graders.probe import (BatchRunner, KubeRunner, ProbeResult, ProbeSpec, classify,  # noqa: E402
-                           pod_ip, reproduce_command, start_probe_pods)
+from graders.probe import (BatchRunner, KubeRunner, ProbeResult, ProbeSpec, classify, pod_ip, reproduce_command,
+                           start_probe_pods)
 
 NAMESPACES = ("k8slab-bench-x", "k8slab-bench-y", "k8slab-bench-z")
 PODS = ("a", "b", "c")
@@ -52,14 +48,11 @@ class KubectlRunner:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-naive", action="store_true", help="skip the slow `kubectl exec` per pair baseline")
     args = parser.parse_args()
-    try:
-        cluster = Cluster.connect()
-    except ClusterUnreachable as exc:
-        print(f"bench_netpol_live: skipped, no cluster ({exc.message})")
-        return 0
-    cluster.reset_namespaces(list(NAMESPACES))
-    try:
+    with bench_cluster("bench_netpol_live", NAMESPACES) as cluster:
+        if cluster is None:
+            return 0
         for ns in NAMESPACES:
             start_probe_pods(cluster, ns, PODS)
         cluster.apply([DENY_X])
@@ -68,21 +61,17 @@ def main() -> int:
         specs = [ProbeSpec(f"{src[0]}/{src[1]}", "tcp", ips[dst], PORT)
                  for src in ips for dst in ips if src != dst]
         runners = {"batched": BatchRunner(cluster, workers=len(ips)), "api-exec": KubeRunner(cluster)}
-        if shutil.which("kubectl"):
+        if shutil.which("kubectl") and not args.no_naive:
             runners["naive"] = KubectlRunner(cluster.context)
-        times: dict[str, list[float]] = {name: [] for name in runners}
-        tables: dict[str, list] = {}
-        for _ in range(args.rounds):
-            for name, runner in runners.items():
-                started = time.monotonic()
-                results = runner.run(specs)
-                times[name].append(time.monotonic() - started)
-                tables[name] = [r.outcome.value for r in results]
-        median = {name: statistics.median(values) for name, values in times.items()}
+        load = loadavg()
+        median, times, results = timed_rounds(runners, specs, args.rounds)
+        tables = {name: [r.outcome.value for r in got] for name, got in results.items()}
         batched = median["batched"]
         agree = all(table == tables["batched"] for table in tables.values())
-        print(f"bench_netpol_live: 9x9 model, {len(specs)} TCP probes on port {PORT}, median of {args.rounds} rounds")
-        print(f"  batched  (one API exec per source pod, concurrent): {batched:6.2f} s  ({len(ips)} execs)  goal < 5 s")
+        print(f"bench_netpol_live: 9x9 model, {len(specs)} TCP probes on port {PORT}, median of {args.rounds} rounds; "
+              f"load average {load} -> {loadavg()}")
+        print(f"  batched  (one API exec per source pod, concurrent): {batched:6.2f} s  ({len(ips)} execs)  goal < 5 s"
+              f"  rounds {' '.join(f'{t:.2f}' for t in times['batched'])}")
         print(f"  api-exec (one API exec per pair, sequential):       {median['api-exec']:6.2f} s  "
               f"({len(specs)} execs)  ratio {median['api-exec'] / batched:.1f}x")
         if "naive" in median:
@@ -90,9 +79,6 @@ def main() -> int:
                   f"({len(specs)} processes)  ratio {median['naive'] / batched:.1f}x  goal >= 10x")
         print(f"  every runner saw the same table: {agree}")
         return 0 if agree else 1
-    finally:
-        cluster.delete_namespaces(list(NAMESPACES), wait=False)
-
 
 if __name__ == "__main__":
     sys.exit(main())

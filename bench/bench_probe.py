@@ -11,17 +11,12 @@ Usage: python bench/bench_probe.py [--rounds N]
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import bench_cluster, loadavg, timed_rounds
 
-from graders.cluster import Cluster  # noqa: E402
-from graders.errors import ClusterUnreachable  # noqa: E402
-from graders.model import Outcome  # noqa: E402
-from graders.probe import BatchRunner, KubeRunner, ProbeSpec, pod_ip, start_probe_pods  # noqa: E402
+from graders.model import Outcome
+from graders.probe import BatchRunner, KubeRunner, ProbeSpec, pod_ip, start_probe_pods
 
 NAMESPACE = "k8slab-bench"
 PODS = ("bench-a", "bench-b", "bench-c")
@@ -31,35 +26,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    try:
-        cluster = Cluster.connect()
-    except ClusterUnreachable as exc:
-        print(f"bench_probe: skipped, no cluster ({exc.message})")
-        return 0
-    cluster.reset_namespaces([NAMESPACE])
-    try:
+    with bench_cluster("bench_probe", [NAMESPACE]) as cluster:
+        if cluster is None:
+            return 0
         placed = start_probe_pods(cluster, NAMESPACE, PODS)
         ips = {name: pod_ip(cluster, NAMESPACE, name) for name in PODS}
         specs = [ProbeSpec(f"{NAMESPACE}/{src}", kind, ips[dst], 8080, path="/hostname")
                  for src in PODS for dst in PODS for kind in ("tcp", "http")]
-        times: dict[str, list[float]] = {"naive (exec per probe)": [], "batched (exec per source pod)": []}
-        runners = {"naive (exec per probe)": KubeRunner(cluster), "batched (exec per source pod)": BatchRunner(cluster)}
-        for _ in range(args.rounds):
-            for name, runner in runners.items():
-                started = time.monotonic()
-                results = runner.run(specs)
-                times[name].append(time.monotonic() - started)
-                wrong = [r.describe() for r in results if r.outcome is not Outcome.ALLOWED]
-                if wrong:
-                    print(f"bench_probe: {name}: {len(wrong)} probes not allowed, e.g. {wrong[0]}")
-        naive, batched = (statistics.median(v) for v in times.values())
+        load = loadavg()
+        runners = {"naive": KubeRunner(cluster), "batched": BatchRunner(cluster)}
+        median, _, results = timed_rounds(runners, specs, args.rounds)
+        for name, got in results.items():
+            wrong = [r.describe() for r in got if r.outcome is not Outcome.ALLOWED]
+            if wrong:
+                print(f"bench_probe: {name}: {len(wrong)} probes not allowed, e.g. {wrong[0]}")
+        naive, batched = median["naive"], median["batched"]
         print(f"bench_probe: {len(specs)} probes between {len(PODS)} pods on nodes "
-              f"{', '.join(sorted(set(placed.values())))}; median of {args.rounds} rounds")
+              f"{', '.join(sorted(set(placed.values())))}; median of {args.rounds} rounds; "
+              f"load average {load} -> {loadavg()}")
         print(f"  naive   (exec per probe):      {naive:6.2f} s  ({len(specs)} execs)")
         print(f"  batched (exec per source pod): {batched:6.2f} s  ({len(PODS)} execs)")
         print(f"  ratio naive/batched: {naive / batched:.1f}x")
-    finally:
-        cluster.delete_namespaces([NAMESPACE], wait=False)
     return 0
 
 

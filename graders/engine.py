@@ -9,8 +9,10 @@ Per exercise it runs kind-style steps, each with a start/end status, stopping at
     live    real probes compared with the exercise's target              lab module
 
 Nothing touches the cluster before ``parse`` passes; the connection is opened in the background meanwhile, so
-"no cluster" is diagnosed within the connect timeout even when parsing is slow. Namespaces are deleted after
-each exercise unless ``keep``.
+"no cluster" is diagnosed within the connect timeout even when parsing is slow. Each exercise starts in emptied
+namespaces (emptying takes ~1 s, recreating a namespace 5-12 s); after the last exercise that uses a namespace it
+is emptied and deleted (``teardown="delete"``), only emptied (``"empty"``: test suites grading many cases in a row),
+or kept to inspect (``"keep"``).
 """
 from __future__ import annotations
 
@@ -36,28 +38,38 @@ CONNECT_TIMEOUT = 4.0
 _NOT_YOUR_FAULT = "the grader itself failed (a bug in the course, not in your manifests)"
 
 
+TEARDOWNS = ("delete", "empty", "keep")
+
+
 @dataclass(frozen=True)
 class Options:
-    keep: bool = False
+    teardown: str = "delete"
     verbose: bool = False
     runner_factory: Callable[[Any], Any] | None = None
+    reset_kinds: tuple[str, ...] = ()  # every kind the lab's submissions may hold: what a reset must remove
 
 
 def grade(lab_id: str, exercise: str | None = None, submission: Path | str | None = None, *, keep: bool = False,
           verbose: bool = False, cluster: Any = None, context: str | None = None, status: Status | None = None,
-          connect_timeout: float = CONNECT_TIMEOUT, runner_factory: Callable[[Any], Any] | None = None) -> LabResult:
+          connect_timeout: float = CONNECT_TIMEOUT, runner_factory: Callable[[Any], Any] | None = None,
+          teardown: str = "delete") -> LabResult:
     """Grade one exercise (or every exercise) of a lab.
 
     ``submission``: None reads the learner's files in labs/<lab>/<exercise>/; a directory holding per-exercise
     subdirectories; or, with ``exercise`` given, the exercise's files themselves (a directory or one file).
     ``cluster``: an already connected cluster (pytest reuses one); otherwise one is connected for ``context``.
+    ``teardown``: what happens to the namespaces afterwards (see the module doc); ``keep=True`` means "keep".
 
     Raises UsageError/SpecError for bad arguments or specs and ClusterUnreachable when a step needs the
     cluster and none answers; every failure of the learner's manifests is a failed ExerciseResult instead.
     """
     status = status or QuietStatus()
-    options = Options(keep=keep, verbose=verbose, runner_factory=runner_factory)
+    if teardown not in TEARDOWNS:
+        raise UsageError(f"teardown must be one of {', '.join(TEARDOWNS)}, not {teardown!r}")
     lab = specs.load_lab(lab_id)
+    kinds = tuple(dict.fromkeys(kind for ex in lab.exercises for kind in ex.allowed_kinds))
+    options = Options(teardown="keep" if keep else teardown, verbose=verbose, runner_factory=runner_factory,
+                      reset_kinds=kinds)
     checks = labs.exercises(lab_id)
     selected = [lab.exercise(exercise)] if exercise else list(lab.exercises)
     unchecked = [ex.id for ex in selected if ex.id not in checks]
@@ -78,16 +90,19 @@ def grade(lab_id: str, exercise: str | None = None, submission: Path | str | Non
             submissions[ex.id] = found
 
     results: list[ExerciseResult] = []
+    to_run = [ex for ex in selected if ex.id in submissions]
     for ex in selected:
         if ex.id not in submissions:
             results.append(_result(ex, [parsed[ex.id]]))
             continue
+        later = {ns for other in to_run[to_run.index(ex) + 1:] for ns in other.namespaces}
+        done_with = [ns for ns in ex.namespaces if ns not in later]  # the next exercise's reset empties the rest
         live_cluster = connection.get()  # raises ClusterUnreachable with a fix
         context = getattr(live_cluster, "context", "")
         with runlock.exclusive(context, on_wait=lambda: status.start(f"{ex.id}: waiting for another grading run "
                                                                      f"on {context} to finish")):
             steps = [parsed[ex.id], *_run_on_cluster(ex, submissions[ex.id], checks[ex.id], live_cluster,
-                                                     status, options)]
+                                                     status, options, done_with)]
         results.append(_result(ex, steps))
     return LabResult(lab=lab.id, title=lab.title, exercises=tuple(results))
 
@@ -118,13 +133,13 @@ def _parse(ex: specs.ExerciseSpec, sources: Sequence[Path]) -> tuple[StepResult,
 
 
 def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission, checks: Exercise, cluster: Any,
-                    status: Status, options: Options) -> list[StepResult]:
-    """admit -> apply -> static -> live, stopping at the first failure; namespaces cleaned up afterwards."""
+                    status: Status, options: Options, done_with: Sequence[str]) -> list[StepResult]:
+    """admit -> apply -> static -> live, stopping at the first failure; then `done_with` is torn down."""
     run_id = uuid.uuid4().hex[:8]  # stamped on the namespaces (label k8slab.dev/run) to tell runs apart
     ctx = Ctx(spec=ex, objects=found.manifests, cluster=cluster, run_id=run_id, verbose=options.verbose,
               runner_factory=options.runner_factory)
     plan: list[tuple[str, str, Callable[[], StepResult | None]]] = [
-        ("admit", "admission (server-side dry-run)", lambda: _admit(ex, found, cluster, run_id)),
+        ("admit", "admission (server-side dry-run)", lambda: _admit(ex, found, cluster, run_id, options)),
         ("apply", "apply and wait until ready", lambda: _apply(ex, found, cluster)),
     ]
     if checks.static is not None:
@@ -141,7 +156,7 @@ def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission, checks:
             if not step.passed:
                 break
     finally:
-        cleanup = _cleanup(ex, cluster, options.keep)
+        cleanup = _teardown(ex, cluster, options, done_with)
         if cleanup is not None and steps:
             steps[-1] = replace(steps[-1], evidence=(*steps[-1].evidence, cleanup))
     return steps
@@ -168,8 +183,9 @@ def _run_step(name: str, run: Callable[[], StepResult | None], verbose: bool) ->
     return replace(result, step=name)
 
 
-def _admit(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: Any, run_id: str) -> StepResult:
-    cluster.reset_namespaces(list(ex.namespaces), run_id)
+def _admit(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: Any, run_id: str,
+           options: Options) -> StepResult:
+    cluster.reset_namespaces(list(ex.namespaces), run_id, kinds=options.reset_kinds)
     problems: list[Problem] = []
     for manifest in found.manifests:  # one object at a time, so every rejection is reported, not the first
         try:
@@ -188,12 +204,17 @@ def _apply(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: Any) ->
     return StepResult("apply", True, "applied; every pod is ready")
 
 
-def _cleanup(ex: specs.ExerciseSpec, cluster: Any, keep: bool) -> Evidence | None:
-    if keep:
+def _teardown(ex: specs.ExerciseSpec, cluster: Any, options: Options, done_with: Sequence[str]) -> Evidence | None:
+    if options.teardown == "keep":
         return Evidence.text("kept for inspection", f"namespaces kept: {', '.join(ex.namespaces)} "
                                                     f"(kubectl get all -n {ex.default_namespace})")
+    if not done_with:
+        return None
     try:
-        cluster.delete_namespaces(list(ex.namespaces))
+        cluster.empty_namespaces(list(done_with), kinds=options.reset_kinds)
+        if options.teardown == "delete":
+            # the namespace controller finishes in the background; the next run's reset waits for it if needed
+            cluster.delete_namespaces(list(done_with), wait=False)
     except K8sLabError as error:
         return Evidence.text("cleanup failed", str(error))
     return None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from graders.errors import K8sLabError
@@ -34,6 +35,12 @@ def check(lab: str, exercise: str | None = None, submission: Path | str | None =
         return None
     _display_html(render.to_html(result, verbose=verbose), fallback=render.to_text(result, color=False))
     return CheckResult(**{f.name: getattr(result, f.name) for f in dataclasses.fields(LabResult)})
+
+
+def autograding() -> bool:
+    """True while nbgrader executes the notebook: its kernel may only touch the submission's own namespaces, so
+    exploration cells (kubectl, docker, the doctor) say what they would have run instead of failing."""
+    return bool(os.environ.get("NBGRADER_EXECUTION"))
 
 
 def _console():

@@ -22,6 +22,7 @@ from enum import Enum
 from typing import Any
 
 from graders.errors import K8sLabError
+from graders.labels import format_labels  # noqa: F401 — re-exported: explain and lab 05 import it from here
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -59,11 +60,6 @@ class Direction(str, Enum):
 # --------------------------------------------------------------------------------------------------------------
 # Label selectors
 # --------------------------------------------------------------------------------------------------------------
-
-
-def format_labels(labels: Mapping[str, str]) -> str:
-    """``app=web,env=prod`` (sorted) -- or ``<no labels>`` so an empty set still reads as something."""
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<no labels>"
 
 
 @dataclass(frozen=True)

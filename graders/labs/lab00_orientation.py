@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from graders.errors import CheckFailed
+from graders.labels import format_labels, format_selector
 from graders.exercise import Exercise
 from graders.model import Evidence, Outcome, StepResult
 from graders.probe import PROBE_LABEL, ProbeSpec, probe_until, start_probe_pods
@@ -24,14 +25,6 @@ PROBE_POD = "k8slab-probe"
 # ---------------------------------------------------------------------- helpers
 def _objects(ctx) -> list[dict]:
     return [getattr(m, "obj", m) for m in ctx.objects]
-
-
-def _labels_text(labels: dict | None) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or "(no labels)"
-
-
-def _selector_text(selector: dict | None) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items()))
 
 
 def _served_ports(pod_spec: dict) -> tuple[set[int], dict[str, int], str]:
@@ -62,7 +55,7 @@ def _served_ports(pod_spec: dict) -> tuple[set[int], dict[str, int], str]:
 
 
 def _pods_table(pods) -> Evidence:
-    rows = [(p.metadata.name, _labels_text(p.metadata.labels), p.status.phase if p.status else "",
+    rows = [(p.metadata.name, format_labels(p.metadata.labels), p.status.phase if p.status else "",
              (p.status.pod_ip or "") if p.status else "", p.spec.node_name or "") for p in pods]
     return Evidence.table("Pods in the namespace", ("pod", "labels", "phase", "IP", "node"), rows)
 
@@ -94,7 +87,7 @@ def hello_pod_live(ctx) -> StepResult:
     key, value = APP_LABEL
     hello = [p for p in pods if (p.metadata.labels or {}).get(key) == value]
     if not hello:
-        seen = "; ".join(f"{p.metadata.name} has {_labels_text(p.metadata.labels)}" for p in pods) or "none"
+        seen = "; ".join(f"{p.metadata.name} has {format_labels(p.metadata.labels)}" for p in pods) or "none"
         raise CheckFailed(
             f"no Pod labelled {key}={value} in namespace {ns}: the grader (like a Service) finds your pod by "
             f"this label, so it cannot find it. Pods there: {seen}",
@@ -160,7 +153,7 @@ def hello_service_static(ctx) -> StepResult:
             hint="`port` is what clients use; `targetPort` is where the pod listens")
     selector = spec.get("selector") or {}
     pods = [o for o in objs if o.get("kind") == "Pod"]
-    pod_rows = [(p["metadata"].get("name", "?"), _labels_text(p["metadata"].get("labels"))) for p in pods]
+    pod_rows = [(p["metadata"].get("name", "?"), format_labels(p["metadata"].get("labels"))) for p in pods]
     pods_evidence = Evidence.table("Pods in your files", ("pod", "labels"), pod_rows)
     if not selector:
         raise CheckFailed(
@@ -171,7 +164,7 @@ def hello_service_static(ctx) -> StepResult:
     if not chosen:
         existing = "; ".join(f"{n} has {lab}" for n, lab in pod_rows) or "no pods"
         raise CheckFailed(
-            f"Service {SERVICE_NAME} selects {_selector_text(selector)}, which selects no pod: every selector label "
+            f"Service {SERVICE_NAME} selects {format_selector(selector)}, which selects no pod: every selector label "
             f"must match exactly. Labels that exist: {existing}",
             hint="compare the selector with the pod's metadata.labels, key and value", evidence=(pods_evidence,))
     target = port.get("targetPort", port.get("port"))
@@ -195,7 +188,7 @@ def hello_service_static(ctx) -> StepResult:
                 hint=f"targetPort must be the port the container serves ({POD_PORT})")
     names = ", ".join(p["metadata"].get("name", "?") for p in chosen)
     return StepResult("static", True,
-                      f"Service {SERVICE_NAME} selects {_selector_text(selector)} (pods: {names}) and forwards port "
+                      f"Service {SERVICE_NAME} selects {format_selector(selector)} (pods: {names}) and forwards port "
                       f"{SERVICE_PORT} to {target}")
 
 
@@ -214,9 +207,9 @@ def hello_service_live(ctx) -> StepResult:
     selector = svc.spec.selector or {}
     if not ready:
         raise CheckFailed(
-            f"Service {ns}/{SERVICE_NAME} has no ready endpoints: its selector {_selector_text(selector) or '(none)'} "
+            f"Service {ns}/{SERVICE_NAME} has no ready endpoints: its selector {format_selector(selector) or '(none)'} "
             f"selects no ready pod. Labels that exist: "
-            + ("; ".join(f"{p.metadata.name} has {_labels_text(p.metadata.labels)}" for p in pods) or "no pods"),
+            + ("; ".join(f"{p.metadata.name} has {format_labels(p.metadata.labels)}" for p in pods) or "no pods"),
             hint="`kubectl get endpointslices -n " + ns + "` shows what the Service points at",
             evidence=(_pods_table(pods),))
     backends = {p.status.pod_ip: p.metadata.name for p in pods if p.status and p.status.pod_ip in ready}

@@ -28,6 +28,7 @@ from typing import Any
 
 from graders import probe
 from graders.errors import CheckFailed
+from graders.labels import format_labels
 from graders.exercise import Exercise
 from graders.model import Evidence, Outcome, StepResult
 
@@ -51,10 +52,6 @@ CLIENT_TIMEOUT = 60.0
 # ================================================================================ manifests (pure)
 def _objects(ctx) -> list[dict]:
     return [getattr(m, "obj", m) for m in ctx.objects]
-
-
-def labels_text(labels: dict | None) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or "(no labels)"
 
 
 def selects(selector: dict | None, labels: dict | None) -> bool:
@@ -199,13 +196,13 @@ def selector_finding(svc: dict, wls: Sequence[Workload], namespace: str) -> Find
     """Why a Service selects no pod (None when it selects some)."""
     name = (svc.get("metadata") or {}).get("name", "?")
     selector = (svc.get("spec") or {}).get("selector") or {}
-    existing = "; ".join(f"{labels_text(w.labels)} ({w.ref})" for w in wls) or "there are no pods at all"
+    existing = "; ".join(f"{format_labels(w.labels)} ({w.ref})" for w in wls) or "there are no pods at all"
     if not selector:
         return Finding(f"Service {name} has no selector, so it selects no pod and Kubernetes gives it no endpoints. "
                        f"Labels that exist: {existing}",
                        hint="spec.selector must list labels your pods carry (see the pod template's labels)")
     if not any(selects(selector, w.labels) for w in wls):
-        return Finding(f"Service {name} selects {labels_text(selector)}, which selects no pod in {namespace}: "
+        return Finding(f"Service {name} selects {format_labels(selector)}, which selects no pod in {namespace}: "
                        f"every key and value must equal a pod's label, so the Service gets no endpoints. "
                        f"Labels that exist: {existing}",
                        hint="compare spec.selector with the pod template's metadata.labels, key and value")
@@ -290,7 +287,7 @@ def _workloads_evidence(wls: Sequence[Workload]) -> Evidence:
     rows = []
     for w in wls:
         listening, how = w.listening()
-        rows.append((w.ref, str(w.replicas), labels_text(w.labels), w.port_list(),
+        rows.append((w.ref, str(w.replicas), format_labels(w.labels), w.port_list(),
                      how if listening is not None else "unknown (not agnhost)"))
     return Evidence.table("Pods your files create", ("workload", "replicas", "labels", "container ports", "serves"),
                           rows)
@@ -320,7 +317,7 @@ def _summary(svc: dict, wls: Sequence[Workload]) -> str:
     chosen = [w for w in wls if selects(selector, w.labels)]
     pods = ", ".join(f"{w.replicas} x {w.ref}" for w in chosen)
     ports = ", ".join(f"{p.get('port')}->{target_of(p)}" for p in service_ports(svc))
-    return f"Service {svc['metadata'].get('name')} selects {labels_text(selector)} ({pods}) and forwards {ports}"
+    return f"Service {svc['metadata'].get('name')} selects {format_labels(selector)} ({pods}) and forwards {ports}"
 
 
 def static_clusterip(objs: Sequence[dict], namespace: str) -> str:
@@ -520,7 +517,7 @@ def learner_pods(cluster, namespace: str) -> list:
 
 
 def _pods_evidence(pods, title: str = "Pods in the namespace") -> Evidence:
-    rows = [(p.metadata.name, labels_text(p.metadata.labels), "yes" if _is_ready(p) else "no",
+    rows = [(p.metadata.name, format_labels(p.metadata.labels), "yes" if _is_ready(p) else "no",
              (p.status.pod_ip or "") if p.status else "", p.spec.node_name or "") for p in pods]
     return Evidence.table(title, ("pod", "labels", "ready", "IP", "node"), rows)
 
@@ -554,9 +551,9 @@ def expect_endpoints(ctx, service: str,
         time.sleep(0.3)
     evidence = _endpoints_evidence(service, eps)
     if not chosen:
-        existing = "; ".join(f"{p.metadata.name} has {labels_text(p.metadata.labels)}" for p in pods) or "no pods"
+        existing = "; ".join(f"{p.metadata.name} has {format_labels(p.metadata.labels)}" for p in pods) or "no pods"
         raise CheckFailed(
-            f"Service {service} selects {labels_text(selector) if selector else '(no selector)'}, which selects no "
+            f"Service {service} selects {format_labels(selector) if selector else '(no selector)'}, which selects no "
             f"pod that is ready, so it has no endpoints. Labels that exist: {existing}",
             hint=f"`kubectl get pods -n {ns} --show-labels` and `kubectl get endpointslices -n {ns}`",
             evidence=(_pods_evidence(pods), evidence))

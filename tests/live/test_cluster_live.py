@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from graders import doctor
+from graders import doctor, engine, paths, spec
 from graders.errors import ClusterError, NotReady
 from graders.model import Outcome
 from graders.probe import BatchRunner, KubeRunner, ProbeSpec, pod_ip, start_probe_pods
@@ -107,3 +107,53 @@ def test_doctor_passes_on_the_course_cluster(k8slab_cluster):  # the fixture ski
     assert not failed, "\n".join(failed)
     names = {c.name: c.status for c in checks}
     assert names["NetworkPolicy"] == doctor.PASS and names["pod-to-pod"] == doctor.PASS
+
+
+RESET_NS = "k8slab-live-reset"
+
+
+def test_reset_empties_a_used_namespace_and_keeps_what_kubernetes_put_there(k8slab_cluster, pods):
+    from graders.probe import agnhost_image
+
+    image = agnhost_image(k8slab_cluster)
+    k8slab_cluster.reset_namespaces([RESET_NS], "first")
+    labels = {"app": "busy"}
+    k8slab_cluster.apply([
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "busy", "namespace": RESET_NS},
+         "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": {
+             "metadata": {"labels": labels},
+             "spec": {"containers": [{"name": "c", "image": image, "args": ["netexec", "--http-port=8080"]}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "busy", "namespace": RESET_NS},
+         "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny",
+                                                                                      "namespace": RESET_NS},
+         "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "left", "namespace": RESET_NS}, "data": {}},
+    ])
+    try:
+        k8slab_cluster.wait_ready([RESET_NS], timeout=90)
+        started = time.monotonic()
+        k8slab_cluster.reset_namespaces([RESET_NS], "second")
+        took = time.monotonic() - started
+        assert not k8slab_cluster.list_pods(RESET_NS) and not k8slab_cluster.list_deployments(RESET_NS)
+        assert not k8slab_cluster.list_services(RESET_NS)
+        assert k8slab_cluster.get("networking.k8s.io/v1", "NetworkPolicy", RESET_NS, "deny") is None
+        assert k8slab_cluster.get("v1", "ConfigMap", RESET_NS, "left") is None
+        assert k8slab_cluster.get("v1", "ConfigMap", RESET_NS, "kube-root-ca.crt") is not None
+        assert k8slab_cluster.get("v1", "ServiceAccount", RESET_NS, "default") is not None
+        ns = k8slab_cluster.core.read_namespace(RESET_NS)
+        assert ns.metadata.labels["k8slab.dev/run"] == "second"
+        assert took < 30, f"emptying took {took:.1f} s"
+    finally:
+        k8slab_cluster.delete_namespaces([RESET_NS], wait=False)
+
+
+def test_grading_deletes_its_namespaces_afterwards(k8slab_cluster):
+    lab = spec.load_lab("00-orientation", paths.repo_root())
+    ex = lab.exercises[0]
+    result = engine.grade(lab.id, ex.id, ex.solution_dir, cluster=k8slab_cluster)
+    assert result.passed, result.exercise(ex.id).message
+    deadline = time.monotonic() + 90
+    while set(ex.namespaces) & set(k8slab_cluster.owned_namespaces()) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not set(ex.namespaces) & set(k8slab_cluster.owned_namespaces())

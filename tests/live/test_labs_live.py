@@ -43,7 +43,7 @@ def discover() -> list[Case]:
 
 
 def cleanup_case(cases: list[Case]) -> list[Case]:
-    """A last case checking that every grading run above deleted what it created. It is a case of the same
+    """A last case checking that every grading run above removed what it created, then deleting the namespaces. It is a case of the same
     test (not a second test) so that, without a cluster, pytest reports ONE skip reason, not two."""
     labs = sorted({c.lab for c in cases})
     return [Case(",".join(labs), "", CLEANUP, Path("."))] if cases else []
@@ -60,10 +60,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def test_exercise_variant(case: Case, k8slab_cluster) -> None:
     if case.variant == CLEANUP:
         ours = {ns for lab in case.lab.split(",") for ns in spec.load_lab(lab, paths.repo_root()).all_namespaces}
-        left = sorted(ours & set(k8slab_cluster.owned_namespaces()))
-        assert not left, f"grader namespaces were left behind: {left}"
+        present = sorted(ours & set(k8slab_cluster.owned_namespaces()))
+        left = [f"{kind} {ns}/{name}" for ns in present for kind, items in (
+                    ("Pod", k8slab_cluster.list_pods(ns)), ("Service", k8slab_cluster.list_services(ns)),
+                    ("Deployment", k8slab_cluster.list_deployments(ns))) for name in (i.metadata.name for i in items)]
+        assert not left, f"grading runs left objects behind: {left}"
+        k8slab_cluster.delete_namespaces(present, wait=True, timeout=90)
+        assert not ours & set(k8slab_cluster.owned_namespaces())
         return
-    result = engine.grade(case.lab, case.exercise, case.directory, cluster=k8slab_cluster)
+    # "empty": the namespaces stay (emptied) for the next case; deleting them costs 5-12 s per case
+    result = engine.grade(case.lab, case.exercise, case.directory, cluster=k8slab_cluster, teardown="empty")
     outcome = result.exercise(case.exercise)
     shown = render.exercise_text(outcome, verbose=True)
     if case.variant == "solution":

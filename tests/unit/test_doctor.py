@@ -38,7 +38,7 @@ class FakeCluster:
     def list_nodes(self):
         return self.nodes
 
-    def reset_namespaces(self, names, run_id=None):
+    def reset_namespaces(self, names, run_id=None, kinds=()):
         self.namespaces.update(names)
 
     def delete_namespaces(self, names, wait=True):
@@ -172,3 +172,27 @@ def test_cli_exit_code(monkeypatch, capsys):
     assert doctor.main([]) == 0
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1].startswith("doctor: ") and "0 failed" in out
+
+
+def test_doctor_does_not_run_under_the_autograder(monkeypatch, capsys):
+    """The autograder's kernel may only touch the submission's namespaces: the doctor cell says so instead of
+    printing Forbidden errors into the student's feedback."""
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    monkeypatch.setattr(doctor, "run", lambda **kw: pytest.fail("the doctor ran under the autograder"))
+    assert doctor.main([]) == 0
+    assert "not run while the autograder executes this notebook" in capsys.readouterr().out
+
+
+def test_lab_notebooks_skip_exploration_commands_under_the_autograder(monkeypatch, capsys):
+    """Each lab notebook's run() helper (defined in its setup cell) prints what it would run instead."""
+    from graders import paths
+
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    monkeypatch.setattr("subprocess.run", lambda *a, **k: pytest.fail("a command ran under the autograder"))
+    for md in ("00-orientation/00-orientation.md", "03-services/03-services.md"):
+        text = (paths.repo_root() / "labs" / md).read_text(encoding="utf-8")
+        setup = next(cell for cell in text.split("```{code-cell} ipython3")[1:] if "def run(" in cell)
+        namespace: dict = {}
+        exec(setup.split("```")[0], namespace)  # noqa: S102 — our own notebook's setup cell
+        namespace["run"]("kubectl", "get", "nodes")
+        assert "(not run by the autograder) kubectl get nodes" in capsys.readouterr().out

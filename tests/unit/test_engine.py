@@ -90,6 +90,50 @@ def test_namespaces_are_reset_before_and_deleted_after(course, cluster):
     assert cluster.owned_namespaces() == []
 
 
+def test_a_whole_lab_empties_shared_namespaces_between_exercises_and_deletes_them_once(course, cluster):
+    """Deleting a namespace costs 5-12 s on a real cluster, emptying it ~1 s: exercises sharing a namespace
+    start from an emptied one, and it is deleted only after the last exercise that uses it."""
+    result = engine.grade(LAB_ID, submission=course / "solutions" / LAB_ID, cluster=cluster)
+    assert result.passed
+    names = [call[0] for call in cluster.calls]
+    assert names.count("reset_namespaces") == 2
+    assert names.count("delete_namespaces") == 1 and names[-1] == "delete_namespaces"
+    assert names[-2] == "empty_namespaces"
+    assert cluster.owned_namespaces() == []
+
+
+def test_objects_of_one_exercise_are_gone_when_the_next_starts(course, cluster):
+    def in_namespace():
+        return sorted(ref for ref, obj in cluster.objects.items() if obj["metadata"].get("namespace") == NAMESPACE)
+
+    around_resets = []
+    real_reset = cluster.reset_namespaces
+
+    def reset(names, run_id=None, kinds=()):
+        before = in_namespace()
+        real_reset(names, run_id, kinds)
+        around_resets.append((before, in_namespace()))
+
+    cluster.reset_namespaces = reset
+    engine.grade(LAB_ID, submission=course / "solutions" / LAB_ID, cluster=cluster)
+    assert len(around_resets) == 2
+    (_, after_first), (before_second, after_second) = around_resets
+    assert before_second, "the first exercise left its objects for the reset to remove"
+    assert after_first == after_second == []
+
+
+def test_teardown_empty_keeps_the_namespace_but_removes_every_object(course, cluster):
+    engine.grade(LAB_ID, "hello-pod", solution(course, "hello-pod"), cluster=cluster, teardown="empty")
+    assert cluster.owned_namespaces() == [NAMESPACE]
+    assert not [k for k, v in cluster.objects.items() if v["metadata"].get("namespace") == NAMESPACE]
+    assert "delete_namespaces" not in [call[0] for call in cluster.calls]
+
+
+def test_unknown_teardown_is_a_usage_error(course, cluster):
+    with pytest.raises(UsageError, match="teardown must be one of delete, empty, keep"):
+        engine.grade(LAB_ID, "hello-pod", solution(course, "hello-pod"), cluster=cluster, teardown="later")
+
+
 def test_keep_leaves_the_namespaces_for_inspection(course, cluster):
     outcome = engine.grade(LAB_ID, "hello-pod", solution(course, "hello-pod"), cluster=cluster,
                            keep=True).exercise("hello-pod")

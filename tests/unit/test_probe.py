@@ -15,14 +15,15 @@ from graders.probe import (BatchRunner, KubeRunner, ProbeResult, ProbeSpec, Simu
 
 
 def test_commands_per_kind():
-    assert ProbeSpec("x/a", "tcp", "10.0.0.5", 80).argv() == [
-        "/agnhost", "connect", "10.0.0.5:80", "--timeout=1s", "--protocol=tcp"]
-    assert ProbeSpec("x/a", "udp", "10.0.0.5", 53).argv()[-1] == "--protocol=udp"
+    assert ProbeSpec("x/a", "tcp", "10.0.0.5", 80).argv() == ["nc", "-vz", "-w", "1", "10.0.0.5", "80"]
+    assert ProbeSpec("x/a", "udp", "10.0.0.5", 53).argv() == [
+        "/agnhost", "connect", "10.0.0.5:53", "--timeout=1s", "--protocol=udp"]
     assert ProbeSpec("x/a", "http", "svc.x", 80, host_header="web.example", path="/hostname").argv() == [
         "curl", "-sS", "-m", "2", "-H", "Host: web.example", "http://svc.x:80/hostname"]
     assert ProbeSpec("x/a", "dns", "hello.x").argv() == ["nslookup", "-timeout=2", "-retry=2", "hello.x"]
     assert ProbeSpec("x/a", "clientip", "10.0.0.5", 8080).argv()[-1] == "http://10.0.0.5:8080/clientip"
-    assert ProbeSpec("x/a", "tcp", "fd00::1", 80).argv()[2] == "[fd00::1]:80"
+    assert ProbeSpec("x/a", "tcp", "fd00::1", 80).argv()[-2:] == ["fd00::1", "80"]  # nc: no brackets
+    assert ProbeSpec("x/a", "udp", "fd00::1", 80).argv()[2] == "[fd00::1]:80"
 
 
 def test_spec_validation():
@@ -48,6 +49,20 @@ def test_reproduce_command_is_pasteable(monkeypatch):
     ("udp", 1, "TIMEOUT: read udp: i/o timeout", Outcome.BLOCKED, "timed out"),
     ("tcp", 1, "DNS: lookup nope: no such host", Outcome.FAILED, "does not resolve"),
     ("tcp", 1, "OTHER: dial tcp: connect: no route to host", Outcome.BLOCKED, "no route"),
+    # OpenBSD nc -vz (what tcp probes run), messages as printed by Debian's netcat-openbsd 1.219
+    ("tcp", 0, "Connection to 10.0.0.5 80 port [tcp/http] succeeded!", Outcome.ALLOWED, ""),
+    ("tcp", 1, "nc: connect to 10.0.0.5 port 80 (tcp) failed: Connection refused", Outcome.BLOCKED,
+     "connection refused"),
+    ("tcp", 1, "nc: connect to 10.0.0.5 port 80 (tcp) timed out: Operation now in progress", Outcome.BLOCKED,
+     "timed out"),
+    ("tcp", 1, "nc: connect to 10.0.0.5 port 80 (tcp) failed: No route to host", Outcome.BLOCKED,
+     "no route to host"),
+    ("tcp", 1, "nc: connect to 10.0.0.5 port 80 (tcp) failed: Network is unreachable", Outcome.BLOCKED,
+     "unreachable"),
+    ("tcp", 1, 'nc: getaddrinfo for host "t.x" port 80: Name or service not known', Outcome.FAILED,
+     "does not resolve"),
+    ("tcp", 1, "nc: port number invalid: 0", Outcome.FAILED, "nc failed"),
+    ("tcp", 127, "sh: 1: nc: not found", Outcome.FAILED, "could not run"),
     ("tcp", 126, "exec failed", Outcome.FAILED, "could not run"),
     ("tcp", 124, "", Outcome.FAILED, "no result in time"),
     ("http", 7, "curl: (7) Failed to connect", Outcome.BLOCKED, "refused"),
@@ -87,7 +102,7 @@ def test_batch_output_parsing_ignores_noise():
 
 @pytest.fixture
 def fake_tools(tmp_path, monkeypatch):
-    """Stand-ins for /agnhost, curl and nslookup so the generated script runs in this machine's sh."""
+    """Stand-ins for nc, curl and nslookup (and /agnhost) so the generated script runs in this machine's sh."""
     def tool(name, body):
         path = tmp_path / name
         path.write_text("#!/bin/sh\n" + body)
@@ -96,6 +111,9 @@ def fake_tools(tmp_path, monkeypatch):
 
     agnhost = tool("agnhost", 'sleep 0.3; case "$2" in 10.0.0.1:*) exit 0;; '
                               '10.0.0.2:*) echo TIMEOUT >&2; exit 1;; *) echo REFUSED >&2; exit 1;; esac\n')
+    tool("nc", 'sleep 0.3; case "$4" in 10.0.0.1) echo "Connection to $4 $5 port [tcp/*] succeeded!" >&2;; '
+               '10.0.0.2) echo "nc: connect to $4 port $5 (tcp) timed out: Operation now in progress" >&2; exit 1;; '
+               '*) echo "nc: connect to $4 port $5 (tcp) failed: Connection refused" >&2; exit 1;; esac\n')
     tool("curl", 'sleep 0.3; for a; do last=$a; done; case "$last" in *hostname) printf "pod-b";; '
                  '*clientip) printf "10.244.1.5:41234";; *) echo "curl: (7) refused" >&2; exit 7;; esac\n')
     tool("nslookup", 'for a; do n=$a; done; printf "Server:  10.96.0.10\\nAddress: 10.96.0.10#53\\n\\nName: $n\\nAddress: 10.96.9.9\\n"\n')
@@ -145,6 +163,17 @@ def test_kube_runner_one_exec_per_probe(fake_tools):
     results = KubeRunner(cluster).run(_specs()[:3])
     assert len(cluster.execs) == 3
     assert [r.outcome for r in results] == [Outcome.ALLOWED, Outcome.BLOCKED, Outcome.BLOCKED]
+
+
+def test_batch_script_keeps_each_result_on_one_bounded_line():
+    script = batch_script([ProbeSpec("x/a", "tcp", "10.0.0.1", 80)]).split("p 0 ")[0]
+    script += ("p 0 printf 'a\\nb\\n' &\n"
+               "p 1 sh -c 'head -c 5000 /dev/zero | tr \"\\\\0\" x' &\n"
+               "p 2 sh -c 'echo one; exit 3' &\n"
+               "p 3 printf 'y' &\nwait\n")
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=10).stdout
+    assert parse_batch_output(out) == {0: (0, "a\nb"), 1: (0, "x" * 2000), 2: (3, "one"), 3: (0, "y")}
+    assert len(out.splitlines()) == 4 and max(len(line) for line in out.splitlines()) <= 2100
 
 
 def test_batch_script_quotes_arguments():
