@@ -46,9 +46,8 @@ fi
 pytest_stage "live tests" -m live tests/live "${LIVE_ARGS[@]}" || exit $?
 [ "$PIPELINE_ALLOWED" = 1 ] || exit 0
 say "live pipeline tests (nbgrader against the cluster)"
-# The nbgrader pipeline is proven live for these labs; 05-network-policy's harness change (namespace labels set by
-# the admin side) has not completed a live run yet, so it stays out of CI until it has (issue 6).
-PIPELINE_LABS="${K8SLAB_PIPELINE_LABS:-00-orientation 03-services}"
-echo "LIVE PIPELINE covers: $PIPELINE_LABS (set K8SLAB_PIPELINE_LABS to change; 05-network-policy not yet proven)"
+# Every lab with a notebook: solution full, stub 0, a mistake partial with its message, grades CSV.
+PIPELINE_LABS="${K8SLAB_PIPELINE_LABS:-00-orientation 03-services 05-network-policy}"
+echo "LIVE PIPELINE covers: $PIPELINE_LABS (set K8SLAB_PIPELINE_LABS to change)"
 lab_args=(); for lab in $PIPELINE_LABS; do lab_args+=(--lab "$lab"); done
 pytest_stage "live pipeline tests" -m live tests/pipeline "${lab_args[@]}" || exit $?

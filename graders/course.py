@@ -126,6 +126,19 @@ def exercise_cells(lab: str, exercise, solution_files: dict[str, str]) -> list[n
     return [heading, answer, test]
 
 
+def answer_of(cell) -> tuple[str, float] | None:
+    """(answer id, points) of a markdown cell the learner answers in words (metadata ``k8slab.answer``), else None."""
+    meta = cell.metadata.get("k8slab") or {}
+    if cell.cell_type != "markdown" or not meta.get("answer"):
+        return None
+    return str(meta["answer"]), float(meta.get("points", 1))
+
+
+def _read_answer(lab_spec, answer: str) -> str | None:
+    path = lab_spec.file.parents[2] / "solutions" / lab_spec.id / "answers" / f"{answer}.md"  # root/labs/<id>/lab.yaml
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+
+
 def _read_solution(exercise) -> dict[str, str]:
     out = {}
     for name in exercise.files:
@@ -166,7 +179,15 @@ def source_notebook(lab_spec, md: Path) -> tuple[nbformat.NotebookNode, list[str
     for index, cell in enumerate(nb.cells):
         cell.metadata.pop("nbgrader", None)  # metadata is generated here, never trusted from the source
         tags = cell.metadata.get("tags", [])
-        if "scratch" not in tags:  # a cell tagged `scratch` stays editable and ungraded
+        answer = answer_of(cell)
+        if answer is not None:  # a written answer: the instructor grades it (`k8slab course answers|mark`)
+            reference = _read_answer(lab_spec, answer[0])
+            if reference is None:
+                missing.append(f"answer {answer[0]}")
+                reference = f"(no reference answer in solutions/{lab}/answers/{answer[0]}.md at build time)"
+            cell.source = reference  # nbgrader replaces it with "YOUR ANSWER HERE" in the release
+            cell.metadata["nbgrader"] = _nbgrader_meta(answer[0], solution=True, grade=True, points=answer[1])
+        elif "scratch" not in tags:  # a cell tagged `scratch` stays editable and ungraded
             cell.metadata["nbgrader"] = _nbgrader_meta(f"{_short(lab)}-cell-{index:03d}", locked=True)
         if cell.cell_type == "code":
             cell.outputs = []
@@ -366,6 +387,9 @@ def release_leaks(course_dir: Path, lab: str, root: Path | None = None) -> list[
             sol = exercise.solution_dir / name
             if sol.is_file():
                 secret.update(line.strip() for line in sol.read_text(encoding="utf-8").splitlines())
+    answers = root / "solutions" / lab / "answers"
+    for path in sorted(answers.glob("*.md")) if answers.is_dir() else ():
+        secret.update(line.strip() for line in path.read_text(encoding="utf-8").splitlines())
     secret = {line for line in secret if len(line) > 12 and not line.startswith("#")} - public
     hits = []
     release = course_dir / "release" / lab
@@ -409,6 +433,20 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true", help="regrade students that were already autograded")
     p.set_defaults(func=_cmd_autograde)
 
+    p = sub.add_parser("answers", help="print every student's written answers of a lab, to grade them")
+    p.add_argument("dir", type=Path)
+    p.add_argument("lab")
+    p.set_defaults(func=_cmd_answers)
+
+    p = sub.add_parser("mark", help="record the score of one written answer (what formgrader would do)")
+    p.add_argument("dir", type=Path)
+    p.add_argument("lab")
+    p.add_argument("student")
+    p.add_argument("answer", help="the answer's id, e.g. web-to-api-why (shown by `course answers`)")
+    p.add_argument("points", type=float)
+    p.add_argument("--comment", default="", help="feedback the student sees")
+    p.set_defaults(func=_cmd_mark)
+
     p = sub.add_parser("grades", help="export grades CSV (nbgrader export) and print a summary")
     p.add_argument("dir", type=Path)
     p.add_argument("--to", type=Path, default=None, help="CSV path (default DIR/grades.csv)")
@@ -449,6 +487,21 @@ def _cmd_autograde(args: argparse.Namespace) -> int:
     for r in results:
         print(r.summary())
     return 1 if failed else 0
+
+
+def _cmd_answers(args: argparse.Namespace) -> int:
+    from graders import course_answers
+
+    course_answers.print_answers(course_answers.answers(args.dir.resolve(), args.lab))
+    return 0
+
+
+def _cmd_mark(args: argparse.Namespace) -> int:
+    from graders import course_answers
+
+    done = course_answers.mark(args.dir.resolve(), args.lab, args.student, args.answer, args.points, args.comment)
+    print(f"{done.student} · {done.answer}: {done.score:g}/{done.points:g}")
+    return 0
 
 
 def _cmd_grades(args: argparse.Namespace) -> int:

@@ -138,7 +138,7 @@ def _record(lab_result, exercise: str, points: float) -> dict:
     except Exception:  # noqa: BLE001 — a rendering bug must not lose the score
         html = ""
     return {"score": score, "points": float(points), "passed": bool(outcome.passed),
-            "message": render.exercise_text(outcome, color=False).rstrip(), "html": html, "error": ""}
+            "message": render.exercise_text(outcome, color=False, wrap=False).rstrip(), "html": html, "error": ""}
 
 
 def verify(lab: str, submission: Path, exercises: list[str] | None = None) -> dict:

@@ -66,7 +66,7 @@ def feedback(outcome: ExerciseResult) -> str:
     """What the student reads: the exercise report as plain text (what, why, hint, matrices)."""
     from graders import render
 
-    return render.exercise_text(outcome, color=False).rstrip()
+    return render.exercise_text(outcome, color=False, wrap=False).rstrip()
 
 
 @contextlib.contextmanager

@@ -44,10 +44,13 @@ def print_result(result: LabResult, console: Console, *, verbose: bool = False) 
     console.print(f"{mark} {escape(result.lab)}: {_points(result.score)}/{_points(result.points)} points")
 
 
-def exercise_text(exercise: ExerciseResult, *, verbose: bool = False, color: bool = False, width: int = 110) -> str:
+def exercise_text(exercise: ExerciseResult, *, verbose: bool = False, color: bool = False, width: int = 110,
+                  wrap: bool = True) -> str:
+    """The exercise report as text. ``wrap=False`` keeps each sentence on one line (tables still fit ``width``):
+    for feedback a notebook or a browser wraps itself, where a hard break would split a mistake's message."""
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False)
-    console.print(exercise_renderable(exercise, verbose=verbose))
+    console.print(exercise_renderable(exercise, verbose=verbose), soft_wrap=not wrap)
     return buffer.getvalue()
 
 

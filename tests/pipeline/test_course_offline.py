@@ -36,8 +36,15 @@ def test_source_notebook_has_generated_nbgrader_metadata(tmp_path, root, lab):
     assert len(ids) == len(set(ids)), "grade ids must be unique"
     assert all(re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in ids)
     assert all(_nb_meta(c).get("schema_version") == 3 for c in nb.cells if _nb_meta(c))
-    tests = {_nb_meta(c)["grade_id"]: c for c in nb.cells if _nb_meta(c).get("grade")}
+    tests = {_nb_meta(c)["grade_id"]: c for c in nb.cells if _nb_meta(c).get("grade") and c.cell_type == "code"}
     assert set(tests) == {f"{e.id}-test" for e in lab_spec.exercises}
+    # Written answers: manually graded markdown cells carrying the reference answer (removed from the release).
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and _nb_meta(cell).get("grade"):
+            meta = _nb_meta(cell)
+            assert meta["solution"] is True and meta["locked"] is False and meta["points"] > 0
+            reference = root / "solutions" / lab / "answers" / f"{meta['grade_id']}.md"
+            assert cell.source == reference.read_text().strip()
     for exercise in lab_spec.exercises:
         cell = tests[f"{exercise.id}-test"]
         assert _nb_meta(cell)["points"] == exercise.points
@@ -146,7 +153,44 @@ def test_test_cells_score_feedback_and_grades_csv(demo_course, demo_spec, tmp_pa
     nbgrader(demo_course, "export", "--to", str(out))
     rows = {r["student_id"]: r for r in read_csv(out)}
     assert {s: float(rows[s]["score"]) for s in RECORDS} == {"alice": 5.0, "bob": 3.5, "carol": 0.0}
-    assert all(float(r["max_score"]) == 5.0 for r in rows.values())
+    assert all(float(r["max_score"]) == 6.0 for r in rows.values())  # 5 autograded + 1 written answer
+
+
+def _write_answer(text):
+    def edit(nb):
+        cell = next(c for c in nb.cells if _nb_meta(c).get("grade_id") == "hello-why")
+        cell.source = text
+    return edit
+
+
+def test_written_answers_are_listed_marked_and_counted(demo_course, demo_spec, tmp_path, capsys):
+    """The instructor's command-line path for answers in words: autograde leaves them unmarked, `course answers`
+    shows them, `course mark` scores them (bounded by the cell's points), the CSV and feedback include it."""
+    from graders import course_answers
+    from graders.errors import UsageError
+
+    released = nbformat.read(demo_course / "release" / DEMO / f"{DEMO}.ipynb", as_version=4)
+    blank = next(c for c in released.cells if _nb_meta(c).get("grade_id") == "hello-why")
+    assert "stable virtual IP" not in blank.source  # the reference answer stays with the instructor
+    hand_in(demo_course, DEMO, "alice", solution_files(demo_spec),
+            edit=_write_answer("IPs change when pods restart; a Service gives a stable name."))
+    nbgrader(demo_course, "autograde", DEMO, "--student", "alice",
+             extra_env={"K8SLAB_RESULTS_FILE": str(records_file(tmp_path / "a.json", RECORDS["alice"]))})
+    [item] = course_answers.answers(demo_course, DEMO)
+    assert (item.student, item.answer, item.points, item.score) == ("alice", "hello-why", 1.0, None)
+    assert "a Service gives a stable name" in item.text
+    assert course.main(["course", "answers", str(demo_course), DEMO]) == 0
+    assert "not marked yet" in capsys.readouterr().out
+    with pytest.raises(UsageError, match="between 0 and 1"):
+        course_answers.mark(demo_course, DEMO, "alice", "hello-why", 2)
+    with pytest.raises(UsageError, match="autograded cell"):
+        course_answers.mark(demo_course, DEMO, "alice", "hello-test", 1)
+    assert course.main(["course", "mark", str(demo_course), DEMO, "alice", "hello-why", "0.5", "--comment", "why stable?"]) == 0
+    [item] = course_answers.answers(demo_course, DEMO)
+    assert (item.score, item.comment) == (0.5, "why stable?")
+    out = tmp_path / "grades.csv"
+    nbgrader(demo_course, "export", "--to", str(out))
+    assert float(read_csv(out)[0]["score"]) == 5.5
 
 
 def test_monkeypatched_scored_cannot_change_the_recorded_grade(demo_course, demo_spec, tmp_path):

@@ -109,3 +109,18 @@ def test_exercise_text_is_plain_for_feedback():
     text = render.exercise_text(lab_result().exercises[1])
     assert not re.search("\x1b\\[", text)
     assert "web-to-api" in text and "deny" not in text.split("\n")[0]
+
+
+def test_feedback_text_never_breaks_a_sentence_but_tables_still_fit():
+    """A mistake's message must survive into nbgrader feedback intact (instructors search it; the pipeline test
+    looks for it): wrap=False keeps prose on one line while tables keep their layout."""
+    from dataclasses import replace
+
+    sentence = "isolates outgoing traffic (Egress), but this exercise is about incoming traffic (Ingress)"
+    long = replace(lab_result().exercises[1], message="6 of 12 cells differ from the target: " + "x " * 60 + sentence)
+    wrapped = render.exercise_text(long, width=80)
+    assert sentence not in wrapped
+    text = render.exercise_text(long, width=80, wrap=False)
+    assert sentence in text
+    table_lines = [line for line in text.splitlines() if "app=web" in line]
+    assert table_lines and all(len(line) <= 80 for line in table_lines)
