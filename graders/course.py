@@ -409,7 +409,11 @@ def register(subparsers) -> None:
     """Add `k8slab course ...` to the k8slab CLI (called from graders.cli)."""
     course = subparsers.add_parser("course", help="instructor workflow with nbgrader (build, autograde, grades)",
                                    description="Instructor workflow: see docs/instructors.md.")
-    sub = course.add_subparsers(dest="course_command", required=True, metavar="COMMAND")
+    add_commands(course.add_subparsers(dest="course_command", required=True, metavar="COMMAND"))
+
+
+def add_commands(sub) -> None:
+    """The course commands (build, check-release, autograde, answers, mark, grades) on a subparsers object."""
 
     p = sub.add_parser("build", help="create or refresh an nbgrader course directory from labs/")
     p.add_argument("dir", type=Path, help="course directory (created if missing)")
@@ -514,8 +518,9 @@ def _cmd_grades(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m graders.course ...` — the same commands without the k8slab entry point."""
-    parser = argparse.ArgumentParser(prog="k8slab")
-    register(parser.add_subparsers(dest="command", required=True))
+    parser = argparse.ArgumentParser(prog="python -m graders.course", description="Instructor workflow: see "
+                                                                                   "docs/instructors.md.")
+    add_commands(parser.add_subparsers(dest="course_command", required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -12,3 +12,8 @@ def format_labels(labels: Mapping[str, str] | None) -> str:
 def format_selector(selector: Mapping[str, str] | None) -> str:
     """A plain map selector as ``app=web``; empty when there is none (callers say what an empty one means)."""
     return ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items()))
+
+
+def pods_with_labels(pods, none: str = "none") -> str:
+    """``web-1 has app=web; db-0 has app=db``: what a selector could have matched, for "selects nothing" messages."""
+    return "; ".join(f"{p.metadata.name} has {format_labels(p.metadata.labels)}" for p in pods) or none

@@ -11,7 +11,7 @@ COURSE_NBGRADER ?= $(COURSE_VENV)/bin/nbgrader
 K8SLAB_CACHE ?= $(HOME)/.cache/k8slab
 MERMAID_CLI_VERSION ?= 11.17.0
 
-.PHONY: course course-release course-autograde course-feedback course-grades course-tools course-test course-test-live
+.PHONY: course course-release course-autograde course-answers course-feedback course-grades course-tools course-test course-test-live
 
 # Build (or refresh) the nbgrader course directory from labs/: source notebooks, starters, nbgrader_config.py.
 course:
@@ -25,6 +25,10 @@ course-release: course
 # Autograde every collected submission of COURSE_LAB safely (namespace-scoped token, throwaway container).
 course-autograde:
 	$(COURSE_PY) -m graders.course autograde $(COURSE_DIR) $(COURSE_LAB)
+
+# Every student's written answers of COURSE_LAB, to mark with `k8slab course mark` (docs/instructors.md).
+course-answers:
+	$(COURSE_PY) -m graders.course answers $(COURSE_DIR) $(COURSE_LAB)
 
 # Feedback HTML for every autograded submission of COURSE_LAB.
 course-feedback:

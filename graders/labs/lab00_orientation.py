@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from graders.errors import CheckFailed
-from graders.labels import format_labels, format_selector
+from graders.labels import format_labels, format_selector, pods_with_labels
 from graders.exercise import Exercise
 from graders.model import Evidence, Outcome, StepResult
 from graders.probe import PROBE_LABEL, ProbeSpec, probe_until, start_probe_pods
@@ -87,7 +87,7 @@ def hello_pod_live(ctx) -> StepResult:
     key, value = APP_LABEL
     hello = [p for p in pods if (p.metadata.labels or {}).get(key) == value]
     if not hello:
-        seen = "; ".join(f"{p.metadata.name} has {format_labels(p.metadata.labels)}" for p in pods) or "none"
+        seen = pods_with_labels(pods)
         raise CheckFailed(
             f"no Pod labelled {key}={value} in namespace {ns}: the grader (like a Service) finds your pod by "
             f"this label, so it cannot find it. Pods there: {seen}",

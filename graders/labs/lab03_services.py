@@ -28,7 +28,7 @@ from typing import Any
 
 from graders import probe
 from graders.errors import CheckFailed
-from graders.labels import format_labels
+from graders.labels import format_labels, pods_with_labels
 from graders.exercise import Exercise
 from graders.model import Evidence, Outcome, StepResult
 
@@ -551,7 +551,7 @@ def expect_endpoints(ctx, service: str,
         time.sleep(0.3)
     evidence = _endpoints_evidence(service, eps)
     if not chosen:
-        existing = "; ".join(f"{p.metadata.name} has {format_labels(p.metadata.labels)}" for p in pods) or "no pods"
+        existing = pods_with_labels(pods, none="no pods")
         raise CheckFailed(
             f"Service {service} selects {format_labels(selector) if selector else '(no selector)'}, which selects no "
             f"pod that is ready, so it has no endpoints. Labels that exist: {existing}",

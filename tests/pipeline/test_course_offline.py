@@ -121,6 +121,29 @@ def test_zip_collect_takes_notebooks_and_manifests(demo_course, demo_spec, tmp_p
         assert (got / "hello" / "pod.yaml").is_file() and (got / "second" / "svc.yaml").is_file()
 
 
+def test_exchange_release_fetch_submit_collect_for_two_fake_students(demo_course, demo_spec, tmp_path):
+    """The JupyterHub path on one machine: the exchange names a student by their Unix user, or by `--student`
+    (what docs/instructors.md tells an instructor to use for a dry run with fake students)."""
+    exchange = tmp_path / "exchange"
+    env = {"K8SLAB_EXCHANGE": str(exchange)}
+    nbgrader(demo_course, "release_assignment", DEMO, extra_env=env)
+    for student, files in (("alice", solution_files(demo_spec)), ("bob", {})):
+        home = tmp_path / student
+        home.mkdir()
+        student_args = ("--course", "k8slab", f"--Exchange.root={exchange}", f"--Exchange.cache={home / 'cache'}")
+        nbgrader(home, "fetch_assignment", DEMO, *student_args)
+        for rel, src in files.items():
+            shutil.copy(src, home / DEMO / rel)
+        nbgrader(home, "submit", DEMO, *student_args, "--student", student)
+    nbgrader(demo_course, "collect", DEMO, extra_env=env)
+    for student in ("alice", "bob"):
+        got = demo_course / "submitted" / student / DEMO
+        assert (got / f"{DEMO}.ipynb").is_file() and (got / "timestamp.txt").is_file()
+    solution = (demo_spec.exercises[0].solution_dir / "pod.yaml").read_text()
+    assert (demo_course / "submitted" / "alice" / DEMO / "hello" / "pod.yaml").read_text() == solution
+    assert (demo_course / "submitted" / "bob" / DEMO / "hello" / "pod.yaml").read_text() != solution
+
+
 # ----------------------------------------------------------------------------------------------------- grading
 RECORDS = {
     "alice": {f"{DEMO}/hello": {"score": 2.0, "html": "<p>hello: passed</p>", "message": "passed"},
@@ -179,13 +202,13 @@ def test_written_answers_are_listed_marked_and_counted(demo_course, demo_spec, t
     [item] = course_answers.answers(demo_course, DEMO)
     assert (item.student, item.answer, item.points, item.score) == ("alice", "hello-why", 1.0, None)
     assert "a Service gives a stable name" in item.text
-    assert course.main(["course", "answers", str(demo_course), DEMO]) == 0
+    assert course.main(["answers", str(demo_course), DEMO]) == 0
     assert "not marked yet" in capsys.readouterr().out
     with pytest.raises(UsageError, match="between 0 and 1"):
         course_answers.mark(demo_course, DEMO, "alice", "hello-why", 2)
     with pytest.raises(UsageError, match="autograded cell"):
         course_answers.mark(demo_course, DEMO, "alice", "hello-test", 1)
-    assert course.main(["course", "mark", str(demo_course), DEMO, "alice", "hello-why", "0.5", "--comment", "why stable?"]) == 0
+    assert course.main(["mark", str(demo_course), DEMO, "alice", "hello-why", "0.5", "--comment", "why stable?"]) == 0
     [item] = course_answers.answers(demo_course, DEMO)
     assert (item.score, item.comment) == (0.5, "why stable?")
     out = tmp_path / "grades.csv"
