@@ -97,6 +97,7 @@ bench: venv
 	$(PY) bench/bench_static.py
 	$(PY) bench/bench_probe.py
 	$(PY) bench/bench_netpol_live.py
+	$(PY) bench/bench_lab_grading.py
 	$(PY) bench/bench_cluster.py $(BENCH_ARGS)
 
 # every check (tests, spec consistency, shell syntax, make help); keeps going, one summary line

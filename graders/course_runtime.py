@@ -76,8 +76,10 @@ def scored(lab: str, exercise: str, points: float) -> float:
     return score
 
 
-def show(lab: str, exercise: str | None = None):
-    """Stand-in for `check()` during safe autograding: display the verified result (no cluster access)."""
+def show(lab: str, exercise: str | None = None, submission=None, **options):  # noqa: ARG001
+    """Stand-in for `check()` during safe autograding: display the verified result (no cluster access).
+    Takes check()'s other arguments (``keep=True``, ``verbose=True``, a submission) and ignores them: the
+    verified run already graded the submitted files once."""
     if exercise is None:
         for key, record in _records().items():
             if key.startswith(f"{lab}/"):

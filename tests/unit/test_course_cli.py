@@ -34,3 +34,20 @@ def test_make_course_target_command_line_works(tmp_path):
                            "--lab", "00-orientation", "--no-diagrams"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "course" / "source" / "00-orientation" / "00-orientation.ipynb").is_file()
+
+
+def test_check_cells_with_options_show_the_verified_record_under_safe_autograde(tmp_path, monkeypatch):
+    """Lab 05's locked cells call check(..., keep=True); the safe autograder rewrites check( to show(, which must
+    accept the same arguments (a TypeError there would put a traceback into the student's feedback)."""
+    import json
+
+    from graders import course_runtime
+
+    records = tmp_path / "results.json"
+    records.write_text(json.dumps({"05-network-policy/seed-diagram": {"score": 3.0, "html": "<p>ok</p>"}}))
+    monkeypatch.setenv(course_runtime.RESULTS_ENV, str(records))
+    shown = []
+    monkeypatch.setattr(course_runtime, "_show", shown.append)
+    assert course_runtime.show("05-network-policy", "seed-diagram", keep=True) is None
+    course_runtime.show("05-network-policy", "seed-diagram", "some/dir", verbose=True)
+    assert [r["html"] for r in shown] == ["<p>ok</p>", "<p>ok</p>"]
