@@ -259,3 +259,26 @@ def test_simulated_runner_is_injected_as_the_prober(course, cluster, monkeypatch
                           runner_factory=lambda c: SimulatedRunner(lambda spec: True, context="kind-fake"))
     assert result.passed
     assert seen[0].command.startswith("kubectl --context kind-fake exec")
+
+
+def test_a_run_whose_namespaces_were_taken_over_says_so_instead_of_its_verdict(course, cluster):
+    """Another grading run (another machine: the local run lock cannot see it) reset our namespace mid-run:
+    whatever was observed belongs to that run, so the exercise fails with the takeover, for every lab."""
+    from graders.errors import ClusterError
+
+    def check_run(namespaces, run_id):
+        raise ClusterError(f"Namespace {namespaces[0]} was taken over by another grading run while this one was "
+                           f"running", hint="run one check of a lab at a time")
+
+    cluster.check_run = check_run
+    outcome = engine.grade(LAB_ID, "expose", solution(course, "expose"), cluster=cluster).exercise("expose")
+    assert not outcome.passed and outcome.failed_step == "live"
+    assert "taken over by another grading run" in outcome.message
+    assert cluster.owned_namespaces() == []  # still torn down
+
+
+def test_a_run_that_kept_its_namespaces_keeps_its_verdict(course, cluster):
+    seen = []
+    cluster.check_run = lambda namespaces, run_id: seen.append((tuple(namespaces), run_id))
+    assert engine.grade(LAB_ID, "expose", solution(course, "expose"), cluster=cluster).exercise("expose").passed
+    assert len(seen) == 1 and seen[0][0] == (NAMESPACE,) and seen[0][1]
