@@ -196,3 +196,24 @@ def test_lab_notebooks_skip_exploration_commands_under_the_autograder(monkeypatc
         exec(setup.split("```")[0], namespace)  # noqa: S102 — our own notebook's setup cell
         namespace["run"]("kubectl", "get", "nodes")
         assert "(not run by the autograder) kubectl get nodes" in capsys.readouterr().out
+
+
+def test_shell_lines_only_say_what_they_would_run_under_the_autograder(monkeypatch, capsys):
+    """Lab 05 uses `!docker exec …` / `!kubectl …` lines; IPython runs them through shell.system, which the
+    setup cell replaces while the autograder executes the notebook (and leaves alone otherwise)."""
+    import IPython
+
+    from graders.notebook import skip_shell_under_autograder
+
+    def original(command):
+        pytest.fail(f"ran {command}")
+
+    shell = NS(system=original)
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    skip_shell_under_autograder()
+    assert shell.system is original  # a learner's own notebook runs its shell lines
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    skip_shell_under_autograder()
+    shell.system("docker exec k8slab-worker iptables-save")
+    assert "(not run by the autograder) docker exec k8slab-worker iptables-save" in capsys.readouterr().out
