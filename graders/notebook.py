@@ -40,7 +40,8 @@ def check(lab: str, exercise: str | None = None, submission: Path | str | None =
 def autograding() -> bool:
     """True while nbgrader executes the notebook: its kernel may only touch the submission's own namespaces, so
     exploration cells (kubectl, docker, the doctor) say what they would have run instead of failing."""
-    return bool(os.environ.get("NBGRADER_EXECUTION"))
+    # the safe autograder's sandboxed kernel gets a scrubbed environment: K8SLAB_RESULTS_FILE, not NBGRADER_EXECUTION
+    return bool(os.environ.get("NBGRADER_EXECUTION") or os.environ.get("K8SLAB_RESULTS_FILE"))
 
 
 def skip_shell_under_autograder() -> None:

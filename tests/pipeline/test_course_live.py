@@ -97,7 +97,7 @@ def test_solution_full_stub_zero_mistake_partial(admin, tmp_path, request, lab):
     assert mistake.message in feedback or mistake.message.replace('"', "&quot;") in feedback
     assert 'class="mermaid"' not in feedback
     # exploration cells (kubectl, docker, the doctor) say "not run by the autograder" instead of failing
-    assert "Forbidden" not in feedback and "Traceback" not in feedback
+    assert "Forbidden" not in feedback and "Traceback (most recent call last)" not in feedback
 
     csv_path = course_safety.export_grades(course_dir)
     rows = {row["student_id"]: row for row in read_csv(csv_path)}

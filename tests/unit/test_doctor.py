@@ -217,3 +217,14 @@ def test_shell_lines_only_say_what_they_would_run_under_the_autograder(monkeypat
     skip_shell_under_autograder()
     shell.system("docker exec k8slab-worker iptables-save")
     assert "(not run by the autograder) docker exec k8slab-worker iptables-save" in capsys.readouterr().out
+
+
+def test_the_safe_autograders_sandbox_counts_as_autograding(monkeypatch):
+    """Its kernel's environment is scrubbed: only K8SLAB_RESULTS_FILE tells the notebook it is being graded."""
+    from graders.notebook import autograding
+
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("K8SLAB_RESULTS_FILE", raising=False)
+    assert not autograding()
+    monkeypatch.setenv("K8SLAB_RESULTS_FILE", "/k8slab/results.json")
+    assert autograding()
