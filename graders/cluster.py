@@ -422,7 +422,7 @@ class Cluster:
                 continue
             self._check_owned(ns, "reset")
             self._claim_namespace(name, run_id)
-        self.empty_namespaces(names, kinds)
+        self._empty(names, kinds, EMPTY_TIMEOUT)  # ownership checked above
 
     def _claim_namespace(self, name: str, run_id: str | None) -> None:
         """Stamp this run's id on a namespace it reuses (see `check_run`)."""
@@ -440,6 +440,9 @@ class Cluster:
         go without grace, so a container that ignores SIGTERM costs nothing."""
         for name in names:
             self._require_owned(name)
+        self._empty(names, kinds, timeout)
+
+    def _empty(self, names: Sequence[str], kinds: Iterable[str], timeout: float) -> None:
         resources = self._resettable(tuple(kinds))
         deadline = time.monotonic() + timeout
         for name in names:
@@ -462,8 +465,7 @@ class Cluster:
 
     def _resettable(self, extra: tuple[str, ...]) -> list[tuple[Any, str]]:
         """(API resource, field selector) for every kind to delete, in RESET_KINDS order, each once per group."""
-        key = extra
-        cached = self._reset_cache.get(key)
+        cached = self._reset_cache.get(extra)
         if cached is not None:
             return cached
         found: list[tuple[Any, str]] = []
@@ -482,7 +484,7 @@ class Cluster:
                 seen.add((res.group, res.name))
                 keep = KEPT_OBJECTS.get(kind)
                 found.append((res, f"metadata.name!={keep}" if keep else ""))
-        self._reset_cache[key] = found
+        self._reset_cache[extra] = found
         return found
 
     def _delete_collection(self, resource, namespace: str, selector: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from graders.labels import format_labels
 from graders.policy import (
     Admission,
     Direction,
@@ -23,7 +24,6 @@ from graders.policy import (
     Target,
     TargetResult,
     Verdict,
-    format_labels,
 )
 
 

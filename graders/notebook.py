@@ -40,8 +40,11 @@ def check(lab: str, exercise: str | None = None, submission: Path | str | None =
 def autograding() -> bool:
     """True while nbgrader executes the notebook: its kernel may only touch the submission's own namespaces, so
     exploration cells (kubectl, docker, the doctor) say what they would have run instead of failing."""
-    # the safe autograder's sandboxed kernel gets a scrubbed environment: K8SLAB_RESULTS_FILE, not NBGRADER_EXECUTION
-    return bool(os.environ.get("NBGRADER_EXECUTION") or os.environ.get("K8SLAB_RESULTS_FILE"))
+    from graders.course_runtime import RESULTS_ENV
+    from graders.nbgrader import NBGRADER_ENV
+
+    # the safe autograder's sandboxed kernel gets a scrubbed environment: RESULTS_ENV, not NBGRADER_ENV
+    return bool(os.environ.get(NBGRADER_ENV) or os.environ.get(RESULTS_ENV))
 
 
 def skip_shell_under_autograder() -> None:

@@ -22,7 +22,6 @@ from enum import Enum
 from typing import Any
 
 from graders.errors import K8sLabError
-from graders.labels import format_labels  # noqa: F401 — re-exported: explain and lab 05 import it from here
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"

@@ -30,7 +30,8 @@ from graders import paths
 from graders.errors import CheckFailed, K8sLabError
 from graders.exercise import Exercise
 from graders.model import Evidence, Matrix, MatrixCell, Outcome, StepResult
-from graders.policy import Direction, PolicyEngine, PolicyError, PortMiss, format_labels, inventory_from_objects
+from graders.labels import format_labels
+from graders.policy import Direction, PolicyEngine, PolicyError, PortMiss, inventory_from_objects
 from graders.truthtable import Peer
 
 LAB_ID = "05-network-policy"
