@@ -14,7 +14,7 @@ PY := $(VENV)/bin/python
 K8SLAB := $(PY) -m graders.cli
 PYTEST := $(PY) -m pytest
 export PATH := $(CURDIR)/bin:$(PATH)
-CNI ?= calico
+CNI ?= kube-router
 OFFLINE ?=
 BUNDLE ?=
 LAB ?=
@@ -50,7 +50,7 @@ tools:
 ################################################################################
 # ================================= Cluster ====================================
 
-# create the kind cluster (CNI=calico|cilium|flannel|kube-router|canal|weave; OFFLINE=1; BUNDLE=path)
+# create the kind cluster (CNI=kube-router|calico|cilium|flannel|canal|weave; OFFLINE=1; BUNDLE=path)
 cluster: venv
 ifneq ($(OFFLINE)$(BUNDLE),)
 	environment/offline/cluster-up.sh $(if $(BUNDLE),--bundle $(BUNDLE))
@@ -98,6 +98,7 @@ bench: venv
 	$(PY) bench/bench_probe.py
 	$(PY) bench/bench_netpol_live.py
 	$(PY) bench/bench_lab_grading.py
+	$(PY) bench/bench_recheck.py
 	$(PY) bench/bench_cluster.py $(BENCH_ARGS)
 
 # every check (tests, spec consistency, shell syntax, make help); keeps going, one summary line

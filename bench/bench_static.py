@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from graders.policy import PolicyEngine  # noqa: E402
+from graders.netpol.verdicts import PolicyEngine  # noqa: E402
 
 TARGET_MODEL_MS = 50.0
 TARGET_LARGE_S = 2.0

@@ -15,9 +15,8 @@ from graders.errors import ClusterUnreachable, K8sLabError
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
-# Subcommands other modules contribute: (module, function taking the subparsers). Missing modules are skipped so
-# the CLI works while a piece of the course is still being written.
-EXTENSIONS = (("graders.netpol_cli", "add_parsers"), ("graders.course", "register"), ("graders.clusterplan", "register"),
+# Subcommands other modules contribute: (module, function taking the subparsers), imported when the parser is built.
+EXTENSIONS = (("graders.netpol.cli", "add_parsers"), ("graders.course.cli", "register"), ("graders.clusterplan", "register"),
               ("graders.notebook_build", "register"))
 
 
@@ -42,28 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     labs.set_defaults(func=cmd_labs)
 
     doctor = sub.add_parser("doctor", help="check Docker, tools, cluster, DNS, pod network and policy enforcement")
-    doctor_module = _optional("graders.doctor")
-    if doctor_module is not None:
-        doctor_module.add_arguments(doctor)
-        doctor.set_defaults(func=doctor_module.run_cli)
-    else:
-        doctor.set_defaults(func=cmd_doctor_missing)
+    from graders import doctor as doctor_module
+
+    doctor_module.add_arguments(doctor)
+    doctor.set_defaults(func=doctor_module.run_cli)
 
     for module_name, function in EXTENSIONS:
-        module = _optional(module_name)
-        if module is not None:
-            getattr(module, function)(sub)
+        getattr(importlib.import_module(module_name), function)(sub)
     return parser
-
-
-def _optional(module_name: str):
-    """A module other pieces of the course contribute, or None while it does not exist yet."""
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name != module_name:
-            raise
-        return None
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -104,11 +89,6 @@ def cmd_labs(args: argparse.Namespace) -> int:
         for exercise in lab.exercises:
             print(f"  {exercise.id:<24} {exercise.points:>4g}  {exercise.title}")
     return EXIT_PASS
-
-
-def cmd_doctor_missing(args: argparse.Namespace) -> int:
-    print("error: `k8slab doctor` is not available in this checkout (graders/doctor.py is missing)", file=sys.stderr)
-    return EXIT_USAGE
 
 
 def main(argv: list[str] | None = None) -> int:

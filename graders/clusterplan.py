@@ -28,9 +28,12 @@ from graders import paths, versions
 CLUSTER_NAME = "k8slab"
 CONTEXT = f"kind-{CLUSTER_NAME}"
 KIND_NETWORK = "kind"
-# CNIs offered online; calico is the default (enforces NetworkPolicy). Flannel does NOT enforce policy.
-CNIS = ("calico", "cilium", "flannel", "kube-router", "canal", "weave")
-DEFAULT_CNI = "calico"
+# CNIs offered online. The default is the offline cluster's data plane, so that what the project's CI proves is what
+# students run: pod addresses from each node's spec.podCIDR (one /24 per node) and NetworkPolicy enforced with
+# REJECT (a blocked TCP connect is "refused"). Calico's own IPAM ignores podCIDR and its policy DROPs (a timeout).
+# Flannel does NOT enforce policy.
+CNIS = ("kube-router", "calico", "cilium", "flannel", "canal", "weave")
+DEFAULT_CNI = "kube-router"
 ADDONS = ("metallb", "gateway-api", "traefik", "cert-manager")
 WAIT = "300s"
 

@@ -16,10 +16,10 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
 from graders import paths, versions
+from graders.autograding import autograding
 from graders.errors import ClusterUnreachable, K8sLabError
 from graders.model import Outcome
 from graders.probe import (PROBE_LABEL, PROBE_NAME_LABEL, BatchRunner, ProbeSpec, Runner, pod_ip, probe_until,
@@ -74,8 +74,7 @@ def _docker_version() -> str:
 
 def _find_tool(name: str) -> str | None:
     """./bin (make setup), then PATH, then the offline build cache (make cluster OFFLINE=1)."""
-    cache = Path(os.environ.get("K8SLAB_CACHE") or Path.home() / ".cache" / "k8slab")
-    offline = cache / f"offline-{versions.get('KUBERNETES_VERSION', '')}" / "bin" / name
+    offline = paths.cache_dir() / f"offline-{versions.get('KUBERNETES_VERSION', '')}" / "bin" / name
     local = paths.repo_root() / "bin" / name
     for candidate in (str(local), shutil.which(name), str(offline)):
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
@@ -386,11 +385,9 @@ def check_ingress(cluster, runner: Runner) -> Check:
 
 def _ready_endpoints(cluster, namespace: str, service: str) -> list[str]:
     try:
-        slices = cluster.list_endpointslices(namespace, service)
+        return [e.ip for e in cluster.endpoints(namespace, service) if e.ready]
     except K8sLabError:
         return []
-    return [a for sl in slices for ep in (sl.endpoints or [])
-            if ep.conditions is None or ep.conditions.ready is not False for a in (ep.addresses or [])]
 
 
 def _namespaces(cluster) -> set[str]:
@@ -431,8 +428,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    from graders.notebook import autograding
-
     if autograding():  # the autograder's kernel has no rights outside the submission's namespaces
         print("doctor: not run while the autograder executes this notebook (it checks the cluster itself)")
         return 0

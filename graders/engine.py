@@ -10,8 +10,10 @@ Per exercise it runs kind-style steps, each with a start/end status, stopping at
 
 Nothing touches the cluster before ``parse`` passes; the connection is opened in the background meanwhile, so
 "no cluster" is diagnosed within the connect timeout even when parsing is slow. Each exercise starts in emptied
-namespaces (emptying takes ~1 s, recreating a namespace 5-12 s); after the last exercise that uses a namespace it
-is emptied and deleted (``teardown="delete"``), only emptied (``"empty"``: test suites grading many cases in a row),
+namespaces (emptying takes ~1 s, recreating a namespace 5-12 s) that still hold the grader's own pods (probe, client,
+world pods: reused while their manifest is unchanged, see ``Cluster.ensure_pods``). After the last exercise that
+uses a namespace it is emptied and deleted (``teardown="delete"``: `k8slab grade`, nbgrader), emptied of the
+learner's objects only (``"empty"``: a notebook's ``check()`` and test suites — the next check starts in seconds),
 or kept to inspect (``"keep"``).
 """
 from __future__ import annotations
@@ -21,12 +23,13 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from graders import labs, manifests, runlock, spec as specs
+from graders.cluster import ClusterAPI
 from graders.errors import (CheckFailed, ClusterError, K8sLabError, NotReady, Problem, SpecError, SubmissionError,
                             UsageError)
 from graders.exercise import Ctx, Exercise
@@ -47,12 +50,13 @@ class Options:
     verbose: bool = False
     runner_factory: Callable[[Any], Any] | None = None
     reset_kinds: tuple[str, ...] = ()  # every kind the lab's submissions may hold: what a reset must remove
+    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # the lab spec's, set at reset
 
 
 def grade(lab_id: str, exercise: str | None = None, submission: Path | str | None = None, *, keep: bool = False,
-          verbose: bool = False, cluster: Any = None, context: str | None = None, status: Status | None = None,
-          connect_timeout: float = CONNECT_TIMEOUT, runner_factory: Callable[[Any], Any] | None = None,
-          teardown: str = "delete") -> LabResult:
+          verbose: bool = False, cluster: ClusterAPI | None = None, context: str | None = None,
+          status: Status | None = None, connect_timeout: float = CONNECT_TIMEOUT,
+          runner_factory: Callable[[Any], Any] | None = None, teardown: str = "delete") -> LabResult:
     """Grade one exercise (or every exercise) of a lab.
 
     ``submission``: None reads the learner's files in labs/<lab>/<exercise>/; a directory holding per-exercise
@@ -69,7 +73,7 @@ def grade(lab_id: str, exercise: str | None = None, submission: Path | str | Non
     lab = specs.load_lab(lab_id)
     kinds = tuple(dict.fromkeys(kind for ex in lab.exercises for kind in ex.allowed_kinds))
     options = Options(teardown="keep" if keep else teardown, verbose=verbose, runner_factory=runner_factory,
-                      reset_kinds=kinds)
+                      reset_kinds=kinds, namespace_labels=lab.namespace_labels)
     checks = labs.exercises(lab_id)
     selected = [lab.exercise(exercise)] if exercise else list(lab.exercises)
     unchecked = [ex.id for ex in selected if ex.id not in checks]
@@ -132,7 +136,7 @@ def _parse(ex: specs.ExerciseSpec, sources: Sequence[Path]) -> tuple[StepResult,
                       evidence=evidence), found
 
 
-def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission, checks: Exercise, cluster: Any,
+def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission, checks: Exercise, cluster: ClusterAPI,
                     status: Status, options: Options, done_with: Sequence[str]) -> list[StepResult]:
     """admit -> apply -> static -> live, stopping at the first failure; then `done_with` is torn down."""
     run_id = uuid.uuid4().hex[:8]  # stamped on the namespaces (label k8slab.dev/run) to tell runs apart
@@ -164,7 +168,7 @@ def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission, checks:
     return steps
 
 
-def _unless_taken_over(step: StepResult, ex: specs.ExerciseSpec, cluster: Any, run_id: str) -> StepResult:
+def _unless_taken_over(step: StepResult, ex: specs.ExerciseSpec, cluster: ClusterAPI, run_id: str) -> StepResult:
     """Whatever this run observed is void if another grading run reset its namespaces meanwhile (a second
     notebook or terminal on another machine, which the local run lock cannot see): say so instead."""
     check_run = getattr(cluster, "check_run", None)
@@ -198,9 +202,10 @@ def _run_step(name: str, run: Callable[[], StepResult | None], verbose: bool) ->
     return replace(result, step=name)
 
 
-def _admit(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: Any, run_id: str,
+def _admit(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: ClusterAPI, run_id: str,
            options: Options) -> StepResult:
-    cluster.reset_namespaces(list(ex.namespaces), run_id, kinds=options.reset_kinds)
+    cluster.reset_namespaces(list(ex.namespaces), run_id, kinds=options.reset_kinds, labels=options.namespace_labels,
+                             keep_fixtures=True)
     problems: list[Problem] = []
     for manifest in found.manifests:  # one object at a time, so every rejection is reported, not the first
         try:
@@ -213,20 +218,23 @@ def _admit(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: Any, ru
     return StepResult("admit", True, f"the API server accepts all {len(found.manifests)} objects")
 
 
-def _apply(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: Any) -> StepResult:
+def _apply(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: ClusterAPI) -> StepResult:
     cluster.apply([m.obj for m in found.manifests])
     cluster.wait_ready(list(ex.namespaces), timeout=ex.ready_timeout)
     return StepResult("apply", True, "applied; every pod is ready")
 
 
-def _teardown(ex: specs.ExerciseSpec, cluster: Any, options: Options, done_with: Sequence[str]) -> Evidence | None:
+def _teardown(ex: specs.ExerciseSpec, cluster: ClusterAPI, options: Options,
+              done_with: Sequence[str]) -> Evidence | None:
     if options.teardown == "keep":
         return Evidence.text("kept for inspection", f"namespaces kept: {', '.join(ex.namespaces)} "
                                                     f"(kubectl get all -n {ex.default_namespace})")
     if not done_with:
         return None
     try:
-        cluster.empty_namespaces(list(done_with), kinds=options.reset_kinds)
+        # "empty" keeps the grader's own pods for the next check; "delete" removes the namespace, pods and all
+        cluster.empty_namespaces(list(done_with), kinds=options.reset_kinds,
+                                 keep_fixtures=options.teardown == "empty")
         if options.teardown == "delete":
             # the namespace controller finishes in the background; the next run's reset waits for it if needed
             cluster.delete_namespaces(list(done_with), wait=False)
@@ -273,7 +281,7 @@ class _Connection:
 
     ``timeout`` bounds the whole attempt, importing the kubernetes client included (seconds on a busy machine)."""
 
-    def __init__(self, cluster: Any, context: str | None, timeout: float) -> None:
+    def __init__(self, cluster: ClusterAPI, context: str | None, timeout: float) -> None:
         self._cluster = cluster
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -292,7 +300,7 @@ class _Connection:
         except BaseException as error:  # noqa: BLE001 — re-raised in the caller's thread by get()
             self._error = error
 
-    def get(self) -> Any:
+    def get(self) -> ClusterAPI:
         if self._thread is not None:
             self._thread.join()
             self._thread = None

@@ -9,15 +9,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
+from graders.cluster import ClusterAPI
 from graders.errors import CheckFailed, UsageError
 from graders.manifests import Manifest
 from graders.model import Evidence, StepResult
 from graders.spec import ExerciseSpec
 
-if TYPE_CHECKING:  # the real Cluster imports the kubernetes client; checks only need its methods
-    from graders.cluster import Cluster
+if TYPE_CHECKING:
     from graders.probe import Runner
 
 StepFn = Callable[["Ctx"], "StepResult | None"]
@@ -37,10 +37,10 @@ class Ctx:
 
     spec: ExerciseSpec
     objects: tuple[Manifest, ...]
-    cluster: "Cluster | Any"
+    cluster: ClusterAPI
     run_id: str = ""
     verbose: bool = False
-    runner_factory: Callable[[Any], "Runner"] | None = None  # tests inject a SimulatedRunner here
+    runner_factory: Callable[[ClusterAPI], "Runner"] | None = None  # tests inject a SimulatedRunner here
 
     @functools.cached_property
     def prober(self) -> "Runner":

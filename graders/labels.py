@@ -1,4 +1,4 @@
-"""How every message writes a set of labels or a selector: ``app=web,env=prod``, sorted."""
+"""How every message writes a set of labels: ``app=web,env=prod``, sorted."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -7,11 +7,6 @@ from collections.abc import Mapping
 def format_labels(labels: Mapping[str, str] | None) -> str:
     """``app=web,env=prod`` (sorted), or ``(no labels)`` so an empty set still reads as something."""
     return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or "(no labels)"
-
-
-def format_selector(selector: Mapping[str, str] | None) -> str:
-    """A plain map selector as ``app=web``; empty when there is none (callers say what an empty one means)."""
-    return ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items()))
 
 
 def pods_with_labels(pods, none: str = "none") -> str:

@@ -8,6 +8,7 @@ It reports ALL problems at once, each naming ``Kind ns/name (file:line)`` with t
 from __future__ import annotations
 
 import copy
+import json
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,13 @@ POD_SPEC_PATHS: Mapping[str, tuple[str, ...]] = {
 HARMLESS_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
 # Far above any real manifest; guards the grader against alias bombs in untrusted submissions.
 MAX_DOCUMENT_NODES = 100_000
+# The API server's own limits, checked offline so that a huge submission never reaches the cluster (and is not
+# even parsed: YAML-parsing tens of megabytes takes longer than the "clear error within seconds" we promise).
+MAX_REQUEST_BYTES = 3 * 1024 * 1024         # kube-apiserver refuses a request body over 3 MiB
+MAX_OBJECT_BYTES = 1536 * 1024              # etcd's default --max-request-bytes: "etcdserver: request is too large"
+MAX_ANNOTATION_BYTES = 256 * 1024           # apimachinery TotalAnnotationSizeLimitB, keys and values together
+MAX_DATA_BYTES = 1024 * 1024                # ConfigMap and Secret data (core validation MaxSecretSize)
+RESERVED_PREFIX = "k8slab.dev/"
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 Path_ = tuple[Any, ...]  # a path into a document: keys and list indexes
@@ -184,6 +192,11 @@ def load_file(path: Path, default_namespace: str = "") -> tuple[list[Manifest], 
     ``default_namespace`` (when given), so every message names the object where it will live."""
     shown = paths.relative(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_REQUEST_BYTES:
+            return [], [Problem(f"the file is {_size(size)}: the API server accepts at most {_size(MAX_REQUEST_BYTES)} "
+                                f"in one request and etcd {_size(MAX_OBJECT_BYTES)} per object, so no Kubernetes "
+                                f"manifest is that large (not read)", file=shown)]
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         return [], [Problem(f"cannot read the file: {error}", file=shown)]
@@ -214,6 +227,10 @@ def load_file(path: Path, default_namespace: str = "") -> tuple[list[Manifest], 
                 problems.append(manifest.problem(
                     f"the object has no {', '.join(missing)}; every object needs apiVersion, kind and metadata.name"))
                 continue
+            oversized = size_problems(manifest)
+            if oversized:
+                problems.extend(oversized)
+                continue
             manifests.append(manifest)
     except yaml.YAMLError as error:
         problems.append(_yaml_problem(error, shown))
@@ -222,6 +239,43 @@ def load_file(path: Path, default_namespace: str = "") -> tuple[list[Manifest], 
     finally:
         loader.dispose()
     return manifests, problems
+
+
+def size_problems(manifest: Manifest) -> list[Problem]:
+    """The API server's size limits, each naming the object and its size."""
+    problems: list[Problem] = []
+    whole = _json_size(manifest.obj)
+    if whole > MAX_OBJECT_BYTES:
+        problems.append(manifest.problem(
+            f"the object is {_size(whole)} as JSON; etcd stores at most {_size(MAX_OBJECT_BYTES)} per object, so "
+            f"the API server would refuse it (\"request is too large\")"))
+    annotations = _dict(manifest.metadata.get("annotations"))
+    annotation_bytes = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in annotations.items())
+    if annotation_bytes > MAX_ANNOTATION_BYTES:
+        problems.append(manifest.problem(
+            f"metadata.annotations hold {_size(annotation_bytes)}; the API server allows at most "
+            f"{_size(MAX_ANNOTATION_BYTES)} of annotations per object", ("metadata", "annotations")))
+    if manifest.kind in ("ConfigMap", "Secret"):
+        data_bytes = sum(len(str(v).encode()) for key in ("data", "binaryData", "stringData")
+                         for v in _dict(manifest.obj.get(key)).values())
+        if data_bytes > MAX_DATA_BYTES:
+            problems.append(manifest.problem(
+                f"its data is {_size(data_bytes)}; a {manifest.kind} holds at most {_size(MAX_DATA_BYTES)}"))
+    return problems
+
+
+def _json_size(obj: Any) -> int:
+    try:
+        return len(json.dumps(obj, default=str, separators=(",", ":")).encode())
+    except (TypeError, ValueError, RecursionError):
+        return 0  # the schema step reports what cannot be serialised
+
+
+def _size(n: int) -> str:
+    for unit, factor in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if n >= factor:
+            return f"{n / factor:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _yaml_problem(error: yaml.YAMLError, file: str) -> Problem:
@@ -440,6 +494,27 @@ def check_policy(manifests: Iterable[Manifest], *, allowed_kinds: Iterable[str],
                 f"defined twice (first at {seen[key].where}); the second would silently overwrite the first"))
         seen.setdefault(key, manifest)
         problems.extend(check_pod_security(manifest))
+        problems.extend(reserved_key_problems(manifest))
+    return problems
+
+
+def reserved_key_problems(manifest: Manifest) -> list[Problem]:
+    """Labels and annotations under the grader's prefix mark what the grader itself created (probe pods,
+    fixtures, run ids): a submission that carried them could hide a pod from a check or survive a reset."""
+    places: list[Path_] = [("metadata",)]
+    template = POD_SPEC_PATHS.get(manifest.kind, ())[:-1]  # the pod template's metadata sits beside its spec
+    if template:
+        places.append((*template, "metadata"))
+    problems = []
+    for place in places:
+        meta = _dict(_dig(manifest.obj, place))
+        for field_name in ("labels", "annotations"):
+            for key in _dict(meta.get(field_name)):
+                if str(key).startswith(RESERVED_PREFIX):
+                    problems.append(manifest.problem(
+                        f"{'.'.join(map(str, (*place, field_name)))} uses {key!r}: keys under {RESERVED_PREFIX} "
+                        f"are the grader's own (they mark its probe pods and namespaces); use another key",
+                        (*place, field_name, key)))
     return problems
 
 

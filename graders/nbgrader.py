@@ -14,10 +14,9 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from graders.autograding import NBGRADER_ENV
 from graders.errors import ClusterUnreachable, GradingError, K8sLabError
 from graders.model import ExerciseResult
-
-NBGRADER_ENV = "NBGRADER_EXECUTION"
 
 
 def submission_dir(lab: str, exercise: str) -> Path | None:

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
+from graders.autograding import autograding  # lab notebooks import it from here
 from graders.errors import K8sLabError
 from graders.model import LabResult
 
@@ -29,22 +29,14 @@ def check(lab: str, exercise: str | None = None, submission: Path | str | None =
     from graders.status import ConsoleStatus
 
     try:
-        result = engine.grade(lab, exercise, submission, keep=keep, verbose=verbose, status=ConsoleStatus(_console()))
+        # "empty": the next check() reuses the namespaces and the grader's running probe pods (a re-check in seconds)
+        result = engine.grade(lab, exercise, submission, keep=keep, verbose=verbose, teardown="empty",
+                              status=ConsoleStatus(_console()))
     except K8sLabError as error:
         _display_html(render.error_html(error), fallback=str(error))
         return None
     _display_html(render.to_html(result, verbose=verbose), fallback=render.to_text(result, color=False))
     return CheckResult(**{f.name: getattr(result, f.name) for f in dataclasses.fields(LabResult)})
-
-
-def autograding() -> bool:
-    """True while nbgrader executes the notebook: its kernel may only touch the submission's own namespaces, so
-    exploration cells (kubectl, docker, the doctor) say what they would have run instead of failing."""
-    from graders.course_runtime import RESULTS_ENV
-    from graders.nbgrader import NBGRADER_ENV
-
-    # the safe autograder's sandboxed kernel gets a scrubbed environment: RESULTS_ENV, not NBGRADER_ENV
-    return bool(os.environ.get(NBGRADER_ENV) or os.environ.get(RESULTS_ENV))
 
 
 def skip_shell_under_autograder() -> None:

@@ -185,10 +185,6 @@ class OutsideRunner:
     def source(self) -> str:
         return f"outside/{self.network}"
 
-    def spec(self, kind: str, target: str, port: int | None = None, path: str = "/",
-             label: str = "") -> probe.ProbeSpec:
-        return probe.ProbeSpec(self.source, kind, target, port, path=path, label=label)
-
     def run(self, specs: Sequence[probe.ProbeSpec]) -> list[probe.ProbeResult]:
         if not specs:
             return []

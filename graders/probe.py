@@ -1,4 +1,4 @@
-"""Package probe sends real traffic from probe pods and says what it saw.
+"""Real traffic from probe pods, and what it saw.
 
 A `ProbeSpec` describes one probe (from a source pod, of a kind, to a target); a `Runner` turns specs into
 `ProbeResult`s. Three runners share the `Runner` protocol: `SimulatedRunner` (a truth function, for unit
@@ -50,6 +50,8 @@ class ProbeSpec:
     host_header: str | None = None
     path: str = "/"
     label: str = ""  # how matrices name the target, e.g. "x/b:80/tcp"; defaults to target:port/kind
+    record: str = ""  # dns: "" asks for the name's addresses (nslookup); "CNAME", "SRV", ... asks dig for that type
+    expect: tuple[str, ...] = ()  # dns: the answers (any order) that make the probe ALLOWED; empty = any answer
 
     def __post_init__(self) -> None:
         if "/" not in self.source:
@@ -58,6 +60,8 @@ class ProbeSpec:
             raise ValueError(f"ProbeSpec kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.kind in ("tcp", "udp", "sctp") and not self.port:
             raise ValueError(f"a {self.kind} probe needs a port ({self.source} -> {self.target})")
+        if (self.record or self.expect) and self.kind != "dns":
+            raise ValueError(f"record and expect are for dns probes, not {self.kind} ({self.source} -> {self.target})")
 
     @property
     def namespace(self) -> str:
@@ -72,7 +76,7 @@ class ProbeSpec:
         if self.label:
             return self.label
         if self.kind == "dns":
-            return f"dns:{self.target}"
+            return f"dns:{self.target}" + (f"/{self.record}" if self.record else "")
         port = f":{self.port}" if self.port else ""
         return f"{self.target}{port}/{self.kind}"
 
@@ -89,6 +93,10 @@ class ProbeSpec:
             return ["curl", "-sS", "-m", str(HTTP_TIMEOUT_S), *header, url]
         if self.kind == "clientip":
             return ["curl", "-sS", "-m", str(HTTP_TIMEOUT_S), f"http://{hostport}/clientip"]
+        if self.kind == "dns" and self.record:  # a dotless name goes through the search list, as in the resolver
+            search = [] if "." in self.target else ["+search"]
+            return ["dig", "+noall", "+answer", f"+time={DNS_TIMEOUT_S}", "+tries=2", *search, "-t", self.record,
+                    self.target]
         if self.kind == "dns":  # bounded: 2 tries of 2 s (the default waits ~15 s when no server answers)
             return ["nslookup", f"-timeout={DNS_TIMEOUT_S}", "-retry=2", self.target]
         return [AGNHOST, "connect", hostport, f"--timeout={CONNECT_TIMEOUT_S}s", "--protocol=sctp"]
@@ -115,6 +123,16 @@ class ProbeResult:
     def addresses(self) -> tuple[str, ...]:
         """For dns probes: the addresses the name resolved to."""
         return parse_dns_addresses(self.output) if self.spec.kind == "dns" else ()
+
+    @property
+    def records(self) -> tuple[tuple[str, str], ...]:
+        """For dns probes of a record type: the (owner, data) pairs of the answer."""
+        return parse_dig_records(self.output, self.spec.record) if self.spec.kind == "dns" and self.spec.record else ()
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """For dns probes: what the name resolved to (the records' data, or the addresses)."""
+        return dns_answers(self.spec, self.output) if self.spec.kind == "dns" else ()
 
     @property
     def client_ip(self) -> str:
@@ -154,6 +172,8 @@ _CURL_FAILED = {6: "the target name does not resolve", 3: "malformed URL"}
 def classify(spec: ProbeSpec, rc: int, text: str) -> tuple[Outcome, str]:
     """(outcome, detail) from a probe command's exit code and combined output."""
     text = text.strip()
+    if rc == 0 and spec.kind == "dns":
+        return _classify_answer(spec, text)
     if rc == 0:
         return Outcome.ALLOWED, ""
     if rc == 124:
@@ -201,6 +221,17 @@ def _classify_nc(spec: ProbeSpec, rc: int, text: str) -> tuple[Outcome, str]:
     return Outcome.BLOCKED, f"{why.lower()}: the connection was rejected or has no route"[:200]
 
 
+def _classify_answer(spec: ProbeSpec, text: str) -> tuple[Outcome, str]:
+    """A DNS query that ran: an answer of the asked type (the expected one, when the spec says) is ALLOWED."""
+    answers = dns_answers(spec, text)
+    if spec.record and not answers:  # dig exits 0 on NXDOMAIN too: an empty answer section is "no such record"
+        return Outcome.BLOCKED, f"no {spec.record} record for {spec.target}"
+    if spec.expect and sorted(a.lower() for a in answers) != sorted(e.lower() for e in spec.expect):
+        return Outcome.BLOCKED, (f"answered {', '.join(answers) or 'nothing'}, expected "
+                                f"{', '.join(spec.expect)}")
+    return Outcome.ALLOWED, ""
+
+
 def _last(text: str) -> str:
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1][:200] if lines else ""
@@ -231,6 +262,23 @@ def parse_dns_addresses(text: str) -> tuple[str, ...]:
         if not line.lower().startswith(("server", "address", "non-authoritative", "**")) and _IP.match(first):
             if first not in out:  # getent hosts: "10.96.0.10  name"
                 out.append(first)
+    return tuple(out)
+
+
+def dns_answers(spec: ProbeSpec, text: str) -> tuple[str, ...]:
+    """What a dns probe's output says the name resolves to: the data of its records, or its addresses."""
+    if spec.record:
+        return tuple(data for _, data in parse_dig_records(text, spec.record))
+    return parse_dns_addresses(text)
+
+
+def parse_dig_records(text: str, record: str) -> tuple[tuple[str, str], ...]:
+    """(owner, data) of the answer records of one type in `dig +noall +answer` output, without trailing dots."""
+    out = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[2] == "IN" and fields[3] == record:
+            out.append((fields[0].rstrip("."), " ".join(fields[4:]).rstrip(".")))
     return tuple(out)
 
 
@@ -483,7 +531,7 @@ def start_probe_pods(cluster, namespace: str, names: Sequence[str], spread: bool
         nodes = [n for n in nodes if n != avoid_node] + [n for n in nodes if n == avoid_node]
     manifests = [probe_pod(namespace, name, image, nodes[i % len(nodes)] if nodes else None, labels)
                  for i, name in enumerate(names)]
-    cluster.apply(manifests)
+    cluster.ensure_pods(manifests)  # an unchanged probe pod kept from the last check is reused
     cluster.wait_ready([namespace], timeout=timeout)
     placed = {}
     for name in names:

@@ -17,9 +17,9 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from graders.model import Evidence, ExerciseResult, LabResult, Matrix, MatrixCell, Outcome, StepResult, Table
+from graders.netpol.truthtable import COMPARISON_ENTRIES, CORNER, LEGEND, SAME_POD, legend
 
 JSON_SCHEMA = "k8slab.result/v1"
-_SAME_POD = "-"
 _GLYPH_STYLE = {Outcome.ALLOWED: "green", Outcome.BLOCKED: "red", Outcome.FAILED: "magenta", Outcome.NOT_RUN: "yellow"}
 
 
@@ -94,8 +94,8 @@ def _matrix_renderable(matrix: Matrix) -> Group:
     grids = Columns([_grid(matrix, "expected", lambda c: Text(c.expected.glyph, style=_GLYPH_STYLE[c.expected])),
                      _grid(matrix, "observed", lambda c: Text(c.observed.glyph, style=_GLYPH_STYLE[c.observed])),
                      _grid(matrix, "comparison", _comparison_glyph)], padding=(0, 3))
-    lines: list[Any] = [grids, Text("  . allowed  X blocked  ! probe failed  ? not run  - same pod   (comparison: . agrees  X differs)",
-                      style="dim")]
+    agrees_differs = legend(COMPARISON_ENTRIES[:2])
+    lines: list[Any] = [grids, Text(f"  {LEGEND}   (comparison: {agrees_differs})", style="dim")]
     for cell in matrix.wrong_cells:
         lines.append(Text(f"  {wrong_cell_sentence(cell)}", style="red"))
         if cell.why:
@@ -113,14 +113,14 @@ def _comparison_glyph(cell: MatrixCell) -> Text:
 
 def _grid(matrix: Matrix, title: str, glyph) -> RichTable:
     grid = RichTable(title=title, show_header=True, box=None, pad_edge=False, padding=(0, 1))
-    grid.add_column("from \\ to", style="dim")
+    grid.add_column(CORNER, style="dim")
     for target in matrix.targets:
         grid.add_column(escape(target), justify="center")
     for source in matrix.sources:
         row: list[Any] = [escape(source)]
         for target in matrix.targets:
             cell = matrix.cell(source, target)
-            row.append(glyph(cell) if cell else Text(_SAME_POD if source == target else "?", style="dim"))
+            row.append(glyph(cell) if cell else Text(SAME_POD if source == target else "?", style="dim"))
         grid.add_row(*row)
     return grid
 
@@ -193,14 +193,14 @@ def evidence_html(evidence: Evidence) -> str:
 
 def _matrix_html(matrix: Matrix) -> str:
     def grid(caption: str, pick) -> str:
-        head = "<th>from \\ to</th>" + "".join(f"<th>{_e(t)}</th>" for t in matrix.targets)
+        head = f"<th>{_e(CORNER)}</th>" + "".join(f"<th>{_e(t)}</th>" for t in matrix.targets)
         rows = []
         for source in matrix.sources:
             cells = [f"<th>{_e(source)}</th>"]
             for target in matrix.targets:
                 cell = matrix.cell(source, target)
                 if cell is None:
-                    cells.append(f"<td>{_SAME_POD if source == target else '?'}</td>")
+                    cells.append(f"<td>{SAME_POD if source == target else '?'}</td>")
                     continue
                 outcome = pick(cell)
                 wrong = " wrong" if cell in matrix.wrong_cells and caption == "observed" else ""
@@ -210,7 +210,7 @@ def _matrix_html(matrix: Matrix) -> str:
         return f"<table><caption>{caption}</caption><tr>{head}</tr>{''.join(rows)}</table>"
 
     parts = [grid("expected", lambda c: c.expected), grid("observed", lambda c: c.observed),
-             '<div style="color:#57606a">. allowed · X blocked · ! probe failed · ? not run · - same pod</div>']
+             f'<div style="color:#57606a">{_e(legend(separator=" · "))}</div>']
     wrong = matrix.wrong_cells
     if wrong:
         items = []

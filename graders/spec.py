@@ -6,7 +6,8 @@ problem in a spec is reported at once, naming the file and the field ("exercises
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,12 @@ from graders import paths
 from graders.errors import SpecError, UsageError
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LAB_KEYS = {"id", "title", "namespaces", "exercises", "description"}
+_LAB_KEYS = {"id", "title", "namespaces", "exercises", "description", "namespace_labels"}
+# A label key: an optional DNS-subdomain prefix and a name; a value: empty or a name (both at most 63 characters).
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# Labels the grader or the API server sets on every namespace: a lab may not declare them.
+_RESERVED_LABEL_PREFIXES = ("k8slab.dev/", "kubernetes.io/metadata.name")
 _EXERCISE_KEYS = {"id", "title", "points", "files", "allowed_kinds", "mistakes", "namespaces", "ready_timeout",
                   "description"}
 _MISTAKE_KEYS = {"id", "message", "description"}
@@ -60,6 +66,13 @@ class ExerciseSpec:
         mistake_id = mistake if isinstance(mistake, str) else mistake.id
         return self.root / "solutions" / self.lab / "mistakes" / self.id / mistake_id
 
+    @property
+    def alternative_dirs(self) -> tuple[Path, ...]:
+        """Correct submissions written differently from the reference: solutions/<lab>/alternatives/<exercise>/*/
+        (optional; the live tests grade each like the solution)."""
+        folder = self.root / "solutions" / self.lab / "alternatives" / self.id
+        return tuple(sorted(d for d in folder.iterdir() if d.is_dir())) if folder.is_dir() else ()
+
     def mistake(self, mistake_id: str) -> MistakeSpec:
         for mistake in self.mistakes:
             if mistake.id == mistake_id:
@@ -75,6 +88,9 @@ class LabSpec:
     exercises: tuple[ExerciseSpec, ...]
     file: Path
     description: str = ""
+    # Labels the grader sets on its namespaces at reset (namespace -> labels), e.g. env=production for lab 05's
+    # namespaceSelectors; the learner does not set them (namespaces are cluster-scoped).
+    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False)
 
     def exercise(self, exercise_id: str) -> ExerciseSpec:
         for exercise in self.exercises:
@@ -147,9 +163,11 @@ def parse_lab(raw: Any, *, file: Path, root: Path, expected_id: str | None = Non
             problems.add(f"exercises[{index}].id", f"duplicate exercise id {exercise.id!r}")
         seen.add(exercise.id)
         exercises.append(exercise)
+    owned = {*namespaces, *(ns for e in exercises for ns in e.namespaces)}
+    namespace_labels = problems.namespace_labels(raw.get("namespace_labels", {}), "namespace_labels", owned)
     problems.raise_if_any()
     return LabSpec(id=lab_id, title=title, namespaces=namespaces, exercises=tuple(exercises), file=file,
-                   description=str(raw.get("description", "")))
+                   description=str(raw.get("description", "")), namespace_labels=namespace_labels)
 
 
 def _parse_exercise(raw: Any, where: str, problems: "_Problems", lab_id: str, lab_namespaces: tuple[str, ...],
@@ -236,6 +254,32 @@ class _Problems:
             if not isinstance(name, str) or not _DNS_LABEL.match(name) or len(name) > 63:
                 self.add(where, f"{name!r} is not a valid namespace name")
         return tuple(str(name) for name in value)
+
+
+    def namespace_labels(self, value: Any, where: str, owned: set[str]) -> dict[str, dict[str, str]]:
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            self.add(where, "must map namespace names to their labels ({name: {key: value}})")
+            return {}
+        for name, labels in value.items():
+            here = f"{where}.{name}"
+            if name not in owned:
+                self.add(here, f"{name!r} is not one of the lab's namespaces ({', '.join(sorted(owned))})")
+            for key, label in labels.items():
+                if not _label_key_ok(key):
+                    self.add(f"{here}.{key}", "is not a valid label key")
+                elif str(key).startswith(_RESERVED_LABEL_PREFIXES):
+                    self.add(f"{here}.{key}", "is set by the grader or the API server, not by a lab")
+                if not isinstance(label, str) or (label and not _LABEL_NAME.match(label)):
+                    self.add(f"{here}.{key}", f"{label!r} is not a valid label value (a string, quoted if it "
+                                              f"looks like a number or a boolean)")
+        return {str(name): {str(k): str(v) for k, v in labels.items()} for name, labels in value.items()}
+
+
+def _label_key_ok(key: Any) -> bool:
+    if not isinstance(key, str):
+        return False
+    prefix, slash, name = key.rpartition("/")
+    return bool(_LABEL_NAME.match(name)) and (not slash or bool(_LABEL_PREFIX.match(prefix)))
 
 
 def _join(where: str, key: str) -> str:

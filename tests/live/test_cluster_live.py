@@ -109,6 +109,17 @@ def test_doctor_passes_on_the_course_cluster(k8slab_cluster):  # the fixture ski
     assert names["NetworkPolicy"] == doctor.PASS and names["pod-to-pod"] == doctor.PASS
 
 
+def test_node_addresses_and_namespace_labels(k8slab_cluster, pods):
+    nodes = k8slab_cluster.node_addresses()
+    assert len(nodes) == len(k8slab_cluster.list_nodes()) and nodes == sorted(nodes) and all(ip for _, ip in nodes)
+    k8slab_cluster.label_namespace(NS, {"k8slab.dev/test": "labelled"})
+    assert k8slab_cluster.namespace_labels(NS)["k8slab.dev/test"] == "labelled"
+    assert k8slab_cluster.namespace_labels("k8slab-no-such-namespace") is None
+    with pytest.raises(ClusterError) as info:
+        k8slab_cluster.label_namespace("default", {"k8slab.dev/test": "labelled"})
+    assert info.value.reason == "NotOwned"
+
+
 RESET_NS = "k8slab-live-reset"
 
 
@@ -116,7 +127,7 @@ def test_reset_empties_a_used_namespace_and_keeps_what_kubernetes_put_there(k8sl
     from graders.probe import agnhost_image
 
     image = agnhost_image(k8slab_cluster)
-    k8slab_cluster.reset_namespaces([RESET_NS], "first")
+    k8slab_cluster.reset_namespaces([RESET_NS], "first", labels={RESET_NS: {"team": "first"}})
     labels = {"app": "busy"}
     k8slab_cluster.apply([
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "busy", "namespace": RESET_NS},
@@ -132,8 +143,15 @@ def test_reset_empties_a_used_namespace_and_keeps_what_kubernetes_put_there(k8sl
     ])
     try:
         k8slab_cluster.wait_ready([RESET_NS], timeout=90)
+        deadline = time.monotonic() + 30  # EndpointSlices follow pod readiness with a lag
+        while len([e for e in k8slab_cluster.endpoints(RESET_NS, "busy") if e.ready]) < 2:
+            assert time.monotonic() < deadline, k8slab_cluster.endpoints(RESET_NS, "busy")
+            time.sleep(0.5)
+        endpoints = k8slab_cluster.endpoints(RESET_NS, "busy")
+        assert [e.pod for e in endpoints] == sorted(p.metadata.name for p in k8slab_cluster.list_pods(RESET_NS))
+        assert all(e.node and e.ports == (("", 8080),) for e in endpoints)
         started = time.monotonic()
-        k8slab_cluster.reset_namespaces([RESET_NS], "second")
+        k8slab_cluster.reset_namespaces([RESET_NS], "second", labels={RESET_NS: {"team": "second"}})
         took = time.monotonic() - started
         assert not k8slab_cluster.list_pods(RESET_NS) and not k8slab_cluster.list_deployments(RESET_NS)
         assert not k8slab_cluster.list_services(RESET_NS)
@@ -141,8 +159,8 @@ def test_reset_empties_a_used_namespace_and_keeps_what_kubernetes_put_there(k8sl
         assert k8slab_cluster.get("v1", "ConfigMap", RESET_NS, "left") is None
         assert k8slab_cluster.get("v1", "ConfigMap", RESET_NS, "kube-root-ca.crt") is not None
         assert k8slab_cluster.get("v1", "ServiceAccount", RESET_NS, "default") is not None
-        ns = k8slab_cluster.core.read_namespace(RESET_NS)
-        assert ns.metadata.labels["k8slab.dev/run"] == "second"
+        labels = k8slab_cluster.namespace_labels(RESET_NS)
+        assert labels["k8slab.dev/run"] == "second" and labels["team"] == "second"
         assert took < 30, f"emptying took {took:.1f} s"
     finally:
         k8slab_cluster.delete_namespaces([RESET_NS], wait=False)

@@ -12,18 +12,20 @@ from pathlib import Path
 import pytest
 
 from graders import engine, paths, render, spec
+from graders.cluster import FIXTURE_LABEL
 
 pytestmark = pytest.mark.live
 
 
 CLEANUP = "no-grader-namespace-left"
+ALTERNATIVE = "alternative-"  # a correct submission written differently from the reference: graded like it
 
 
 @dataclass(frozen=True)
 class Case:
     lab: str
     exercise: str
-    variant: str  # "solution", "starter", a mistake id, or CLEANUP
+    variant: str  # "solution", "alternative-<name>", "starter", a mistake id, or CLEANUP
     directory: Path
     fragment: str = ""  # for mistakes: what the failure message must contain
 
@@ -37,6 +39,7 @@ def discover() -> list[Case]:
     for lab in spec.all_labs(paths.repo_root()):
         for ex in lab.exercises:
             cases.append(Case(lab.id, ex.id, "solution", ex.solution_dir))
+            cases.extend(Case(lab.id, ex.id, f"{ALTERNATIVE}{d.name}", d) for d in ex.alternative_dirs)
             cases.append(Case(lab.id, ex.id, "starter", ex.starter_dir))
             cases.extend(Case(lab.id, ex.id, m.id, ex.mistake_dir(m), m.message) for m in ex.mistakes)
     return cases
@@ -61,19 +64,23 @@ def test_exercise_variant(case: Case, k8slab_cluster) -> None:
     if case.variant == CLEANUP:
         ours = {ns for lab in case.lab.split(",") for ns in spec.load_lab(lab, paths.repo_root()).all_namespaces}
         present = sorted(ours & set(k8slab_cluster.owned_namespaces()))
+        # the grader's own pods (FIXTURE_LABEL) stay for the next check; nothing of a submission may
+        learners = [p for ns in present for p in k8slab_cluster.list_pods(ns)
+                    if FIXTURE_LABEL not in (p.metadata.labels or {})]
         left = [f"{kind} {ns}/{name}" for ns in present for kind, items in (
-                    ("Pod", k8slab_cluster.list_pods(ns)), ("Service", k8slab_cluster.list_services(ns)),
+                    ("Pod", [p for p in learners if p.metadata.namespace == ns]),
+                    ("Service", k8slab_cluster.list_services(ns)),
                     ("Deployment", k8slab_cluster.list_deployments(ns))) for name in (i.metadata.name for i in items)]
         assert not left, f"grading runs left objects behind: {left}"
         k8slab_cluster.delete_namespaces(present, wait=True, timeout=90)
         assert not ours & set(k8slab_cluster.owned_namespaces())
         return
-    # "empty": the namespaces stay (emptied) for the next case; deleting them costs 5-12 s per case
+    # "empty", as a notebook's check(): the namespaces and the grader's pods stay for the next case
     result = engine.grade(case.lab, case.exercise, case.directory, cluster=k8slab_cluster, teardown="empty")
     outcome = result.exercise(case.exercise)
     shown = render.exercise_text(outcome, verbose=True)
-    if case.variant == "solution":
-        assert outcome.passed and outcome.score == outcome.points, f"the reference solution fails:\n{shown}"
+    if case.variant == "solution" or case.variant.startswith(ALTERNATIVE):
+        assert outcome.passed and outcome.score == outcome.points, f"the {case.variant} fails:\n{shown}"
     elif case.variant == "starter":
         assert not outcome.passed, f"the starter files already pass:\n{shown}"
     else:

@@ -41,9 +41,9 @@ def nbgrader(course_dir: Path, *args: str, extra_env: dict | None = None, check:
 
 
 def build_course(course_dir: Path, root: Path, labs: list[str] | None = None, diagrams: bool = False):
-    from graders import course
+    from graders.course.build import build
 
-    return course.build(course_dir, labs, root=root, render_diagrams=diagrams)
+    return build(course_dir, labs, root=root, render_diagrams=diagrams)
 
 
 def hand_in(course_dir: Path, lab: str, student: str, files: dict[str, Path] | None = None,

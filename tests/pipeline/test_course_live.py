@@ -15,7 +15,10 @@ import nbformat
 import pytest
 
 from pipeline_helpers import REPO, add_student_cell, build_course, hand_in, nbgrader, read_csv, solution_files
-from graders import course, course_safety, spec
+from graders import spec
+from graders.course import grants, harness
+from graders.course.gradebook import export_grades
+from graders.course.release import release_leaks
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(3600)]
 
@@ -40,7 +43,7 @@ def _released(tmp_path, lab):
     course_dir = tmp_path / "course"
     build_course(course_dir, REPO, [lab])
     nbgrader(course_dir, "generate_assignment", lab)
-    assert course.release_leaks(course_dir, lab, REPO) == []
+    assert release_leaks(course_dir, lab, REPO) == []
     return course_dir
 
 
@@ -82,7 +85,7 @@ def test_solution_full_stub_zero_mistake_partial(admin, tmp_path, request, lab):
     files, exercise, mistake = _mistake_files(lab_spec)
     hand_in(course_dir, lab, "mia", files)
 
-    results = {r.student: r for r in course_safety.autograde(course_dir, lab, ["sam", "stu", "mia"])}
+    results = {r.student: r for r in harness.autograde(course_dir, lab, ["sam", "stu", "mia"])}
     for r in results.values():
         assert not r.error, r.summary()
         assert not r.tampered, r.summary()
@@ -99,7 +102,7 @@ def test_solution_full_stub_zero_mistake_partial(admin, tmp_path, request, lab):
     # exploration cells (kubectl, docker, the doctor) say "not run by the autograder" instead of failing
     assert "Forbidden" not in feedback and "Traceback (most recent call last)" not in feedback
 
-    csv_path = course_safety.export_grades(course_dir)
+    csv_path = export_grades(course_dir)
     rows = {row["student_id"]: row for row in read_csv(csv_path)}
     assert float(rows["sam"]["score"]) == lab_spec.points
     assert float(rows["stu"]["score"]) == 0
@@ -123,8 +126,8 @@ for name, argv in attempts.items():
     p = subprocess.run(argv, capture_output=True, text=True)
     seen[name] = [p.returncode, (p.stdout + p.stderr)[-300:]]
 print("ATTACK " + json.dumps(seen))
-import graders, graders.course_runtime, graders.nbgrader
-graders.scored = graders.nbgrader.scored = graders.course_runtime.scored = lambda lab, ex, points: float(points)
+import graders, graders.course.runtime, graders.nbgrader
+graders.scored = graders.nbgrader.scored = graders.course.runtime.scored = lambda lab, ex, points: float(points)
 '''
 
 
@@ -154,7 +157,7 @@ def test_malicious_submission_gets_nothing(admin, tmp_path):
     hand_in(course_dir, lab, "mallory", edit=lambda nb: add_student_cell(nb, attack))
     before = _snapshot(admin)
 
-    [result] = course_safety.autograde(course_dir, lab, ["mallory"])
+    [result] = harness.autograde(course_dir, lab, ["mallory"])
 
     assert _snapshot(admin) == before, "the submission changed something outside grader namespaces"
     assert result.total == 0, result.summary()
@@ -164,7 +167,7 @@ def test_malicious_submission_gets_nothing(admin, tmp_path):
     seen = json.loads(re.search(r"ATTACK (\{.*\})", text).group(1))
     for name, (code, output) in seen.items():
         assert code != 0 and "forbidden" in output.lower(), f"{name}: {output}"
-    rows = read_csv(course_safety.export_grades(course_dir))
+    rows = read_csv(export_grades(course_dir))
     assert [(r["student_id"], float(r["score"])) for r in rows] == [("mallory", 0.0)]
     owned = admin.owned_namespaces()
-    assert course_safety.HOLDING_NS not in owned and not set(lab_spec.all_namespaces) & set(owned)
+    assert grants.HOLDING_NS not in owned and not set(lab_spec.all_namespaces) & set(owned)

@@ -116,6 +116,9 @@ class _FakeCore:
     def delete_namespace(self, name, **kw):
         self.deleted.append(name)
 
+    def delete_collection_namespaced_pod(self, name, **kw):
+        pass
+
 
 def _fake_cluster(labels):
     c = cl.Cluster.__new__(cl.Cluster)

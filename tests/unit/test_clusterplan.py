@@ -17,14 +17,20 @@ def _flat(steps):
     return [" ".join(s.argv) for s in steps]
 
 
+def test_default_online_cni_is_the_offline_data_plane():
+    """Node podCIDR addressing and REJECTed policy denials: what the offline CI proves is what students run."""
+    assert cp.DEFAULT_CNI == "kube-router"
+    assert cp.plan()[1].argv[-1].endswith("daemonset/kubeadm-kuberouter.yaml")
+
+
 def test_default_plan_order_and_pins():
     steps = cp.plan()
     lines = _flat(steps)
     assert lines[0] == ("kind create cluster --name k8slab --config environment/kind/cluster.yaml --image "
                         + PINS["KIND_NODE_IMAGE"])
     assert "@sha256:" in PINS["KIND_NODE_IMAGE"]  # the node image is pinned by digest
-    calico = f"projectcalico/calico/{PINS['CALICO_VERSION']}/manifests/calico.yaml"
-    order = [calico, "wait --for=condition=Ready nodes --all", "deployment/coredns", "metallb-native.yaml",
+    cni = f"cloudnativelabs/kube-router/{PINS['KUBE_ROUTER_VERSION']}/daemonset/kubeadm-kuberouter.yaml"
+    order = [cni, "set image daemonset/kube-router", "wait --for=condition=Ready nodes --all", "deployment/coredns", "metallb-native.yaml",
              "IPAddressPool" , "standard-install.yaml", "traefik", "cert-manager.yaml"]
     text = "\n".join(f"{line} {s.stdin or ''}" for line, s in zip(lines, steps))
     positions = [text.index(marker) for marker in order]

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from graders import course
+from graders.course import cli as course_cli
 from graders.cli import main as k8slab_main
 
 COMMANDS = ("build", "check-release", "autograde", "answers", "mark", "grades")
@@ -15,7 +15,7 @@ COMMANDS = ("build", "check-release", "autograde", "answers", "mark", "grades")
 @pytest.mark.parametrize("command", COMMANDS)
 def test_module_entry_point_accepts_every_course_command(command, capsys):
     with pytest.raises(SystemExit) as done:
-        course.main([command, "--help"])
+        course_cli.main([command, "--help"])
     assert done.value.code == 0
     assert f"python -m graders.course {command}" in capsys.readouterr().out
 
@@ -41,13 +41,14 @@ def test_check_cells_with_options_show_the_verified_record_under_safe_autograde(
     accept the same arguments (a TypeError there would put a traceback into the student's feedback)."""
     import json
 
-    from graders import course_runtime
+    from graders.autograding import RESULTS_ENV
+    from graders.course import runtime
 
     records = tmp_path / "results.json"
     records.write_text(json.dumps({"05-network-policy/seed-diagram": {"score": 3.0, "html": "<p>ok</p>"}}))
-    monkeypatch.setenv(course_runtime.RESULTS_ENV, str(records))
+    monkeypatch.setenv(RESULTS_ENV, str(records))
     shown = []
-    monkeypatch.setattr(course_runtime, "_show", shown.append)
-    assert course_runtime.show("05-network-policy", "seed-diagram", keep=True) is None
-    course_runtime.show("05-network-policy", "seed-diagram", "some/dir", verbose=True)
+    monkeypatch.setattr(runtime, "_show", shown.append)
+    assert runtime.show("05-network-policy", "seed-diagram", keep=True) is None
+    runtime.show("05-network-policy", "seed-diagram", "some/dir", verbose=True)
     assert [r["html"] for r in shown] == ["<p>ok</p>", "<p>ok</p>"]

@@ -109,9 +109,9 @@ def test_objects_of_one_exercise_are_gone_when_the_next_starts(course, cluster):
     around_resets = []
     real_reset = cluster.reset_namespaces
 
-    def reset(names, run_id=None, kinds=()):
+    def reset(names, run_id=None, kinds=(), labels=None, keep_fixtures=False):
         before = in_namespace()
-        real_reset(names, run_id, kinds)
+        real_reset(names, run_id, kinds, labels, keep_fixtures)
         around_resets.append((before, in_namespace()))
 
     cluster.reset_namespaces = reset
@@ -127,6 +127,23 @@ def test_teardown_empty_keeps_the_namespace_but_removes_every_object(course, clu
     assert cluster.owned_namespaces() == [NAMESPACE]
     assert not [k for k, v in cluster.objects.items() if v["metadata"].get("namespace") == NAMESPACE]
     assert "delete_namespaces" not in [call[0] for call in cluster.calls]
+
+
+def test_the_graders_own_pods_survive_resets_and_empty_teardown_but_not_delete(course, cluster):
+    """A check reuses the probe pods an earlier check left (teardown "empty", as check() in a notebook does);
+    the learner's objects never survive a reset; "delete" removes everything with the namespace."""
+    probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "k8slab-probe", "namespace": NAMESPACE},
+             "spec": {"containers": [{"name": "probe", "image": "agnhost"}]}}
+    engine.grade(LAB_ID, "hello-pod", solution(course, "hello-pod"), cluster=cluster, teardown="empty")
+    cluster.ensure_pods([probe])  # as a lab's live step does
+    engine.grade(LAB_ID, "hello-pod", solution(course, "hello-pod"), cluster=cluster, teardown="empty")
+    left = [k for k, v in cluster.objects.items() if v["metadata"].get("namespace") == NAMESPACE]
+    assert left == [f"Pod {NAMESPACE}/k8slab-probe"]
+    cluster.ensure_pods([probe])
+    assert cluster.reused == [f"Pod {NAMESPACE}/k8slab-probe"]
+    engine.grade(LAB_ID, "hello-pod", solution(course, "hello-pod"), cluster=cluster)  # teardown "delete"
+    assert cluster.owned_namespaces() == []
+    assert not [k for k, v in cluster.objects.items() if v["metadata"].get("namespace") == NAMESPACE]
 
 
 def test_unknown_teardown_is_a_usage_error(course, cluster):
@@ -282,3 +299,14 @@ def test_a_run_that_kept_its_namespaces_keeps_its_verdict(course, cluster):
     cluster.check_run = lambda namespaces, run_id: seen.append((tuple(namespaces), run_id))
     assert engine.grade(LAB_ID, "expose", solution(course, "expose"), cluster=cluster).exercise("expose").passed
     assert len(seen) == 1 and seen[0][0] == (NAMESPACE,) and seen[0][1]
+
+
+def test_namespace_labels_of_the_lab_spec_are_set_at_reset(course, cluster):
+    """A lab's namespaceSelectors rely on labels the grader sets (lab 05: env=production): the engine passes
+    the spec's `namespace_labels` to the cluster's reset, so no lab module labels namespaces itself."""
+    spec_file = course / "labs" / LAB_ID / "lab.yaml"
+    write(spec_file, spec_file.read_text().replace("exercises:\n", f"namespace_labels:\n  {NAMESPACE}: {{env: test}}\n"
+                                                                   "exercises:\n", 1))
+    engine.grade(LAB_ID, "hello-pod", solution(course, "hello-pod"), cluster=cluster, keep=True)
+    assert cluster.namespaces[NAMESPACE]["env"] == "test"
+    assert cluster.namespaces[NAMESPACE]["k8slab.dev/owned"] == "true"

@@ -1,11 +1,12 @@
-"""graders.explain: every verdict in words — which policies select each side, which rule and peer admit, or why
+"""graders.netpol.explain: every verdict in words — which policies select each side, which rule and peer admit, or why
 none does. The phrases tested here are the ones learners read for the lab's named mistakes."""
 from __future__ import annotations
 
 import pytest
 
-from graders.explain import explain, explain_verdict
-from graders.policy import NAMESPACE_NAME_LABEL, PolicyEngine
+from graders.netpol.explain import explain, explain_verdict
+from graders.netpol.inventory import NAMESPACE_NAME_LABEL
+from graders.netpol.verdicts import PolicyEngine
 
 
 def ns(name: str, **labels: str) -> dict:

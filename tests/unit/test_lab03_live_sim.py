@@ -16,11 +16,15 @@ from types import SimpleNamespace as NS
 import pytest
 
 from graders import manifests, outside, spec
+from graders.cluster import Endpoint
 from graders.errors import CheckFailed
 from graders.exercise import Ctx
+from graders.labs import _kit as kit
 from graders.labs import lab03_services as lab
 from graders.model import Outcome
-from graders.probe import PROBE_LABEL, ProbeResult, SimulatedRunner
+from graders.netpol.selectors import service_selects
+from graders.probe import PROBE_LABEL, ProbeResult, SimulatedRunner, classify
+from graders.workloads import workloads
 
 LAB = spec.load_lab("03-services")
 NAMESPACE = LAB.namespaces[0]
@@ -31,7 +35,7 @@ LB_IP = "172.29.0.200"
 class SimWorld:
     """A tiny model of the cluster after `apply` + `wait_ready` of one submission (see module doc)."""
 
-    def __init__(self, objs: list[dict], *, lb_controller: bool = True):
+    def __init__(self, found: list[manifests.Manifest], *, lb_controller: bool = True):
         self.context = "kind-k8slab"
         self.ns = NAMESPACE
         self.pods: dict[str, NS] = {}
@@ -42,7 +46,7 @@ class SimWorld:
         self.execs: list[tuple] = []
         self._rr = itertools.count()
         ips = itertools.count(10)
-        for wl in lab.workloads(objs):
+        for wl in workloads(found):
             for i in range(wl.replicas):
                 name = f"{wl.name}-{i}" if wl.kind != "Pod" else wl.name
                 node = NODES[1 + (len(self.pods) % 2)][0]
@@ -55,13 +59,13 @@ class SimWorld:
                                                            readiness_probe=probe_spec)]),
                     status=NS(pod_ip=ip, phase="Running", conditions=[NS(type="Ready", status="True")],
                               container_statuses=[NS(state=NS(running=True))]))
-                self.meta[name] = {"listen": wl.listening()[0], "named": wl.named_ports(), "probe": probe_spec,
+                self.meta[name] = {"listen": wl.serving()[0], "named": wl.named_ports(), "probe": probe_spec,
                                    "file": True}
         node_ports = itertools.count(31000)
-        for n, obj in enumerate(o for o in objs if o.get("kind") == "Service"):
+        for n, obj in enumerate(m.obj for m in found if m.kind == "Service"):
             sp = obj.get("spec") or {}
             kind = sp.get("type") or "ClusterIP"
-            ports = [NS(port=p["port"], target_port=lab.target_of(p), name=p.get("name"),
+            ports = [NS(port=p["port"], target_port=kit.target_of(p), name=p.get("name"),
                         node_port=p.get("nodePort") or (next(node_ports) if kind in ("NodePort", "LoadBalancer")
                                                         else None))
                      for p in sp.get("ports") or []]
@@ -83,11 +87,16 @@ class SimWorld:
         return self.pods.get(name)
 
     def list_nodes(self):
-        return [NS(metadata=NS(name=n), status=NS(addresses=[NS(type="InternalIP", address=ip)], images=[]))
-                for n, ip in NODES]
+        return [NS(metadata=NS(name=n), status=NS(images=[])) for n, _ in NODES]
+
+    def node_addresses(self):
+        return sorted(NODES)
 
     def diagnose_pod(self, pod):
         return None
+
+    def ensure_pods(self, pods, timeout=60):  # the grader's own pods: created like any object here
+        self.apply(pods)
 
     def apply(self, objs):
         for obj in objs:
@@ -110,30 +119,25 @@ class SimWorld:
         return meta["file"] or not watches_file
 
     def _selected(self, svc):
-        return [p for n, p in self.pods.items() if n in self.meta and lab.selects(svc.spec.selector, p.metadata.labels)]
+        return [p for n, p in self.pods.items()
+                if n in self.meta and service_selects(svc.spec.selector, p.metadata.labels)]
 
     def _resolve(self, pod_name, target):
         return self.meta[pod_name]["named"].get(target) if isinstance(target, str) else target
 
-    def list_endpointslices(self, ns, service=None):
+    def endpoints(self, ns, service):
         svc = self.services.get(service)
         if svc is None or not svc.spec.selector:
             return []
-        endpoints = []
+        out = []
         for pod in self._selected(svc):
             resolved = [self._resolve(pod.metadata.name, p.target_port) for p in svc.spec.ports]
             if svc.spec.ports and None in resolved:
-                continue  # a named targetPort the pod does not have: left out
-            endpoints.append(NS(addresses=[pod.status.pod_ip], node_name=pod.spec.node_name,
-                                conditions=NS(ready=self._ready(pod.metadata.name)),
-                                target_ref=NS(name=pod.metadata.name),
-                                _ports=resolved))
-        # one slice per distinct resolved port set, like the controller
-        slices = {}
-        for ep in endpoints:
-            slices.setdefault(tuple(ep._ports), []).append(ep)
-        return [NS(ports=[NS(name=p.name, port=r) for p, r in zip(svc.spec.ports, key)], endpoints=eps)
-                for key, eps in slices.items()]
+                continue  # a named targetPort the pod does not have: left out, like the EndpointSlice controller
+            out.append(Endpoint(pod.status.pod_ip, pod.metadata.name, pod.spec.node_name,
+                                self._ready(pod.metadata.name),
+                                tuple((p.name or "", r) for p, r in zip(svc.spec.ports, resolved))))
+        return sorted(out, key=lambda e: e.pod)
 
     def exec(self, ns, pod, argv, timeout=10):
         self.execs.append((pod, tuple(argv)))
@@ -143,11 +147,6 @@ class SimWorld:
         if argv[:1] == ["touch"] and pod in self.meta:
             self.meta[pod]["file"] = True
             return 0, "", ""
-        if argv[:2] == ["sh", "-c"] and "dig" in argv[2]:
-            svc = self.services.get("external-db")
-            fqdn = f"external-db.{self.ns}.svc.cluster.local"
-            line = f"{fqdn}.\t5\tIN\tCNAME\t{svc.spec.external_name}.\n" if svc and svc.spec.external_name else ""
-            return 0, f"{line}@k8slab-end\n{line}@k8slab-end\n", ""
         return 127, "", "not simulated"
 
     # ---------------------------------------------------------------- what a probe sees
@@ -185,16 +184,24 @@ class SimWorld:
             return Outcome.BLOCKED, "", "connection refused or unreachable"
         return Outcome.ALLOWED, pod.metadata.name, ""
 
+    def dns(self, spec_) -> tuple[int, str]:
+        """(exit code, output) of the probe's nslookup or dig, as CoreDNS would answer."""
+        svc = self._service_for(spec_.target)
+        if svc is None:
+            return 1, f"** server can't find {spec_.target}: NXDOMAIN"
+        if spec_.record == "CNAME":
+            fqdn = f"{svc.metadata.name}.{self.ns}.svc.cluster.local"
+            return 0, f"{fqdn}.\t5\tIN\tCNAME\t{svc.spec.external_name}.\n" if svc.spec.external_name else ""
+        ips = ([p.status.pod_ip for p in self._selected(svc) if self._ready(p.metadata.name)]
+               if svc.spec.cluster_ip == "None" else [svc.spec.cluster_ip])
+        return 0, "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10#53\n\n" + "".join(
+            f"Name:\t{spec_.target}\nAddress: {ip}\n" for ip in ips)
+
     def truth(self, spec_, *, outside_client=False):
         if spec_.kind == "dns":
-            svc = self._service_for(spec_.target)
-            if svc is None:
-                return ProbeResult(spec_, Outcome.BLOCKED, detail="NXDOMAIN")
-            ips = ([p.status.pod_ip for p in self._selected(svc) if self._ready(p.metadata.name)]
-                   if svc.spec.cluster_ip == "None" else [svc.spec.cluster_ip])
-            text = "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10#53\n\n" + "".join(
-                f"Name:\t{spec_.target}\nAddress: {ip}\n" for ip in ips)
-            return ProbeResult(spec_, Outcome.ALLOWED, output=text)
+            rc, text = self.dns(spec_)
+            outcome, detail = classify(spec_, rc, text)
+            return ProbeResult(spec_, outcome, output=text, detail=detail, rc=rc)
         outcome, output, detail = self.http(spec_.target, spec_.port, outside_client=outside_client)
         return ProbeResult(spec_, outcome, output=output, detail=detail)
 
@@ -206,10 +213,7 @@ class FakeOutside:
 
     def __init__(self, cluster=None, **kw):
         self.network = "k8slab"
-
-    def spec(self, kind, target, port=None, path="/", label=""):
-        from graders.probe import ProbeSpec
-        return ProbeSpec("outside/k8slab", kind, target, port, path=path, label=label)
+        self.source = "outside/k8slab"
 
     def run(self, specs):
         out = []
@@ -225,11 +229,11 @@ LIVE = {ex.id: lab.EXERCISES[ex.id].live for ex in LAB.exercises}
 
 def _ctx(ex, directory, monkeypatch, **world_kw):
     found = manifests.parse_submission([directory], allowed_kinds=ex.allowed_kinds, namespaces=ex.namespaces)
-    world = SimWorld([m.obj for m in found.manifests], **world_kw)
+    world = SimWorld(found.manifests, **world_kw)
     FakeOutside.world = world
     monkeypatch.setattr(outside, "OutsideRunner", FakeOutside)
     monkeypatch.setattr(lab.time, "sleep", lambda s: None)
-    monkeypatch.setattr(lab, "ENDPOINTS_SETTLE", 0.05)
+    monkeypatch.setattr(kit, "ENDPOINTS_SETTLE", 0.05)
     ctx = Ctx(spec=ex, objects=found.manifests, cluster=world,
               runner_factory=lambda cluster: SimulatedRunner(world.truth, context=world.context))
     return ctx, world
@@ -240,7 +244,7 @@ def test_solution_passes_live_on_the_simulated_cluster(ex, monkeypatch):
     ctx, world = _ctx(ex, ex.solution_dir, monkeypatch)
     result = LIVE[ex.id](ctx)
     assert result.passed, result.message
-    assert any(a["metadata"]["name"] == lab.CLIENT_POD for a in world.applied) or ex.id in ("nodeport",
+    assert any(a["metadata"]["name"] == kit.CLIENT_POD for a in world.applied) or ex.id in ("nodeport",
                                                                                            "loadbalancer")
     assert all(PROBE_LABEL in a["metadata"]["labels"] for a in world.applied)
 

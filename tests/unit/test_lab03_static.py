@@ -5,8 +5,9 @@
 * every mistake is caught with its own message fragment — the ones the API server rejects (nodePort range,
   nodePort without type, a URL as externalName) are *also* explained by the lab's own rules, so the explanation
   is proven here even though on a cluster the API's words come first;
-* the pure helpers the live step relies on: endpoint reading, the spread judgement (refused -> "not listening",
-  strangers, silent replicas), DNS answer parsing, the outside client's container handling (always removed).
+* every static failure cites the offending object and field as ``Kind ns/name (file:line)``;
+* the pure helpers the live step relies on: served ports, the spread judgement (refused -> "not listening",
+  strangers, silent replicas), the outside client's container handling (always removed).
 """
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ import pytest
 
 from graders import manifests, spec
 from graders.errors import CheckFailed
+from graders.labs import _kit as kit
 from graders.labs import lab03_services as lab
+from graders.manifests import Manifest
 from graders.model import Outcome
 from graders.probe import ProbeResult, ProbeSpec
+from graders.workloads import served_ports, workloads
 
 LAB = spec.load_lab("03-services")
 STATIC = {
@@ -46,13 +50,13 @@ API_MESSAGES = {
 }
 
 
-def _objects(ex, directory):
+def _manifests(ex, directory):
     found = manifests.parse_submission([directory], allowed_kinds=ex.allowed_kinds, namespaces=ex.namespaces)
-    return [m.obj for m in found.manifests]
+    return found.manifests
 
 
 def _static(ex, directory) -> str:
-    return STATIC[ex.id](_objects(ex, directory), ex.default_namespace)
+    return STATIC[ex.id](_manifests(ex, directory), ex.default_namespace)
 
 
 EXERCISES = [pytest.param(ex, id=ex.id) for ex in LAB.exercises]
@@ -114,6 +118,21 @@ def test_selector_typo_shows_the_labels_that_exist():
     assert "app=apii" in caught.value.message and "app=api (Deployment api)" in caught.value.message
 
 
+@pytest.mark.parametrize("key,cited", [
+    (("clusterip", "selector-typo"), "Service k8slab-services/api-service (solutions/03-services/mistakes/clusterip/"
+                                     "selector-typo/service.yaml:"),
+    (("clusterip", "container-other-port"), "the pods of Deployment k8slab-services/api (solutions/03-services/"
+                                            "mistakes/clusterip/container-other-port/deployment.yaml:"),
+    (("readiness", "liveness-instead"), "Deployment k8slab-services/api (solutions/03-services/mistakes/"
+                                              "readiness/liveness-instead/deployment.yaml:"),
+])
+def test_static_failures_cite_file_and_line(key, cited):
+    ex = LAB.exercise(key[0])
+    with pytest.raises(CheckFailed) as caught:
+        _static(ex, ex.mistake_dir(ex.mistake(key[1])))
+    assert cited in caught.value.message, caught.value.message
+
+
 def test_swapped_ports_name_the_fix():
     ex = LAB.exercise("clusterip")
     with pytest.raises(CheckFailed) as caught:
@@ -149,37 +168,31 @@ def _container(args, image="registry.k8s.io/e2e-test-images/agnhost:2.56", comma
     (_container([], image="nginx:1.27"), None),
     (_container(["netexec", "--http-port=http"]), None),
 ])
-def test_listen_ports(container, ports):
-    assert lab.listen_ports(container)[0] == ports
+def test_served_ports(container, ports):
+    assert served_ports(container)[0] == ports
 
 
 def test_unknown_images_are_never_failed_statically():
-    svc = {"kind": "Service", "metadata": {"name": "s"},
-           "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 1234}]}}
-    pod = {"kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}},
-           "spec": {"containers": [{"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}]}}
-    assert lab.port_findings(svc, lab.workloads([pod])) == []
-    assert lab.selector_finding(svc, lab.workloads([pod]), "ns") is None
+    svc = Manifest({"kind": "Service", "metadata": {"name": "s"},
+                    "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 1234}]}}, "s.yaml", 1)
+    pod = Manifest({"kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx:1.27",
+                                             "ports": [{"containerPort": 80}]}]}}, "p.yaml", 1)
+    assert kit.port_findings(svc, workloads([pod])) == []
+    assert kit.selector_finding(svc, workloads([pod]), "ns") is None
 
 
-def test_empty_selector_selects_nothing():
-    assert not lab.selects({}, {"app": "api"})
-    assert lab.selects({"app": "api"}, {"app": "api", "version": "v1"})
-    assert not lab.selects({"app": "api", "tier": "x"}, {"app": "api"})
+def test_an_empty_selector_selects_nothing():
+    svc = Manifest({"kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}, "s.yaml", 3)
+    pod = Manifest({"kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}}, "spec": {}}, "p.yaml", 1)
+    finding = kit.selector_finding(svc, workloads([pod]), "ns")
+    assert finding.message.startswith("Service s (s.yaml:3): has no selector")
 
 
 def test_probe_window_defaults_and_values():
     assert lab.probe_window({}) == 30
     assert lab.probe_window({"periodSeconds": 1, "failureThreshold": 1}) == 1
     assert lab.probe_window({"periodSeconds": 2}) == 6
-
-
-def test_parse_dig_and_nslookup_cname_answers():
-    dig = "external-db.k8slab-services.svc.cluster.local. 5 IN CNAME db.prod.example.com.\n"
-    assert lab.parse_dig_answer(dig) == [("external-db.k8slab-services.svc.cluster.local", "db.prod.example.com")]
-    nslookup = "Server:\t\t10.96.0.10\nexternal-db.ns.svc.cluster.local\tcanonical name = db.prod.example.com.\n"
-    assert lab.parse_dig_answer(nslookup) == [("external-db.ns.svc.cluster.local", "db.prod.example.com")]
-    assert lab.parse_dig_answer(";; connection timed out; no servers could be reached") == []
 
 
 def test_explain_admission_is_silent_for_other_errors():
@@ -202,9 +215,9 @@ PODS = {"api-a": _pod("api-a"), "api-b": _pod("api-b"), "api-c": _pod("api-c", "
 def test_judge_spread_reports_the_distribution():
     results = [_result(t, Outcome.ALLOWED, name) for t in ("10.96.0.7", "api-service")
                for name in ("api-a", "api-b", "api-c", "api-a")]
-    text = lab.judge_spread(lab.Spread(results), PODS, what="api-service")
+    text = kit.judge_spread(kit.Spread(results), PODS, what="api-service")
     assert "8/8 requests answered, spread over 3 replicas (api-a 4, api-b 2, api-c 2)" in text
-    table = lab.spread_evidence(lab.Spread(results), PODS, "t").data
+    table = kit.spread_evidence(kit.Spread(results), PODS, "t").data
     assert table.columns == ("answered by", "node", "10.96.0.7:80", "api-service:80", "total")
     assert ("api-a", "k8slab-worker", "2", "2", "4") in table.rows
 
@@ -212,7 +225,7 @@ def test_judge_spread_reports_the_distribution():
 def test_judge_spread_refused_means_not_listening_on_the_target_port():
     results = [_result("api-service", Outcome.BLOCKED, detail="connection refused or unreachable")] * 3
     with pytest.raises(CheckFailed) as caught:
-        lab.judge_spread(lab.Spread(results), PODS, what="api-service", target_port=8080)
+        kit.judge_spread(kit.Spread(results), PODS, what="api-service", target_port=8080)
     assert "not listening on port 8080" in caught.value.message
     assert any(e.kind == "command" for e in caught.value.evidence), "a failure prints the reproduce command"
 
@@ -220,26 +233,14 @@ def test_judge_spread_refused_means_not_listening_on_the_target_port():
 def test_judge_spread_names_replicas_that_never_answered():
     results = [_result("api-service", Outcome.ALLOWED, "api-a")] * 10
     with pytest.raises(CheckFailed) as caught:
-        lab.judge_spread(lab.Spread(results), PODS, what="api-service")
+        kit.judge_spread(kit.Spread(results), PODS, what="api-service")
     assert "never reached api-b, api-c" in caught.value.message
 
 
 def test_judge_spread_rejects_answers_from_pods_not_selected():
     results = [_result("api-service", Outcome.ALLOWED, "intruder")]
     with pytest.raises(CheckFailed, match="not one of the selected pods"):
-        lab.judge_spread(lab.Spread(results), PODS, what="api-service", require_all=False)
-
-
-def test_read_endpoints_keeps_readiness_and_ports():
-    ep = lambda ip, pod, ready: SimpleNamespace(  # noqa: E731
-        addresses=[ip], conditions=SimpleNamespace(ready=ready), target_ref=SimpleNamespace(name=pod),
-        node_name="k8slab-worker")
-    sl = SimpleNamespace(ports=[SimpleNamespace(name="http", port=8080)],
-                         endpoints=[ep("10.244.1.2", "api-b", True), ep("10.244.1.3", "api-a", False)])
-    cluster = SimpleNamespace(list_endpointslices=lambda ns, svc: [sl])
-    eps = lab.read_endpoints(cluster, "ns", "api-service")
-    assert [(e.pod, e.ready, e.ports) for e in eps] == [("api-a", False, (("http", 8080),)),
-                                                        ("api-b", True, (("http", 8080),))]
+        kit.judge_spread(kit.Spread(results), PODS, what="api-service", require_all=False)
 
 
 # ------------------------------------------------------------------------------ outside client (fake docker)

@@ -345,3 +345,59 @@ def test_every_problem_is_reported_together_sorted_by_file_and_line(tmp_path):
 def test_empty_submission(tmp_path):
     write(tmp_path / "a.yaml", "# nothing yet\n")
     assert problems(tmp_path) == ["the submission contains no Kubernetes objects"]
+
+
+# ------------------------------------------------------------------------------------- API server size limits
+
+def test_a_30_megabyte_file_is_refused_unread_within_a_second(tmp_path):
+    import time
+
+    huge = pod().replace("metadata:\n", "metadata:\n  annotations:\n    blob: " + "x" * (30 * 1024 * 1024) + "\n", 1)
+    write(tmp_path / "pod.yaml", huge)
+    started = time.monotonic()
+    [message] = problems(tmp_path)
+    assert time.monotonic() - started < 1.0
+    assert "pod.yaml" in message and "30.0 MiB" in message and "at most 3.0 MiB" in message
+
+
+def test_an_object_over_etcds_limit_is_named_with_its_size(tmp_path):
+    env = "".join(f"        - {{name: V{i}, value: {'y' * 200_000}}}\n" for i in range(9))  # 1.7 MiB of env values
+    write(tmp_path / "pod.yaml", pod().replace("      args: [netexec, --http-port=8080]\n",
+                                               "      args: [netexec, --http-port=8080]\n      env:\n" + env))
+    messages = problems(tmp_path)
+    assert any("Pod k8slab-x/web (" in m and "as JSON; etcd stores at most 1.5 MiB" in m for m in messages), messages
+
+
+def test_annotations_over_256_kib_are_refused_at_the_annotations_line(tmp_path):
+    write(tmp_path / "pod.yaml", pod().replace("metadata:\n", "metadata:\n  annotations:\n    note: "
+                                               + "n" * 300_000 + "\n", 1))
+    [message] = problems(tmp_path)
+    assert "metadata.annotations hold 293.0 KiB" in message and "pod.yaml:4" in message
+
+
+def test_objects_under_the_limits_pass(tmp_path):
+    write(tmp_path / "pod.yaml", pod().replace("metadata:\n", "metadata:\n  annotations:\n    note: "
+                                               + "n" * 100_000 + "\n", 1))
+    assert [m.name for m in parse(tmp_path).manifests] == ["web"]
+
+
+def test_grader_label_keys_are_reserved_in_objects_and_pod_templates(tmp_path):
+    write(tmp_path / "pod.yaml", pod().replace("    app: web\n", "    app: web\n    k8slab.dev/probe: \"true\"\n"))
+    write(tmp_path / "deploy.yaml", doc("""\
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: api}
+        spec:
+          selector: {matchLabels: {app: api}}
+          template:
+            metadata:
+              labels: {app: api}
+              annotations: {k8slab.dev/fixture: "x"}
+            spec:
+              containers: [{name: api, image: "registry.k8s.io/e2e-test-images/agnhost:2.56"}]
+        """))
+    messages = problems(tmp_path)
+    assert any("Pod k8slab-x/web" in m and "metadata.labels uses 'k8slab.dev/probe'" in m and "pod.yaml:7" in m
+               for m in messages), messages
+    assert any("Deployment k8slab-x/api" in m and "spec.template.metadata.annotations uses 'k8slab.dev/fixture'" in m
+               for m in messages), messages

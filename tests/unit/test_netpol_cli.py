@@ -1,4 +1,4 @@
-"""``k8slab matrix`` / ``k8slab explain`` (graders.netpol_cli): the exact command-line contract.
+"""``k8slab matrix`` / ``k8slab explain`` (graders.netpol.cli): the exact command-line contract.
 
     k8slab matrix PATH... [--port PORT] [--protocol TCP|UDP|SCTP] [--json]
     k8slab explain PATH... --from NS/POD --to NS/POD [--port P] [--protocol X]
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from graders import netpol_cli
+from graders.netpol import cli as netpol_cli
 
 REPO = Path(__file__).resolve().parents[2]
 

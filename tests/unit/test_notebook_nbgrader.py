@@ -115,3 +115,10 @@ def test_score_of_scales_the_exercise_score_to_the_cell_points():
     assert nbgrader.score_of(outcome(0, False), 10) == 0.0
     assert nbgrader.score_of(outcome(9, False), 10) == 10.0  # clamped
     assert nbgrader.feedback(outcome(0, False)).startswith("✗ e — t  0/4")
+
+
+def test_one_autograding_test_for_notebooks_and_the_doctor():
+    """Lab notebooks import autograding from graders.notebook; the doctor asks the same low-level module."""
+    from graders import autograding, doctor
+
+    assert notebook.autograding is doctor.autograding is autograding.autograding

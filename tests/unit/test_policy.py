@@ -1,4 +1,4 @@
-"""NetworkPolicy semantics (graders.policy): the Kubernetes e2e model and cases, then each rule of the API.
+"""NetworkPolicy semantics (graders.netpol): the Kubernetes e2e model and cases, then each rule of the API.
 
 The e2e cases follow test/e2e/network/netpol/network_policy.go: namespaces x, y, z (labels ns=x|y|z) and pods
 a, b, c in each (labels pod=a|b|c), serving 80 and 81 over TCP, UDP and SCTP with ports named
@@ -10,20 +10,12 @@ import copy
 
 import pytest
 
-from graders.policy import (
-    NAMESPACE_NAME_LABEL,
-    Direction,
-    LabelSelector,
-    PeerMiss,
-    PolicyEngine,
-    PolicyError,
-    PortMiss,
-    Requirement,
-    UnknownPod,
-    compile_policy,
-    inventory_from_objects,
-)
-from graders.truthtable import Peer, Reachability
+from graders.netpol.compile import Direction, PeerMiss, PortMiss, compile_policy
+from graders.netpol.fields import PolicyError
+from graders.netpol.inventory import NAMESPACE_NAME_LABEL, inventory_from_objects
+from graders.netpol.selectors import LabelSelector, Requirement
+from graders.netpol.truthtable import PodPattern, Reachability
+from graders.netpol.verdicts import PolicyEngine, UnknownPod
 
 NAMESPACES = ("x", "y", "z")
 POD_NAMES = ("a", "b", "c")
@@ -93,12 +85,12 @@ def expect(default: bool = True) -> Reachability:
     return Reachability(MODEL_PODS, default=default)
 
 
-X, Y, Z = Peer(namespace="x"), Peer(namespace="y"), Peer(namespace="z")
-ANY = Peer()
+X, Y, Z = PodPattern(namespace="x"), PodPattern(namespace="y"), PodPattern(namespace="z")
+ANY = PodPattern()
 
 
-def pod(ns: str, name: str) -> Peer:
-    return Peer(ns, name)
+def pod(ns: str, name: str) -> PodPattern:
+    return PodPattern(ns, name)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -856,3 +848,34 @@ class TestInventory:
 
     def test_no_pods_gives_an_empty_matrix(self):
         assert PolicyEngine.from_objects([netpol("p", {"podSelector": {}})]).matrix() == {}
+
+
+class TestServiceSelects:
+    """A Service's selector is a plain map matched with the same code as LabelSelector, but selects nothing
+    when empty (Kubernetes then manages no endpoints)."""
+
+    @pytest.mark.parametrize(("selector", "labels", "selected"), [
+        ({"app": "web"}, {"app": "web", "tier": "1"}, True),
+        ({"app": "web", "tier": "2"}, {"app": "web", "tier": "1"}, False),
+        ({"app": "web"}, None, False),
+        ({}, {"app": "web"}, False),
+        (None, {"app": "web"}, False),
+    ])
+    def test_service_selects(self, selector, labels, selected):
+        from graders.netpol.selectors import service_selects
+
+        assert service_selects(selector, labels) is selected
+
+
+def test_a_live_pod_reads_as_the_document_the_engine_reads():
+    from types import SimpleNamespace as NS
+
+    from graders.netpol.inventory import pod_document, pod_from_object
+
+    live = NS(metadata=NS(name="coredns-1", namespace="kube-system", labels={"k8s-app": "kube-dns"}),
+              spec=NS(containers=[NS(ports=[NS(name="dns", container_port=53, protocol="UDP"),
+                                            NS(name="dns-tcp", container_port=53, protocol=None)])]),
+              status=NS(pod_ip="10.244.0.2"))
+    pod = pod_from_object(pod_document(live))
+    assert pod.key == "kube-system/coredns-1" and pod.ips == ("10.244.0.2",)
+    assert pod.named_port("dns-tcp", "TCP").port == 53 and pod.labels == {"k8s-app": "kube-dns"}

@@ -85,6 +85,31 @@ def test_failed_is_never_blocked():
     assert results[0].outcome is Outcome.FAILED and "no result line" in results[0].detail
 
 
+def test_dns_record_probes_run_dig_and_judge_the_answer():
+    cname = ProbeSpec("x/a", "dns", "db.x.svc.cluster.local", record="CNAME", expect=("db.example.com",))
+    assert cname.argv() == ["dig", "+noall", "+answer", "+time=2", "+tries=2", "-t", "CNAME",
+                            "db.x.svc.cluster.local"]
+    assert ProbeSpec("x/a", "dns", "db", record="CNAME").argv()[5] == "+search"  # a short name, like the resolver
+    answer = "db.x.svc.cluster.local. 5 IN CNAME db.example.com.\n"
+    assert classify(cname, 0, answer) == (Outcome.ALLOWED, "")
+    assert ProbeResult(cname, Outcome.ALLOWED, output=answer).records == (("db.x.svc.cluster.local",
+                                                                           "db.example.com"),)
+    wrong = classify(cname, 0, answer.replace(".com", ".org"))
+    assert wrong == (Outcome.BLOCKED, "answered db.example.org, expected db.example.com")
+    assert classify(cname, 0, "") == (Outcome.BLOCKED, "no CNAME record for db.x.svc.cluster.local")
+    assert classify(cname, 9, ";; connection timed out; no servers could be reached")[0] is Outcome.BLOCKED
+    with pytest.raises(ValueError):
+        ProbeSpec("x/a", "http", "b.x", 80, record="A")
+
+
+def test_dns_probe_with_expected_addresses():
+    spec = ProbeSpec("x/a", "dns", "h.x", expect=("10.0.0.2", "10.0.0.1"))
+    text = "Server: 10.96.0.10\nAddress: 10.96.0.10#53\n\nName: h.x\nAddress: 10.0.0.1\nName: h.x\nAddress: 10.0.0.2\n"
+    assert classify(spec, 0, text) == (Outcome.ALLOWED, "")
+    assert classify(spec, 0, text.replace("10.0.0.2", "10.0.0.3"))[0] is Outcome.BLOCKED
+    assert ProbeResult(spec, Outcome.ALLOWED, output=text).answers == ("10.0.0.1", "10.0.0.2")
+
+
 def test_dns_address_parsing():
     bind = "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10#53\n\nName:\thello.x.svc.cluster.local\nAddress: 10.96.4.7\n"
     busybox = ("Server:    10.96.0.10\nAddress 1: 10.96.0.10 kube-dns.kube-system.svc.cluster.local\n\n"

@@ -97,3 +97,40 @@ def test_spec_that_is_not_a_mapping(course):
     write(course / "labs" / LAB_ID / "lab.yaml", "- a\n- b\n")
     with pytest.raises(SpecError, match="must be a mapping"):
         spec.load_lab(LAB_ID)
+
+
+def _with_namespace_labels(course, block: str):
+    text = (course / "labs" / LAB_ID / "lab.yaml").read_text()
+    text = text.replace("exercises:\n", f"namespace_labels:\n{block}exercises:\n", 1)
+    write(course / "labs" / LAB_ID / "lab.yaml", text)
+    return spec.load_lab(LAB_ID)
+
+
+def test_namespace_labels_are_optional_and_read_per_namespace(course):
+    assert spec.load_lab(LAB_ID).namespace_labels == {}
+    lab = _with_namespace_labels(course, f"  {NAMESPACE}: {{env: production, example.com/tier: '1'}}\n")
+    assert lab.namespace_labels == {NAMESPACE: {"env": "production", "example.com/tier": "1"}}
+
+
+def test_lab05_declares_the_labels_its_world_relies_on():
+    import yaml
+
+    from graders import paths
+
+    lab = spec.load_lab("05-network-policy", paths.repo_root())
+    world = yaml.safe_load_all((paths.repo_root() / "labs" / lab.id / "world.yaml").read_text(encoding="utf-8"))
+    declared = {d["metadata"]["name"]: d["metadata"]["labels"] for d in world if d and d["kind"] == "Namespace"}
+    assert lab.namespace_labels == declared == {"production": {"env": "production"}, "staging": {"env": "staging"}}
+
+
+@pytest.mark.parametrize(("block", "fragment"), [
+    ("  - env\n", "namespace_labels: must map namespace names to their labels"),
+    ("  elsewhere: {env: x}\n", "namespace_labels.elsewhere: 'elsewhere' is not one of the lab's namespaces"),
+    (f"  {NAMESPACE}: {{'bad key!': x}}\n", "is not a valid label key"),
+    (f"  {NAMESPACE}: {{env: 1}}\n", "1 is not a valid label value"),
+    (f"  {NAMESPACE}: {{k8slab.dev/owned: 'false'}}\n", "is set by the grader or the API server"),
+])
+def test_bad_namespace_labels_name_the_field(course, block, fragment):
+    with pytest.raises(SpecError) as error:
+        _with_namespace_labels(course, block)
+    assert fragment in str(error.value)

@@ -1,10 +1,16 @@
-"""graders.truthtable: from x to tables, comparison, completeness, pretty text, default + exceptions."""
+"""graders.netpol.truthtable: from x to tables, comparison, completeness, pretty text, default + exceptions."""
 from __future__ import annotations
 
 import pytest
 
 from graders.model import Matrix, Outcome
-from graders.truthtable import Peer, Reachability, TruthTable, glyph, outcome_of
+from graders.netpol.truthtable import (
+    LEGEND,
+    Column,
+    Expect,
+    side_by_side,
+)
+from graders.netpol.truthtable import PodPattern, Reachability, TruthTable, glyph, outcome_of
 
 PODS = ("x/a", "x/b", "y/a")
 
@@ -94,21 +100,21 @@ class TestTruthTable:
 
 class TestPeer:
     @pytest.mark.parametrize(("peer", "key", "matches"), [
-        (Peer(), "x/a", True),
-        (Peer(namespace="x"), "x/a", True),
-        (Peer(namespace="x"), "y/a", False),
-        (Peer(pod="a"), "y/a", True),
-        (Peer("x", "a"), "x/a", True),
-        (Peer("x", "a"), "x/b", False),
+        (PodPattern(), "x/a", True),
+        (PodPattern(namespace="x"), "x/a", True),
+        (PodPattern(namespace="x"), "y/a", False),
+        (PodPattern(pod="a"), "y/a", True),
+        (PodPattern("x", "a"), "x/a", True),
+        (PodPattern("x", "a"), "x/b", False),
     ])
     def test_empty_field_means_any(self, peer, key, matches):
         assert peer.matches(key) is matches
 
     @pytest.mark.parametrize(("text", "peer"), [
-        ("x/a", Peer("x", "a")), ("x/", Peer("x", "")), ("x", Peer("x", "")), ("/a", Peer("", "a")),
+        ("x/a", PodPattern("x", "a")), ("x/", PodPattern("x", "")), ("x", PodPattern("x", "")), ("/a", PodPattern("", "a")),
     ])
     def test_of_reads_strings(self, text, peer):
-        assert Peer.of(text) == peer
+        assert PodPattern.of(text) == peer
 
 
 PODS_9 = tuple(f"{ns}/{p}" for ns in "xyz" for p in "abc")
@@ -116,14 +122,14 @@ PODS_9 = tuple(f"{ns}/{p}" for ns in "xyz" for p in "abc")
 
 class TestReachability:
     def test_default_plus_exceptions_like_upstream_default_deny_ingress(self):
-        r = Reachability(PODS_9, default=True).expect(Peer(), Peer(namespace="x"), False)
+        r = Reachability(PODS_9, default=True).expect(PodPattern(), PodPattern(namespace="x"), False)
         assert r.expected.count(Outcome.BLOCKED) == 8 * 3  # 8 other pods x 3 pods of x
         assert r.expected.get("y/a", "x/b") is Outcome.BLOCKED
         assert r.expected.get("x/a", "y/b") is Outcome.ALLOWED
 
     def test_later_expectations_override_earlier_ones(self):
         r = (Reachability(PODS_9, default=True)
-             .expect(Peer(), Peer("x", "a"), False)
+             .expect(PodPattern(), PodPattern("x", "a"), False)
              .expect("x/b", "x/a", True))
         assert r.expected.get("x/b", "x/a") is Outcome.ALLOWED
         assert r.expected.get("x/c", "x/a") is Outcome.BLOCKED
@@ -151,13 +157,64 @@ class TestReachability:
         assert text.index("Expected") < text.index("Observed") < text.index("Comparison")
         assert ". agrees  X differs" in text
 
-    def test_to_matrix_explains_only_wrong_cells(self):
+    def test_to_matrix_carries_what_the_callbacks_say(self):
         r = Reachability(PODS, default=True).expect("x/a", "x/b", False)
         r.observe_all({"x/a": {"x/b": True, "y/a": True}})
-        matrix = r.to_matrix(why=lambda s, d: f"why {s}->{d}", command=lambda s, d: f"kubectl exec {s}")
+        wrong = set(r.wrong_cells())
+        matrix = r.to_matrix(why=lambda s, d: f"why {s}->{d}" if (s, d) in wrong else "",
+                             command=lambda s, d: f"kubectl exec {s}" if (s, d) in wrong else "")
         assert isinstance(matrix, Matrix)
         wrong = matrix.wrong_cells
         assert [(c.source, c.target) for c in matrix.cells if c.why] == [("x/a", "x/b")]
         assert matrix.cell("x/a", "x/b").command == "kubectl exec x/a"
         assert matrix.cell("x/b", "x/a").observed is Outcome.NOT_RUN
         assert ("x/a", "x/b") in [(c.source, c.target) for c in wrong]
+
+
+class TestColumns:
+    """Destinations that are a pod's port over a protocol: lab 05's tables."""
+
+    COLUMNS = (Column("x/a", 80), Column("x/b", 8080), Column("x/b", 53, "UDP"), Column("x/b", 53, "TCP", True))
+
+    def test_labels(self):
+        assert [c.label for c in self.COLUMNS] == ["x/a:80", "x/b:8080", "x/b:53/UDP", "x/b:53/TCP"]
+        assert [c.short for c in self.COLUMNS] == ["a:80", "b:8080", "b:53/UDP", "b:53/TCP"]
+
+    def test_same_pod_cells_are_left_out_per_pod_not_per_column(self):
+        r = Reachability(["x/a", "x/b"], columns=self.COLUMNS)
+        assert list(r.expected.pairs()) == [("x/a", c) for c in self.COLUMNS[1:]] + [("x/b", self.COLUMNS[0])]
+        with pytest.raises(KeyError, match="same-pod"):
+            r.observe("x/a", self.COLUMNS[0], True)
+
+    def test_expect_on_a_port_only(self):
+        r = Reachability(["x/a", "x/b"], default=False, columns=self.COLUMNS).expect_all(
+            [Expect("", "x/b", True), Expect("x/a", "x/b", False, port=8080)])
+        assert r.expected.get("x/a", self.COLUMNS[1]) is Outcome.BLOCKED
+        assert r.expected.get("x/a", self.COLUMNS[2]) is Outcome.ALLOWED
+
+    def test_with_observed_shares_the_expectations_not_the_observations(self):
+        r = Reachability(["x/a", "x/b"], columns=self.COLUMNS).observe("x/a", self.COLUMNS[1], False)
+        again = r.with_observed()
+        assert again.expected is r.expected and again.observed.get("x/a", self.COLUMNS[1]) is None
+
+    def test_to_matrix_names_targets_as_asked(self):
+        matrix = Reachability(["x/a", "x/b"], columns=self.COLUMNS).to_matrix(name=lambda c: c.short)
+        assert matrix.targets == ("a:80", "b:8080", "b:53/UDP", "b:53/TCP")
+        assert matrix.cell("x/b", "a:80").expected is Outcome.ALLOWED
+
+    def test_side_by_side_numbers_the_columns(self):
+        r = Reachability(["x/a", "x/b"], columns=self.COLUMNS[:2]).observe("x/b", self.COLUMNS[0], False)
+        text = side_by_side({"expected": r.expected, "observed": r.observed})
+        assert text.splitlines() == [
+            "     expected | observed",
+            "     col 1: x/a:80",
+            "     col 2: x/b:8080",
+            "      1 2  |  1 2 ",
+            "x/a   - .  |  - ? ",
+            "x/b   . -  |  X - ",
+            LEGEND,
+        ]
+
+
+def test_legend_names_every_outcome():
+    assert LEGEND == ". allowed  X blocked  ! probe failed  ? not run  - same pod"

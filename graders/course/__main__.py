@@ -1,0 +1,5 @@
+import sys
+
+from graders.course.cli import main
+
+sys.exit(main())

@@ -1,0 +1,133 @@
+"""The credentials of one submission under the safe autograder, created and removed with the admin's cluster.
+
+With the instructor's admin kubeconfig, (re)create the lab's grader namespaces (label k8slab.dev/owned=true) and
+a holding namespace ``k8slab-autograde`` with a ServiceAccount; bind a Role in each lab namespace (namespaced
+workloads, networking, pods/exec — no RBAC, no quota, no other namespace) plus read-only Nodes and read-only
+Pods/Services in kube-system (cluster DNS); mint a short-lived token (TokenRequest) and write a kubeconfig
+holding only that token.
+"""
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Mapping
+
+from graders.cluster import OWNED_LABEL, RUN_LABEL, Cluster, rbac
+from graders.errors import K8sLabError
+
+HOLDING_NS = "k8slab-autograde"
+SERVICE_ACCOUNT = "submission"
+ROLE = "k8slab-submission"
+NODE_READER = "k8slab-autograde-node-reader"
+# Graders look at cluster DNS (lab 05 probes the kube-dns pods): read-only pods/services in kube-system.
+SYSTEM_READ_NS = "kube-system"
+SYSTEM_READER = "k8slab-autograde-system-reader"
+TOKEN_SECONDS = 3600
+SCRATCH_CONTEXT = "k8slab-submission"
+
+# What a submission's credentials may do inside each of its grader namespaces. Deliberately no rbac.*, no
+# resourcequotas/limitranges, nothing cluster-scoped.
+NAMESPACED_RULES = [
+    {"apiGroups": [""], "verbs": ["*"],
+     "resources": ["pods", "pods/log", "pods/exec", "pods/attach", "pods/portforward", "pods/status", "services",
+                   "endpoints", "configmaps", "secrets", "serviceaccounts", "events", "persistentvolumeclaims",
+                   "replicationcontrollers"]},
+    {"apiGroups": ["apps", "batch", "networking.k8s.io", "discovery.k8s.io", "policy", "autoscaling",
+                   "gateway.networking.k8s.io", "cert-manager.io", "traefik.io", "traefik.containo.us"],
+     "resources": ["*"], "verbs": ["*"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+]
+
+
+class Grants:
+    """The namespaces, ServiceAccount, RBAC and token of one submission, created and removed as admin (the
+    RBAC and token calls are graders.cluster.rbac's)."""
+
+    def __init__(self, cluster: Cluster, namespaces: list[str], run_id: str,
+                 namespace_labels: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        self.namespace_labels = namespace_labels or {}
+        self.cluster = cluster
+        self.namespaces = namespaces
+        self.run_id = run_id
+
+    def _labels(self) -> dict:
+        return {OWNED_LABEL: "true", RUN_LABEL: self.run_id}
+
+    def _bind(self, kind: str, name: str, namespace: str | None, rules: list[dict]) -> None:
+        """A Role (or ClusterRole) with `rules` bound to the submission's ServiceAccount."""
+        meta = {"name": name, "labels": self._labels(), **({"namespace": namespace} if namespace else {})}
+        role_meta = meta if namespace else {"name": name, "labels": {OWNED_LABEL: "true"}}
+        rbac.create_grant(self.cluster, kind, {"metadata": role_meta, "rules": rules})
+        rbac.create_grant(self.cluster, f"{kind}Binding", {
+            "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": HOLDING_NS}]})
+
+    def reset_namespaces(self) -> None:
+        """Fresh lab namespaces with the submission's Role bound in each (admin: delete, wait, create)."""
+        self.cluster.delete_namespaces(self.namespaces, wait=True)
+        for ns in self.namespaces:
+            self.cluster.ensure_owned_namespace(ns, self.run_id)
+            if self.namespace_labels.get(ns):  # labels the lab's grader needs (namespaces are cluster-scoped)
+                self.cluster.label_namespace(ns, self.namespace_labels[ns])
+            self._bind("Role", ROLE, ns, NAMESPACED_RULES + [
+                {"apiGroups": [""], "resources": ["namespaces"], "resourceNames": [ns], "verbs": ["get"]}])
+        self.wait_authorized()
+
+    def wait_authorized(self, timeout: float = 20) -> None:
+        """RBAC changes reach the API server's authorizer through a cache: wait until the submission's identity
+        may create pods in each of its namespaces (SubjectAccessReview) before anything uses the token."""
+        user = f"system:serviceaccount:{HOLDING_NS}:{SERVICE_ACCOUNT}"
+        groups = ["system:serviceaccounts", f"system:serviceaccounts:{HOLDING_NS}", "system:authenticated"]
+        deadline = time.monotonic() + timeout
+        for ns in self.namespaces:
+            for verb, resource, name in (("create", "pods", ""), ("get", "namespaces", ns)):
+                review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                          "spec": {"user": user, "groups": groups,
+                                   "resourceAttributes": {"namespace": ns, "verb": verb, "resource": resource,
+                                                          "name": name}}}
+                while not rbac.access_allowed(self.cluster, review):
+                    if time.monotonic() > deadline:
+                        raise K8sLabError(f"the submission's Role in {ns} did not take effect within {timeout:g} s")
+                    time.sleep(0.2)
+
+    def create(self) -> str:
+        """Everything for one submission; returns the bearer token."""
+        self.cluster.delete_namespaces([HOLDING_NS], wait=True)
+        self.cluster.ensure_owned_namespace(HOLDING_NS, self.run_id)
+        rbac.create_grant(self.cluster, "ServiceAccount",
+                          {"metadata": {"name": SERVICE_ACCOUNT, "namespace": HOLDING_NS, "labels": self._labels()}})
+        rbac.delete_grant(self.cluster, "ClusterRoleBinding", NODE_READER)
+        self._bind("ClusterRole", NODE_READER, None,
+                   [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}])
+        self._bind("Role", SYSTEM_READER, SYSTEM_READ_NS,
+                   [{"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list", "watch"]}])
+        self.reset_namespaces()
+        for _ in range(20):  # the ServiceAccount may take a moment to be usable
+            token = rbac.service_account_token(self.cluster, HOLDING_NS, SERVICE_ACCOUNT, TOKEN_SECONDS)
+            if token is not None:
+                return token
+            time.sleep(0.5)
+        raise K8sLabError(f"could not mint a token for ServiceAccount {HOLDING_NS}/{SERVICE_ACCOUNT}")
+
+    def delete(self) -> None:
+        """Remove the submission's namespaces and every credential object (the token dies with its SA)."""
+        rbac.delete_grant(self.cluster, "ClusterRoleBinding", NODE_READER)
+        rbac.delete_grant(self.cluster, "ClusterRole", NODE_READER)
+        rbac.delete_grant(self.cluster, "RoleBinding", SYSTEM_READER, SYSTEM_READ_NS)
+        rbac.delete_grant(self.cluster, "Role", SYSTEM_READER, SYSTEM_READ_NS)
+        self.cluster.delete_namespaces([*self.namespaces, HOLDING_NS], wait=True)
+
+
+def scoped_kubeconfig(cluster: Cluster, token: str, server: str, namespace: str = "default") -> dict:
+    ca = rbac.ca_certificate(cluster)
+    entry = {"server": server}
+    if ca:
+        entry["certificate-authority-data"] = base64.b64encode(ca).decode()
+    else:
+        entry["insecure-skip-tls-verify"] = True
+    return {"apiVersion": "v1", "kind": "Config", "current-context": SCRATCH_CONTEXT,
+            "clusters": [{"name": SCRATCH_CONTEXT, "cluster": entry}],
+            "users": [{"name": SCRATCH_CONTEXT, "user": {"token": token}}],
+            "contexts": [{"name": SCRATCH_CONTEXT, "context": {"cluster": SCRATCH_CONTEXT, "user": SCRATCH_CONTEXT,
+                                                               "namespace": namespace}}]}

@@ -1,0 +1,260 @@
+"""Autogrades nbgrader submissions without trusting them (`k8slab course autograde DIR LAB`).
+
+For each submission, one at a time:
+
+1. **Scope.** graders.course.grants: fresh grader namespaces, a ServiceAccount bound to them only, a short-lived
+   token and a kubeconfig holding only that token.
+2. **Verify.** graders.course.verify, in a separate process with a scrubbed environment and only that
+   kubeconfig, grades a pristine copy of the submitted files, one exercise at a time (namespaces reset by the
+   harness in between). These records are the grades; the harness keeps them out of the student's reach.
+3. **Run the notebook.** `nbgrader autograde` (trusted, on the host, owner of the gradebook) executes the
+   notebook through the kernel spec ``k8slab-sandbox`` (graders.course.sandbox). The test cells display the
+   verified records (graders.course.runtime); `check()` calls are shown from them too
+   (graders.course.feedback.PrecomputedChecks), so nothing is graded twice.
+4. **Record.** Write the verified scores into the gradebook (overriding whatever the notebook printed; a
+   difference is reported as possible tampering), then delete the namespaces, the bindings and the token's
+   ServiceAccount.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from graders import paths, spec
+from graders.autograding import PREPARED_ENV
+from graders.cluster import CONTEXT_ENV, Cluster, default_context
+from graders.course.gradebook import nbgrader_executable, open_gradebook
+from graders.course.grants import SCRATCH_CONTEXT, Grants, scoped_kubeconfig
+from graders.course.sandbox import (SANDBOX_KERNEL, docker_usable, ensure_sandbox_image, kernel_spec,
+                                    kind_control_plane, remove_container, scrubbed_env)
+from graders.errors import K8sLabError, UsageError
+
+
+@dataclass
+class SubmissionResult:
+    student: str
+    lab: str
+    scores: dict[str, float] = field(default_factory=dict)       # verified, written to the gradebook
+    notebook: dict[str, float | None] = field(default_factory=dict)  # what nbgrader computed from the notebook
+    points: dict[str, float] = field(default_factory=dict)
+    messages: dict[str, str] = field(default_factory=dict)
+    tampered: list[str] = field(default_factory=list)
+    boundary: str = ""
+    error: str = ""
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(self.scores.values())
+
+    def summary(self) -> str:
+        head = f"{self.student} {self.lab}: {self.total:g}/{sum(self.points.values()):g}"
+        parts = [f"{ex} {s:g}/{self.points.get(ex, 0):g}" for ex, s in self.scores.items()]
+        line = f"{head} ({', '.join(parts)}) [{self.boundary}, {self.seconds:.0f} s]"
+        if self.tampered:
+            line += "\n  WARNING notebook output differs from the verified grade (recorded the verified one): " + \
+                    "; ".join(self.tampered)
+        if self.error:
+            line += f"\n  ERROR {self.error}"
+        return line
+
+
+def _safe_id(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", text.lower())[:40].strip("-") or "student"
+
+
+class _Harness:
+    def __init__(self, course_dir: Path, lab: str, context: str | None, boundary: str) -> None:
+        self.course_dir = course_dir
+        self.lab = lab
+        self.lab_spec = spec.load_lab(lab)
+        self.context = context or default_context()
+        self.admin = Cluster.connect(self.context, timeout=10)
+        self.control_plane = kind_control_plane(self.context) if docker_usable() else None
+        if boundary == "auto":
+            boundary = "docker" if self.control_plane else ""
+            if not boundary:
+                raise UsageError("no docker (or no kind control-plane container for context "
+                                 f"{self.context}) to isolate submissions",
+                                 hint="fix docker, or accept the weaker boundary with --boundary process")
+        if boundary == "docker" and not self.control_plane:
+            raise UsageError(f"--boundary docker needs the kind control-plane container of {self.context}")
+        self.boundary = boundary
+        if boundary == "docker":
+            ensure_sandbox_image()
+
+    def _verify(self, work: Path, pristine: Path, kubeconfig_host: Path, grants: Grants) -> dict:
+        records: dict = {}
+        for index, exercise in enumerate(self.lab_spec.exercises):
+            if index:
+                grants.reset_namespaces()
+            out = work / f"verify-{exercise.id}.json"
+            env = scrubbed_env({"HOME": str(work / "verify-home"), "KUBECONFIG": str(kubeconfig_host),
+                                 CONTEXT_ENV: SCRATCH_CONTEXT, PREPARED_ENV: "1"})
+            (work / "verify-home").mkdir(exist_ok=True)
+            proc = subprocess.run([sys.executable, "-m", "graders.course.verify", "--lab", self.lab,
+                                   "--submission", str(pristine), "--exercise", exercise.id, "--out", str(out)],
+                                  env=env, cwd=str(work), capture_output=True, text=True, timeout=1800)
+            if proc.returncode != 0 or not out.exists():
+                records[f"{self.lab}/{exercise.id}"] = {
+                    "score": 0.0, "points": exercise.points, "passed": False, "html": "",
+                    "message": "the grader could not run", "error": proc.stderr.strip()[-2000:] or "no output"}
+            else:
+                records.update(json.loads(out.read_text(encoding="utf-8")))
+        return records
+
+    def grade(self, student: str, force: bool) -> SubmissionResult:
+        started = time.monotonic()
+        result = SubmissionResult(student, self.lab, boundary=self.boundary)
+        for ex in self.lab_spec.exercises:
+            result.points[ex.id] = ex.points
+        submitted = self.course_dir / "submitted" / student / self.lab
+        run_id = time.strftime("%H%M%S") + "-" + _safe_id(student)[:20]
+        container = f"k8slab-autograde-{_safe_id(student)}-{os.getpid()}"
+        grants = Grants(self.admin, list(self.lab_spec.all_namespaces), run_id, self.lab_spec.namespace_labels)
+        with tempfile.TemporaryDirectory(prefix="k8slab-autograde-") as tmp:
+            work = Path(tmp)
+            os.chmod(work, 0o700)
+            pristine = work / "submission"
+            shutil.copytree(submitted, pristine, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+            try:
+                token = grants.create()
+                host_cfg = work / "kubeconfig-host"
+                host_cfg.write_text(yaml.safe_dump(scoped_kubeconfig(self.admin, token, self.admin.server,
+                                                                     self.lab_spec.all_namespaces[0])))
+                records = self._verify(work, pristine, host_cfg, grants)
+                results = work / "results.json"
+                results.write_text(json.dumps(records), encoding="utf-8")
+                if self.boundary == "docker":
+                    server = f"https://{self.control_plane[0]}:6443"
+                    kcfg = work / "kubeconfig"
+                    kcfg.write_text(yaml.safe_dump(scoped_kubeconfig(self.admin, token, server,
+                                                                self.lab_spec.all_namespaces[0])))
+                else:
+                    kcfg = host_cfg
+                for path in (kcfg, results, host_cfg):
+                    os.chmod(path, 0o644)  # read-only mounts; the container runs without DAC override
+                network = self.control_plane[1] if self.control_plane else ""
+                jupyter = kernel_spec(work, self.boundary, kcfg, results, container, network)
+                proc = nbgrader_autograde(self.course_dir, self.lab, student, jupyter, force)
+                log = self.course_dir / "k8slab" / "autograde-logs" / self.lab
+                log.mkdir(parents=True, exist_ok=True)
+                (log / f"{student}.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+                if proc.returncode != 0:
+                    result.error = f"nbgrader autograde failed (log: {paths.relative(log / (student + '.log'))}): " + \
+                                   (proc.stderr.strip().splitlines() or ["?"])[-1]
+                record_verified(self.course_dir, self.lab_spec, student, records, result)
+            except Exception as exc:  # noqa: BLE001 — one broken submission or hiccup must not stop the batch
+                result.error = str(exc) if isinstance(exc, K8sLabError) else f"{type(exc).__name__}: {exc}"
+            finally:
+                if self.boundary == "docker":
+                    remove_container(container)
+                try:
+                    grants.delete()
+                except Exception as exc:  # noqa: BLE001
+                    result.error = (result.error + "; " if result.error else "") + f"cleanup: {exc}"
+        result.seconds = time.monotonic() - started
+        return result
+
+
+_AUTOGRADE_PREPROCESSORS = [
+    "graders.course.feedback.PrecomputedChecks",
+    "nbgrader.preprocessors.Execute",
+    "graders.course.feedback.RestoreSources",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
+
+def nbgrader_autograde(course_dir: Path, lab: str, student: str, jupyter: Path | None, force: bool,
+                       extra_env: dict | None = None) -> subprocess.CompletedProcess:
+    """`nbgrader autograde LAB --student S` on the host (it owns the gradebook); with `jupyter` the kernel is the
+    sandboxed one and check() cells show the verified records."""
+    argv = [nbgrader_executable(), "autograde", lab, "--student", student]
+    env = dict(os.environ, PYTHONPATH=str(paths.repo_root()), **(extra_env or {}))
+    if jupyter is not None:
+        argv += [f"--Execute.kernel_name={SANDBOX_KERNEL}",
+                 "--Autograde.autograde_preprocessors=" + json.dumps(_AUTOGRADE_PREPROCESSORS)]
+        env["JUPYTER_PATH"] = str(jupyter)
+    if force:
+        argv.append("--force")
+    return subprocess.run(argv, cwd=course_dir, env=env, capture_output=True, text=True, timeout=7200)
+
+
+def record_verified(course_dir: Path, lab_spec, student: str, records: dict, result: SubmissionResult) -> None:
+    """Verified scores into the gradebook (over the notebook's own), and an instructor-side copy."""
+    from nbgrader.api import MissingEntry
+
+    verified_dir = course_dir / "k8slab" / "verified" / lab_spec.id
+    verified_dir.mkdir(parents=True, exist_ok=True)
+    (verified_dir / f"{student}.json").write_text(json.dumps(records, indent=2), encoding="utf-8")
+    for ex in lab_spec.exercises:
+        rec = records.get(f"{lab_spec.id}/{ex.id}", {})
+        result.scores[ex.id] = max(0.0, min(float(rec.get("score") or 0.0), ex.points))
+        result.messages[ex.id] = rec.get("message", "")
+        if rec.get("error"):
+            result.error = (result.error + "; " if result.error else "") + f"{ex.id}: {rec['error'][-300:]}"
+    with open_gradebook(course_dir) as gb:
+        try:
+            gb.find_submission(lab_spec.id, student)
+        except MissingEntry:
+            # The notebook could not be executed (e.g. it killed its kernel): the verified grade is still
+            # recorded, on a blank submission.
+            gb.update_or_create_student(student)
+            gb.add_submission(lab_spec.id, student)
+            result.error = result.error or "the notebook did not run; recorded the verified grade without it"
+        for ex in lab_spec.exercises:
+            try:
+                grade = gb.find_grade(f"{ex.id}-test", lab_spec.id, lab_spec.id, student)
+            except MissingEntry:
+                result.error = (result.error + "; " if result.error else "") + f"no grade cell {ex.id}-test"
+                continue
+            result.notebook[ex.id] = grade.auto_score
+            if grade.auto_score is None or abs(grade.auto_score - result.scores[ex.id]) > 1e-6:
+                result.tampered.append(f"{ex.id}: notebook {grade.auto_score} vs verified {result.scores[ex.id]:g}")
+            grade.auto_score = result.scores[ex.id]
+            grade.manual_score = None
+            grade.needs_manual_grade = False
+        gb.db.commit()
+
+
+def submitted_students(course_dir: Path, lab: str) -> list[str]:
+    base = course_dir / "submitted"
+    if not base.is_dir():
+        return []
+    return sorted(d.name for d in base.iterdir() if (d / lab).is_dir())
+
+
+def autograde(course_dir: Path, lab: str, students: list[str] | None = None, boundary: str = "auto",
+              context: str | None = None, force: bool = False) -> list[SubmissionResult]:
+    """Grade every (or the named) submission of `lab`, one at a time; returns one result per student."""
+    if not (course_dir / "nbgrader_config.py").is_file():
+        raise UsageError(f"{course_dir} is not a course directory (no nbgrader_config.py)",
+                         hint="create it with `k8slab course build DIR`")
+    available = submitted_students(course_dir, lab)
+    chosen = students or available
+    missing = sorted(set(chosen) - set(available))
+    if missing:
+        raise UsageError(f"no submission of {lab} for {', '.join(missing)} under {course_dir / 'submitted'}",
+                         hint=f"collect first: nbgrader collect {lab} (exchange) or nbgrader zip_collect {lab}")
+    if not chosen:
+        raise UsageError(f"no submissions of {lab} under {course_dir / 'submitted'}")
+    harness = _Harness(course_dir, lab, context, boundary)
+    results = []
+    for student in chosen:
+        results.append(harness.grade(student, force))
+    return results
