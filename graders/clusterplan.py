@@ -1,4 +1,4 @@
-"""Package clusterplan turns the pinned versions into the exact commands that bring up the ONLINE course cluster.
+"""The pinned versions turned into the exact commands that bring up the ONLINE course cluster.
 
 The online path (students, instructors) is a list of `Step`s, kind-style: create the kind cluster, install the
 CNI, wait for nodes, then MetalLB (with an address pool computed from the docker network's subnet), the

@@ -1,4 +1,4 @@
-"""Package doctor checks that this machine can run the course, one line per check, each failure with its fix.
+"""Checks that this machine can run the course, one line per check, each failure with its fix.
 
     docker · tools · cluster reachable · nodes Ready · CoreDNS · pod-to-pod across nodes ·
     NetworkPolicy enforced (self-test) · LoadBalancer · Ingress

@@ -51,6 +51,7 @@ class Options:
     runner_factory: Callable[[Any], Any] | None = None
     reset_kinds: tuple[str, ...] = ()  # every kind the lab's submissions may hold: what a reset must remove
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # the lab spec's, set at reset
+    explain: Callable[[str], str] | None = None  # the lab module's optional explain_admission(message) -> str
 
 
 def grade(lab_id: str, exercise: str | None = None, submission: Path | str | None = None, *, keep: bool = False,
@@ -73,7 +74,8 @@ def grade(lab_id: str, exercise: str | None = None, submission: Path | str | Non
     lab = specs.load_lab(lab_id)
     kinds = tuple(dict.fromkeys(kind for ex in lab.exercises for kind in ex.allowed_kinds))
     options = Options(teardown="keep" if keep else teardown, verbose=verbose, runner_factory=runner_factory,
-                      reset_kinds=kinds, namespace_labels=lab.namespace_labels)
+                      reset_kinds=kinds, namespace_labels=lab.namespace_labels,
+                      explain=getattr(labs.load(lab_id), "explain_admission", None))
     checks = labs.exercises(lab_id)
     selected = [lab.exercise(exercise)] if exercise else list(lab.exercises)
     unchecked = [ex.id for ex in selected if ex.id not in checks]
@@ -87,7 +89,7 @@ def grade(lab_id: str, exercise: str | None = None, submission: Path | str | Non
     submissions: dict[str, manifests.Submission] = {}
     for ex in selected:
         status.start(f"{ex.id}: checking manifests")
-        step, found = _parse(ex, sources_for(ex, submission, single=exercise is not None))
+        step, found = _parse(ex, sources_for(ex, submission, single=exercise is not None), options.explain)
         status.end(step.passed, "" if step.passed else "rejected before touching the cluster")
         parsed[ex.id] = step
         if found is not None:
@@ -125,11 +127,14 @@ def sources_for(ex: specs.ExerciseSpec, submission: Path | str | None, *, single
 
 # ------------------------------------------------------------------------------------------ steps
 
-def _parse(ex: specs.ExerciseSpec, sources: Sequence[Path]) -> tuple[StepResult, manifests.Submission | None]:
+def _parse(ex: specs.ExerciseSpec, sources: Sequence[Path],
+           explain: Callable[[str], str] | None = None) -> tuple[StepResult, manifests.Submission | None]:
     try:
         found = manifests.parse_submission(sources, allowed_kinds=ex.allowed_kinds, namespaces=ex.namespaces)
     except SubmissionError as error:
-        return StepResult("parse", False, error.message, hint=_parse_hint(error.problems)), None
+        # the offline schema stands in for the API server: the lab explains its rejections the same way
+        explained = SubmissionError([replace(p, message=p.message + _why(p.message, explain)) for p in error.problems])
+        return StepResult("parse", False, explained.message, hint=_parse_hint(error.problems)), None
     count = len(found.manifests)
     evidence = tuple(Evidence.text("note", note) for note in found.notes)
     return StepResult("parse", True, f"{count} object{'s' if count != 1 else ''} valid (schema {found.schema_version})",
@@ -211,7 +216,8 @@ def _admit(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: Cluster
         try:
             cluster.dry_run([manifest.obj])
         except ClusterError as error:
-            problems.append(manifest.problem(f"rejected by the API server: {_strip_ref(error.message, manifest)}"))
+            words = _strip_ref(error.message, manifest)
+            problems.append(manifest.problem(f"rejected by the API server: {words}{_why(words, options.explain)}"))
     if problems:
         error = SubmissionError(problems)
         raise CheckFailed(error.message, hint="the API server's own words are above: fix that field and re-run")
@@ -265,6 +271,12 @@ def _parse_hint(problems: Sequence[Problem]) -> str:
     if "schema" in text:
         return "a field name or value does not exist in this Kubernetes version: check its spelling and nesting"
     return "each line above names the object, the file and line, and what to change"
+
+
+def _why(rejection: str, explain: Callable[[str], str] | None) -> str:
+    """The lab's explanation of a rejection, to follow its words (empty when the lab has none for it)."""
+    because = explain(rejection) if explain is not None else ""
+    return f" — why: {because}" if because else ""
 
 
 def _strip_ref(message: str, manifest: manifests.Manifest) -> str:

@@ -9,17 +9,19 @@ container on the same docker network reaches them on every platform.
 convention ``outside/<network>``), runs all of them concurrently in ONE container (the same batch script the
 in-cluster ``BatchRunner`` runs in a pod), removes the container and returns ``ProbeResult``s whose ``command``
 is a pasteable ``docker run`` line. Every docker call is bounded in time; the container is removed even when a
-call fails or times out.
+call fails or times out. ``listener`` is the other direction: a destination outside the cluster for probes sent
+from pods (lab 05's "and nowhere else"), removed when its block ends.
 
 Docker access (the ``docker`` SDK) lives only here.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from graders import probe, versions
 from graders.errors import K8sLabError
@@ -167,6 +169,37 @@ def cleanup(client=None) -> int:
         except Exception:  # noqa: BLE001
             pass
     return removed
+
+
+@contextlib.contextmanager
+def listener(ports: Sequence[int], cluster=None, client=None) -> Iterator[str]:
+    """A destination outside the cluster: a container on the cluster's docker network answering on TCP ``ports``
+    (agnhost porter) while the block runs; yields its address. Always removed afterwards."""
+    client = client or _docker()
+    network = network_name(client)
+    container = None
+    try:
+        try:
+            container = client.containers.run(
+                client_image(client, cluster), command=["porter"], entrypoint=["/agnhost"], network=network,
+                name=f"k8slab-outside-{uuid.uuid4().hex[:8]}", detach=True, labels={CLIENT_LABEL: "true"},
+                environment={f"SERVE_PORT_{port}": "outside" for port in ports})
+            container.reload()
+            address = (container.attrs["NetworkSettings"]["Networks"].get(network) or {}).get("IPAddress")
+        except OutsideUnavailable:
+            raise
+        except Exception as error:  # noqa: BLE001 — a docker failure means "no outside destination here"
+            raise OutsideUnavailable(f"starting a listener on network {network} failed: "
+                                     f"{type(error).__name__}: {str(error)[:200]}") from None
+        if not address:
+            raise OutsideUnavailable(f"the listener container on network {network} got no address")
+        yield address
+    finally:
+        if container is not None:
+            try:
+                container.remove(force=True)
+            except Exception:  # noqa: BLE001 — best effort; the label lets `cleanup()` find leftovers
+                pass
 
 
 class OutsideRunner:

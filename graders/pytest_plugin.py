@@ -51,9 +51,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     from graders import versions
+    from graders.cluster import default_context
     from graders.paths import repo_root
 
-    context = config.getoption("k8s_context") or os.environ.get("K8SLAB_CONTEXT") or "kind-k8slab"
+    context = config.getoption("k8s_context") or default_context()
     pinned = versions.pinned()
     lines = [f"k8slab: context {context}, Kubernetes {pinned.get('KUBERNETES_VERSION', '?')}, "
              f"kind {pinned.get('KIND_VERSION', '?')} (pinned in environment/versions.env), root {repo_root()}"]

@@ -9,9 +9,11 @@
 """
 from __future__ import annotations
 
+import functools
+import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -167,6 +169,19 @@ def check_service(svc: Manifest, wls: Sequence[Workload], namespace: str) -> Non
             raise CheckFailed(finding.message, hint=finding.hint, evidence=evidence)
 
 
+def explain_service_rejection(message: str) -> str:
+    """Why the schema or the API server refuses a Service a learner often writes (empty when nothing to add)."""
+    if re.search(r"spec\.selector\.(matchLabels|matchExpressions)\b", message) or \
+            re.search(r"ServiceSpec\.spec\.selector of type string", message):
+        return ("a Service's spec.selector is a plain map of labels (key: value), not a label selector: "
+                "matchLabels/matchExpressions belong to Deployments, ReplicaSets and NetworkPolicies. A Service "
+                "selects the pods that carry every listed label")
+    if re.search(r"spec\.ports: Required value", message):
+        return ("a Service without `type` is a ClusterIP Service, and every ClusterIP, NodePort or LoadBalancer "
+                "Service needs at least one port; only type ExternalName (a DNS alias) has none")
+    return ""
+
+
 def service_summary(svc: Manifest, wls: Sequence[Workload]) -> str:
     pods = ", ".join(f"{w.replicas} x {w.ref}" for w in selected(svc, wls))
     ports = ", ".join(f"{p.get('port')}->{target_of(p)}" for p in service_ports(svc))
@@ -246,6 +261,56 @@ def expect_endpoints(ctx, service: str,
     return ready, chosen, evidence
 
 
+def traffic_fields(svc) -> list[str]:
+    """The fields of a live Service that change which pods (or which controller) handle its traffic, set to
+    something other than their default, each with what it does."""
+    def value(name: str):  # the unit tests' simulated Services carry only the fields they use
+        return getattr(svc.spec, name, None)
+
+    notes = []
+    if value("session_affinity") == "ClientIP":
+        notes.append("spec.sessionAffinity: ClientIP pins each client IP to one pod: every request from one client "
+                     "goes to the same replica")
+    if value("internal_traffic_policy") == "Local":
+        notes.append("spec.internalTrafficPolicy: Local sends traffic from inside the cluster only to pods on the "
+                     "client's own node (and drops it when there is none)")
+    if value("external_traffic_policy") == "Local" and value("type") in ("NodePort", "LoadBalancer"):
+        notes.append("spec.externalTrafficPolicy: Local makes a node forward its node port (or the load-balancer "
+                     "IP) only to pods on that same node: a node with no selected pod drops the request")
+    if value("load_balancer_class"):
+        notes.append(f"spec.loadBalancerClass: {value('load_balancer_class')} hands the Service to the controller of "
+                     f"that class only; MetalLB (the course's controller) serves Services without a class")
+    if value("publish_not_ready_addresses"):
+        notes.append("spec.publishNotReadyAddresses: true lists not-ready pods as ready endpoints, so they keep "
+                     "receiving traffic")
+    return notes
+
+
+def naming_traffic_fields(check: Callable, *services: str) -> Callable:
+    """A live check that, when it fails, names each field of ``services`` that changes who handles the traffic
+    (the symptom alone — "a node did not answer" — hides the cause)."""
+    @functools.wraps(check)
+    def run(ctx):
+        try:
+            return check(ctx)
+        except CheckFailed as error:
+            notes = [n for name in services
+                     for svc in [ctx.cluster.get_service(ctx.spec.default_namespace, name)] if svc is not None
+                     for n in traffic_fields(svc) if _field_name(n) not in error.message]
+            if not notes:
+                raise
+            fields = ", ".join(_field_name(n) for n in notes)
+            raise CheckFailed(f"{error.message}. Likely cause: {'; '.join(notes)}",
+                              hint=f"leave {fields} at the default unless the exercise asks for it",
+                              evidence=error.evidence, credit=error.credit) from error
+    return run
+
+
+def _field_name(note: str) -> str:
+    """"sessionAffinity" of "spec.sessionAffinity: ClientIP pins ...": a message naming it needs no note."""
+    return note.split(":", 1)[0].removeprefix("spec.")
+
+
 def service_table(svc, external: str = "") -> Evidence:
     """What Kubernetes allocated for a Service: type, ClusterIP, node ports, external IP."""
     rows = [("type", svc.spec.type), ("ClusterIP", svc.spec.cluster_ip or "-")]
@@ -321,10 +386,25 @@ def http_specs(source: str, targets: Sequence[tuple[str, str, int]], count: int)
             for label, host, port in targets for _ in range(count)]
 
 
-def run_spread(runner: probe.Runner, specs: Sequence[probe.ProbeSpec], deadline_s: float = 15.0) -> Spread:
-    """Run the requests; retry only the failed ones (a DNS answer cached from an earlier run lives up to 5 s)."""
-    return Spread(probe.probe_until(runner, specs, lambda s: Outcome.ALLOWED, attempts=3, deadline_s=deadline_s,
-                                    pause_s=1.0))
+def run_spread(runner: probe.Runner, specs: Sequence[probe.ProbeSpec], deadline_s: float = 15.0, *,
+               reach: Collection[str] = (), rounds: int = 3) -> Spread:
+    """Run the requests; retry only the failed ones (a DNS answer cached from an earlier run lives up to 5 s).
+
+    kube-proxy programs a new Service's endpoints a moment (its minimum sync period, ~1 s) after the EndpointSlice
+    lists them ready, so while a pod of ``reach`` has not answered, the whole round is sent again (at most
+    ``rounds``); the last round is the one judged.
+    """
+    def send() -> Spread:
+        return Spread(probe.probe_until(runner, specs, lambda s: Outcome.ALLOWED, attempts=3, deadline_s=deadline_s,
+                                        pause_s=1.0))
+
+    spread = send()
+    for _ in range(rounds - 1):
+        if set(reach) <= set(spread.answers()):
+            break
+        time.sleep(1.0)
+        spread = send()
+    return spread
 
 
 def spread_evidence(spread: Spread, pods: dict[str, Any], title: str) -> Evidence:

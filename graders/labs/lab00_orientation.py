@@ -9,8 +9,9 @@ from __future__ import annotations
 from graders.errors import CheckFailed
 from graders.exercise import Exercise
 from graders.labels import pods_with_labels
-from graders.labs._kit import (HOSTNAME_PATH, check_service, expect_endpoints, learner_pods, live_service,
-                               pods_evidence, probe_failed, require_port, require_service, service_summary)
+from graders.labs._kit import (HOSTNAME_PATH, check_service, expect_endpoints, explain_service_rejection,
+                               learner_pods, live_service, pods_evidence, probe_failed, require_port, require_service,
+                               service_summary)
 from graders.model import Evidence, Outcome, StepResult
 from graders.probe import ProbeSpec, probe_until, start_probe_pods
 from graders.workloads import workloads
@@ -135,6 +136,8 @@ def hello_service_live(ctx) -> StepResult:
                       f"{fqdn} resolves to {cluster_ip}, and HTTP to {fqdn}:{SERVICE_PORT} reached pod {answer}",
                       evidence=(table,))
 
+
+explain_admission = explain_service_rejection  # the engine's hook: why the schema or API server refuses a Service
 
 EXERCISES = {
     "hello-pod": Exercise(static=None, live=hello_pod_live),

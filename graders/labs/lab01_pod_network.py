@@ -8,6 +8,8 @@
   come from loopback, and every container sees the pod's IP.
 * ``stable-names`` — a StatefulSet behind a headless Service: ``web-0.web.<ns>.svc.cluster.local`` resolves to
   web-0's IP; the grader deletes web-0 and shows the name following the replacement pod to its new IP.
+* ``dns-search`` — from the learner's own pod, the short name ``db`` resolves to a Service in another namespace
+  (a search domain from dnsConfig) while ``kubernetes.default`` still resolves; the pod's resolv.conf explains.
 
 The judgements on probe results and logs are pure functions (unit-tested); the check functions gather facts.
 """
@@ -19,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from graders import probe
-from graders.errors import CheckFailed, ClusterError
+from graders.errors import CheckFailed, ClusterError, K8sLabError
 from graders.exercise import Exercise
 from graders.labs._kit import (HOSTNAME_PATH, is_ready, learner_pods, pods_evidence, probe_failed, problem,
                                require_service, selector_finding)
@@ -58,11 +60,12 @@ def placement_problem(nodes: Mapping[str, str], control_plane: set[str]) -> str:
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the probes of four-pods say: a failure message and hint ("" when every clause holds)."""
+    """What the probes of four-pods say: a failure message and hint (no result when every clause holds)."""
 
     message: str = ""
     hint: str = ""
     result: ProbeResult | None = None  # the probe that shows it
+    probe_could_not_run: bool = False  # the grader's problem, not the learner's
 
 
 def judge_four_pods(results: Sequence[ProbeResult], ips: Mapping[str, str], agents: Mapping[str, str]) -> Verdict:
@@ -73,7 +76,7 @@ def judge_four_pods(results: Sequence[ProbeResult], ips: Mapping[str, str], agen
     agent_probes = [r for r in results if r.spec.kind == "http"]
     failed = next((r for r in results if r.outcome is Outcome.FAILED), None)
     if failed is not None:
-        return Verdict(result=failed, message="probe-failed")
+        return Verdict(result=failed, probe_could_not_run=True)
     refused: dict[str, list[str]] = {}
     for r in pod_probes:
         if r.outcome is Outcome.BLOCKED and "refused" in r.detail:
@@ -166,9 +169,9 @@ def four_pods_live(ctx) -> StepResult:
     results = probe_until(ctx.prober, specs, lambda s: Outcome.ALLOWED, attempts=3, deadline_s=15)
     evidence = (_reachability(results, ips), _clientip_table(results, ips), table)
     verdict = judge_four_pods(results, ips, agents)
-    if verdict.result is not None and verdict.message == "probe-failed":
+    if verdict.probe_could_not_run:
         raise probe_failed(verdict.result, verdict.result.spec.label, evidence)
-    if verdict.message:
+    if verdict.result is not None:
         raise CheckFailed(verdict.message, hint=verdict.hint,
                           evidence=(*evidence, Evidence.command("Reproduce", verdict.result.command)))
     agent_rows = [(r.spec.pod, agents[r.spec.pod], r.spec.label, r.output.strip()[:40]) for r in results
@@ -246,8 +249,8 @@ def judge_sidecar(lines: Sequence[LogLine], pod_ip: str) -> tuple[str, str]:
                 "containers of one pod reach each other on localhost")
     if "refused" in by_kind:
         line = by_kind["refused"]
-        return (f"the requests of container {line.container} to the app fail with connection refused ({line.value[:120]}): "
-                f"nothing listens where it asks; the app serves port {PORT}",
+        return (f"the requests of container {line.container} to the app fail with connection refused "
+                f"({line.value[:120]}): nothing listens where it asks; the app serves port {PORT}",
                 f"ask http://localhost:{PORT}/clientip")
     if "timeout" in by_kind:
         line = by_kind["timeout"]
@@ -290,8 +293,9 @@ def shared_netns_live(ctx) -> StepResult:
         others = [p.metadata.name for p in pods if p.metadata.name != DUO]
         extra = (f"; {', '.join(others)} is another pod, with a network namespace — and a localhost — of its own"
                  if others else "")
-        raise CheckFailed(f"Pod {DUO} has only one container ({containers[0] if containers else '-'}): the sidecar must "
-                          f"run in the same pod to share its network namespace{extra}",
+        only = containers[0] if containers else "-"
+        raise CheckFailed(f"Pod {DUO} has only one container ({only}): the sidecar must run in the same pod to "
+                          f"share its network namespace{extra}",
                           hint="add the sidecar to spec.containers of the same Pod", evidence=(table,))
     ip = pod.status.pod_ip
     placed = start_probe_pods(cluster, ns, [PROBE_POD], avoid_node=pod.spec.node_name)
@@ -324,10 +328,11 @@ def shared_netns_live(ctx) -> StepResult:
     if apart:
         raise CheckFailed(f"containers {', '.join(apart)} do not see the pod IP {ip}", evidence=(addr_table,))
     loop = next(line for line in lines if line.kind == "client" and is_loopback(line.value))
+    every = "both" if len(containers) == 2 else f"all {len(containers)}"
     return StepResult("live", True,
                       f"the app answered on the pod IP {ip}:{PORT} from another node; container {loop.container} "
-                      f"reached it over loopback (the app saw {loop.value}); {'both' if len(containers) == 2 else f'all {len(containers)}'} containers share "
-                      f"the pod's network namespace",
+                      f"reached it over loopback (the app saw {loop.value}); {every} containers share the pod's "
+                      f"network namespace",
                       evidence=(log_table, addr_table))
 
 
@@ -459,8 +464,116 @@ def stable_names_live(ctx) -> StepResult:
                       evidence=(table, Evidence.command("Reproduce", resolved.command)))
 
 
+# ================================================================================ dns-search
+DATA_NS = "k8slab-pod-network-data"
+CLIENT = "client"
+SHORT_NAME = "db"
+CLUSTER_NAME = "kubernetes.default"  # resolves only through the cluster's own search domains
+SVC_SUFFIX = ".svc.cluster.local"
+
+
+@dataclass(frozen=True)
+class Resolver:
+    """A pod's /etc/resolv.conf: what the kubelet made of dnsPolicy and dnsConfig."""
+
+    nameservers: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+
+
+def parse_resolv_conf(text: str) -> Resolver:
+    fields: dict[str, list[str]] = {"nameserver": [], "search": [], "options": []}
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[0] in fields:
+            fields[words[0]].extend(words[1:])
+    return Resolver(tuple(fields["nameserver"]), tuple(fields["search"]), tuple(fields["options"]))
+
+
+def judge_dns(resolver: Resolver, short: ProbeResult, cluster_name: ProbeResult, cluster_dns: str,
+              namespaces: set[str]) -> tuple[str, str]:
+    """(message, hint) of why the client's lookups are not what the exercise asks; ("", "") when they are.
+    ``namespaces``: the namespaces that exist (a search domain naming another one is a typo)."""
+    search = " ".join(resolver.searches) or "(none)"
+    if cluster_dns not in resolver.nameservers:
+        return (f"Pod {CLIENT} asks {', '.join(resolver.nameservers) or 'no nameserver'} — not the cluster DNS "
+                f"{cluster_dns}: with dnsPolicy Default a pod uses its node's resolver, which knows no Service names",
+                "keep the default dnsPolicy (ClusterFirst) and add the search domain with dnsConfig.searches")
+    if short.outcome is not Outcome.ALLOWED:
+        wanted = f"{DATA_NS}{SVC_SUFFIX}"
+        strays = [d for d in resolver.searches if d.endswith(SVC_SUFFIX)
+                  and d[:-len(SVC_SUFFIX)] not in namespaces and "." not in d[:-len(SVC_SUFFIX)]]
+        if strays:
+            return (f"the search domain {strays[0]} names no namespace that exists, so `{SHORT_NAME}` does not resolve "
+                    f"from Pod {CLIENT}", "compare the domain with the namespace of Service db, letter by letter")
+        if wanted not in resolver.searches:
+            return (f"the short name {SHORT_NAME} does not resolve from Pod {CLIENT}: no search domain leads to "
+                    f"namespace {DATA_NS} (search list: {search})",
+                    "a Service's name lives under <namespace>.svc.cluster.local: add that domain to "
+                    "spec.dnsConfig.searches")
+        return (f"the short name {SHORT_NAME} does not resolve from Pod {CLIENT} although the search list has "
+                f"{wanted} ({short.detail})", "`kubectl get svc -n k8slab-pod-network-data` — is Service db there?")
+    if cluster_name.outcome is not Outcome.ALLOWED:
+        return (f"{CLUSTER_NAME} no longer resolves from Pod {CLIENT} (search list: {search}): the cluster's own search "
+                f"domains are gone", "dnsPolicy None replaces the resolver configuration; with the default "
+                                     "ClusterFirst, dnsConfig.searches are added to the cluster's domains")
+    return "", ""
+
+
+def _answer(result: ProbeResult) -> str:
+    if result.outcome is Outcome.NOT_RUN:
+        return "not asked: the pod does not use the cluster DNS"
+    return ", ".join(result.addresses) or "no address (the name does not resolve)"
+
+
+def dns_search_live(ctx) -> StepResult:
+    ns = ctx.namespace()
+    cluster = ctx.cluster
+    if cluster.get_pod(ns, CLIENT) is None:
+        raise CheckFailed(f"no Pod named {CLIENT} in namespace {ns}", hint=f"metadata.name: {CLIENT}",
+                          evidence=(pods_evidence(learner_pods(cluster, ns)),))
+    rc, conf, err = cluster.exec(ns, CLIENT, ["cat", "/etc/resolv.conf"], timeout=5)
+    if rc != 0:
+        raise CheckFailed(f"the grader could not read /etc/resolv.conf in Pod {ns}/{CLIENT} ({err.strip()[:120]}); "
+                          f"this says nothing about your manifests", hint="keep the agnhost image for the client")
+    resolver = parse_resolv_conf(conf)
+    services = {name: cluster.get_service(where, svc) for name, (where, svc) in
+                {"dns": ("kube-system", "kube-dns"), "db": (ctx.namespace(DATA_NS), SHORT_NAME),
+                 "api": ("default", "kubernetes")}.items()}
+    if services["db"] is None:
+        raise CheckFailed(f"no Service {SHORT_NAME} in namespace {DATA_NS}: data.yaml is given — keep it as it is")
+    source = f"{ns}/{CLIENT}"
+    short = ProbeSpec(source, "dns", SHORT_NAME, label=f"dns {SHORT_NAME}", expect=(services["db"].spec.cluster_ip,))
+    whole = ProbeSpec(source, "dns", CLUSTER_NAME, label=f"dns {CLUSTER_NAME}",
+                      expect=(services["api"].spec.cluster_ip,) if services["api"] else ())
+    conf_table = Evidence.text(f"/etc/resolv.conf of Pod {ns}/{CLIENT}", conf.strip())
+    cluster_dns = services["dns"].spec.cluster_ip if services["dns"] else ""
+    results = (probe_until(ctx.prober, [short, whole], lambda s: Outcome.ALLOWED, attempts=2, deadline_s=10)
+               if cluster_dns in resolver.nameservers else [ProbeResult(short, Outcome.NOT_RUN),
+                                                            ProbeResult(whole, Outcome.NOT_RUN)])
+    failed = next((r for r in results if r.outcome is Outcome.FAILED), None)
+    if failed is not None:
+        raise probe_failed(failed, failed.spec.target, (conf_table,))
+    try:
+        namespaces = cluster.namespace_names()
+    except K8sLabError:  # a namespace-scoped autograder may not list namespaces: judge without the typo check
+        namespaces = {ns, DATA_NS}
+    message, hint = judge_dns(resolver, results[0], results[1], cluster_dns, namespaces)
+    lookups = Evidence.table(f"Lookups from Pod {CLIENT}", ("name", "outcome", "answer"),
+                             [(r.spec.target, r.outcome.word, _answer(r)) for r in results])
+    if message:
+        evidence = [conf_table, lookups] + [Evidence.command("Reproduce", r.command) for r in results
+                                            if r.outcome is Outcome.BLOCKED][:1]
+        raise CheckFailed(message, hint=hint, evidence=tuple(evidence))
+    return StepResult("live", True,
+                      f"from Pod {CLIENT}, the short name {SHORT_NAME} resolves to Service {DATA_NS}/{SHORT_NAME} "
+                      f"({services['db'].spec.cluster_ip}) and {CLUSTER_NAME} still resolves",
+                      evidence=(conf_table, lookups))
+
+
 EXERCISES = {
     "four-pods": Exercise(live=four_pods_live),
     "shared-netns": Exercise(live=shared_netns_live),
     "stable-names": Exercise(static=stable_names_static, live=stable_names_live),
+    "dns-search": Exercise(live=dns_search_live),
 }

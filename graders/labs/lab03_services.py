@@ -27,13 +27,16 @@ from typing import Any
 from graders import probe
 from graders.errors import CheckFailed
 from graders.exercise import Exercise
+from graders.labels import format_labels
 from graders.labs._kit import (
-    HOSTNAME_PATH, Spread, check_service, endpoints_evidence, expect_endpoints, http_specs, judge_outside,
-    judge_spread, live_service, outside_vantage, port_field, problem, require_port, require_service, run_spread,
-    selected, service_summary, service_table, service_type, spread_evidence, start_client, target_of, wait_client)
+    HOSTNAME_PATH, Spread, check_service, endpoints_evidence, expect_endpoints, explain_service_rejection,
+    http_specs, is_ready, judge_outside, judge_spread, live_service, naming_traffic_fields, outside_vantage,
+    port_field, problem, require_port, require_service, run_spread, selected, selector_finding, service_summary,
+    service_table, service_type, spread_evidence, start_client, target_of, wait_client, workloads_evidence)
 from graders.manifests import Manifest
 from graders.model import Evidence, Outcome, StepResult
-from graders.workloads import workloads
+from graders.netpol.selectors import service_selects
+from graders.workloads import Workload, workloads
 
 LAB_ID = "03-services"
 
@@ -46,6 +49,8 @@ LEAVE_DEADLINE = 10.0         # how long the live check waits for it (target + p
 REQUESTS_PER_TARGET = 12      # per address; 4 addresses x 12 = 48 requests: P(a replica never hit) ~ 1e-8
 SPREAD_REQUESTS = 36          # to one address: P(one of 3 replicas never hit) = 3 x (2/3)^36 ~ 1e-6
 LB_IP_TIMEOUT = 20.0
+LB_CLASS_TIMEOUT = 5.0        # with a loadBalancerClass MetalLB never answers: no need to wait the full time
+API_PODS = {"app": "api"}     # the headless exercise's Services must reach every pod of both versions
 
 
 def _answered(spec: probe.ProbeSpec) -> Outcome:
@@ -93,17 +98,36 @@ def static_clusterip(ms: Sequence[Manifest], namespace: str) -> str:
     return service_summary(svc, wls)
 
 
+def _require_every_version(svc: Manifest, wls: Sequence[Workload], namespace: str) -> None:
+    """The Service must select pods, and every api pod (v1 and v2) among them."""
+    finding = selector_finding(svc, wls, namespace)
+    if finding is not None:
+        raise CheckFailed(finding.message, hint=finding.hint, evidence=(workloads_evidence(wls),))
+    left_out = [w.ref for w in wls if service_selects(API_PODS, w.labels) and w not in selected(svc, wls)]
+    if left_out:
+        raise problem(svc, ("spec", "selector"),
+                      f"selects {format_labels(svc.obj['spec']['selector'])}, which leaves out the pods of "
+                      f"{', '.join(left_out)}: the exercise asks for every api pod ({format_labels(API_PODS)}), both "
+                      f"versions, behind one Service",
+                      hint="select only the label(s) both versions share")
+
+
 def static_headless(ms: Sequence[Manifest], namespace: str) -> str:
     wls = workloads(ms)
     named = require_service(ms, "api-named", "the exercise's first Service is api-named")
-    check_service(named, wls, namespace)
+    _require_every_version(named, wls, namespace)
     port = require_port(named, 80, "the exercise asks for port 80")
     if not isinstance(target_of(port), str):
+        # before the port check: a number can only be right for one version, and "listen on 9090" would break v1
         raise problem(named, port_field(named, port, "targetPort"),
                       f"forwards port 80 to the number {target_of(port)}; the exercise asks for the port's name: the "
-                      f"v1 pods listen on 8080 and the api-v2 pod on 9090, and only a name is resolved per pod",
-                      hint="name the containerPort in both Deployments (e.g. name: http) and use targetPort: http")
+                      f"v1 pods listen on 8080 and the api-v2 pod on 9090, and a number is the same port in every "
+                      f"pod, while a name is resolved per pod",
+                      hint="give the containerPort of both Deployments the same `name`, and use that name as "
+                           "targetPort")
+    check_service(named, wls, namespace)
     headless = require_service(ms, "api-headless", "the exercise's second Service is api-headless")
+    _require_every_version(headless, wls, namespace)
     check_service(headless, wls, namespace)
     if (headless.obj.get("spec") or {}).get("clusterIP") != "None":
         raise problem(headless, ("spec",),
@@ -181,9 +205,11 @@ def static_externalname(ms: Sequence[Manifest], namespace: str) -> str:
 
 
 def explain_external_name(host: str) -> str:
-    return (f"externalName {host!r} is a URL, not a host name: DNS can only alias a name to another name (a CNAME), "
-            f"so the API server requires a lowercase RFC 1123 host name — no scheme (http://), port or path; the "
-            f"client picks the protocol and port")
+    what = ("a URL" if "://" in host else "a name with a path" if "/" in host
+            else "a host name with a port" if ":" in host else "not a lowercase host name")
+    return (f"externalName {host!r} is {what}, not a bare host name: DNS can only alias a name to another name (a "
+            f"CNAME), so the API server requires a lowercase RFC 1123 host name — no scheme (http://), port or path; "
+            f"the client picks the protocol and port")
 
 
 def static_readiness(ms: Sequence[Manifest], namespace: str) -> str:
@@ -235,7 +261,7 @@ def explain_admission(message: str) -> str:
     m = re.search(r'externalName: Invalid value: "([^"]*)"', message)
     if m:
         return explain_external_name(m.group(1))
-    return ""
+    return explain_service_rejection(message)
 
 
 def _static(fn):
@@ -256,7 +282,7 @@ def clusterip_live(ctx) -> StepResult:
                (f"api-service.{ns}:80", f"api-service.{ns}", 80),
                (f"api-service.{ns}.svc.{CLUSTER_DOMAIN}:80", f"api-service.{ns}.svc.{CLUSTER_DOMAIN}", 80)]
     wait_client(ctx)
-    spread = run_spread(ctx.prober, http_specs(source, targets, REQUESTS_PER_TARGET))
+    spread = run_spread(ctx.prober, http_specs(source, targets, REQUESTS_PER_TARGET), reach=pods)
     port = next((p for p in svc.spec.ports or [] if p.port == 80), None)
     summary = judge_spread(spread, pods, what="api-service by ClusterIP and by its 3 DNS names",
                            target_port=port.target_port if port else None, evidence=(ep_evidence,))
@@ -286,6 +312,8 @@ def headless_live(ctx) -> StepResult:
     specs = [dns_spec, *http_specs(source, [("api-named:80", "api-named", 80)], SPREAD_REQUESTS)]
     results = probe.probe_until(ctx.prober, specs, _answered, attempts=3, deadline_s=15, pause_s=1.0)
     dns, http = results[0], Spread(results[1:])
+    if not set(pods) <= set(http.answers()):  # kube-proxy may not have programmed every endpoint yet
+        http = run_spread(ctx.prober, specs[1:], reach=pods)
     if dns.outcome is Outcome.BLOCKED and dns.addresses:  # CoreDNS caches an answer up to 5 s: an earlier run's
         dns = probe.probe_until(ctx.prober, [dns_spec], _answered, attempts=3, deadline_s=10, pause_s=2.0)[0]
     ports = {e.pod: "/".join(str(p) for _, p in e.ports) for e in ready}
@@ -335,7 +363,9 @@ def nodeport_live(ctx) -> StepResult:
 def loadbalancer_live(ctx) -> StepResult:
     ns = ctx.spec.default_namespace
     ready, pods, ep_evidence = expect_endpoints(ctx, "api-lb")
-    deadline = time.monotonic() + LB_IP_TIMEOUT
+    svc = live_service(ctx.cluster, ns, "api-lb")
+    wait = LB_CLASS_TIMEOUT if getattr(svc.spec, "load_balancer_class", None) else LB_IP_TIMEOUT
+    deadline = time.monotonic() + wait
     while True:
         svc = ctx.cluster.get_service(ns, "api-lb")
         ingress = (svc.status.load_balancer.ingress or []) if svc.status and svc.status.load_balancer else []
@@ -349,7 +379,7 @@ def loadbalancer_live(ctx) -> StepResult:
                           hint="type: LoadBalancer", evidence=(table,))
     if not external:
         raise CheckFailed(
-            f"Service api-lb has no external IP after {LB_IP_TIMEOUT:g} s (EXTERNAL-IP <pending>): no load-balancer "
+            f"Service api-lb has no external IP after {wait:g} s (EXTERNAL-IP <pending>): no load-balancer "
             f"controller assigned one. On the course cluster MetalLB does that",
             hint="`kubectl -n metallb-system get pods` and `kubectl get ipaddresspools -A`; `make doctor` checks it",
             evidence=(table,))
@@ -424,7 +454,7 @@ def readiness_live(ctx) -> StepResult:
     ready, pods, ep_evidence = expect_endpoints(ctx, "api-service")
     wait_client(ctx)
     target = [("api-service:80", "api-service", 80)]
-    before = run_spread(ctx.prober, http_specs(source, target, SPREAD_REQUESTS))
+    before = run_spread(ctx.prober, http_specs(source, target, SPREAD_REQUESTS), reach=pods)
     summary = judge_spread(before, pods, what="api-service, all pods healthy", evidence=(ep_evidence,))
     victim = sorted(pods)[0]
     rc, _, err = cluster.exec(ns, victim, ["rm", "-f", READY_FILE], timeout=10)
@@ -441,9 +471,11 @@ def readiness_live(ctx) -> StepResult:
         time.sleep(0.25)
     ev_after = endpoints_evidence("api-service", cluster.endpoints(ns, "api-service"))
     if left_after is None:
-        spec_probe = next((c.readiness_probe for c in cluster.get_pod(ns, victim).spec.containers
-                           if c.readiness_probe is not None), None)
+        pod = cluster.get_pod(ns, victim)
+        spec_probe = next((c.readiness_probe for c in pod.spec.containers if c.readiness_probe is not None), None)
         what = "it has no readinessProbe" if spec_probe is None else \
+            "the pod itself is not ready (its probe noticed), yet the Service still lists it as a ready endpoint" \
+            if not is_ready(pod) else \
             "its readinessProbe keeps passing: it must check the app's state (here: that " + READY_FILE + " exists)"
         raise CheckFailed(
             f"Pod {victim} is still a ready endpoint of api-service {LEAVE_DEADLINE:g} s after its {READY_FILE} was "
@@ -475,11 +507,14 @@ def readiness_live(ctx) -> StepResult:
                                 spread_evidence(after, pods, f"after {victim} became unready"), ev_after))
 
 
+_traced = naming_traffic_fields  # a failing live check also names the Service fields that redirect traffic
+
 EXERCISES = {
-    "clusterip": Exercise(static=_static(static_clusterip), live=clusterip_live),
-    "headless": Exercise(static=_static(static_headless), live=headless_live),
-    "nodeport": Exercise(static=_static(static_nodeport), live=nodeport_live),
-    "loadbalancer": Exercise(static=_static(static_loadbalancer), live=loadbalancer_live),
+    "clusterip": Exercise(static=_static(static_clusterip), live=_traced(clusterip_live, "api-service")),
+    "headless": Exercise(static=_static(static_headless),
+                         live=_traced(headless_live, "api-named", "api-headless")),
+    "nodeport": Exercise(static=_static(static_nodeport), live=_traced(nodeport_live, "api-nodeport")),
+    "loadbalancer": Exercise(static=_static(static_loadbalancer), live=_traced(loadbalancer_live, "api-lb")),
     "externalname": Exercise(static=_static(static_externalname), live=externalname_live),
-    "readiness": Exercise(static=_static(static_readiness), live=readiness_live),
+    "readiness": Exercise(static=_static(static_readiness), live=_traced(readiness_live, "api-service")),
 }

@@ -4,7 +4,11 @@ The world (labs/05-network-policy/world.yaml) is the seed's diagram: web, api an
 ``staging`` (labelled app=web, like the web frontend it tests). The grader creates it (the engine sets the
 namespace labels lab.yaml declares); the learner submits only NetworkPolicies. Each exercise states its target
 as a default plus exceptions (``Expect``, after the e2e tests' ``ExpectPeer``) over a reachability table whose
-columns are a destination pod's serving port (``graders.netpol.truthtable.Column``).
+columns are a destination pod's serving port (``graders.netpol.truthtable.Column``): every port the statement
+covers, not only the worked example's. Destinations the statement covers but the cluster lacks (another pod of
+kube-system, db after its port moved, an address outside the cluster, a pod on a node that joins later) are
+``imagined`` pods: judged statically, never probed -- but the outside address, which a listener container on the
+cluster's docker network makes real during the live check.
 
 Checks:
   static  the learner's policies + the world -> ``graders.netpol`` verdicts, compared with the target. Every
@@ -17,10 +21,11 @@ Checks:
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,7 +80,9 @@ def is_dns(column: Column) -> bool:
 @dataclass(frozen=True)
 class ExerciseTarget:
     """What an exercise asks for. Later expectations override earlier ones; ``by_address`` (ipBlock exercises)
-    decides from the destination's addresses and overrides them all where it returns a bool."""
+    decides from the destination's addresses and overrides them all where it returns a bool. ``imagined`` pods
+    stand for destinations the statement covers that the cluster does not have (another pod of kube-system, an
+    address outside the cluster, db after a move): the static check judges their columns, probes never do."""
 
     statement: str
     direction: Direction  # the direction the exercise is about
@@ -84,10 +91,20 @@ class ExerciseTarget:
     default: bool = True
     by_address: Callable[[str, Column, tuple[str, ...]], bool | None] | None = None
     needs_dns: bool = False
+    imagined: tuple[dict, ...] = ()
 
-    def reachability(self, addresses: Mapping[str, tuple[str, ...]] | None = None) -> Reachability:
-        """The expected table (``addresses``: "ns/pod" -> its IPs, for ``by_address``); nothing observed yet."""
-        table = Reachability(SOURCES, self.default, self.columns).expect_all(self.expects)
+    @property
+    def imagined_keys(self) -> frozenset[str]:
+        return frozenset(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in self.imagined)
+
+    def reachability(self, addresses: Mapping[str, tuple[str, ...]] | None = None, *,
+                     live: bool = False) -> Reachability:
+        """The expected table (``addresses``: "ns/pod" -> its IPs, for ``by_address``; ``live``: without the
+        imagined columns but those that got a real address, the outside listener); nothing observed yet."""
+        columns = self.columns
+        if live:
+            columns = tuple(c for c in columns if c.pod not in self.imagined_keys or (addresses or {}).get(c.pod))
+        table = Reachability(SOURCES, self.default, columns).expect_all(self.expects)
         if self.by_address is not None and addresses is not None:
             for source, column in table.expected.pairs():
                 decided = self.by_address(source, column, addresses.get(column.pod, ()))
@@ -96,9 +113,47 @@ class ExerciseTarget:
         return table
 
 
+def _imagined_pod(key: str, ip: str, labels: Mapping[str, str], ports: Sequence[tuple[str, int, str]]) -> dict:
+    namespace, name = key.split("/")
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+            "spec": {"containers": [{"name": name, "image": "imagined",
+                                     "ports": [{"name": n, "containerPort": p, "protocol": proto}
+                                               for n, p, proto in ports]}]},
+            "status": {"podIP": ip}}
+
+
 WEB_80, API_8080, DB_5432, TEST_80 = Column(WEB, 80), Column(API, 8080), Column(DB, 5432), Column(TEST, 80)
 BASIC = (WEB_80, API_8080, DB_5432, TEST_80)
+API_PORTS = tuple(Column(API, port) for port in range(8080, 8085))  # v1..v4 and admin: what api serves
+DB_PORTS = (DB_5432, Column(DB, 5433))  # postgres and replication
+EVERY_PORT = (WEB_80, *API_PORTS, *DB_PORTS, TEST_80)  # every port a pod of the world serves
 DNS_UDP, DNS_TCP = Column(KUBE_DNS, 53, "UDP"), Column(KUBE_DNS, 53, "TCP", show_protocol=True)
+DNS_METRICS = Column(KUBE_DNS, 9153)  # CoreDNS serves its metrics there: not DNS
+
+# Imagined destinations (never created, never contacted; their addresses only place them for ipBlocks).
+OTHER_KUBE_SYSTEM = "kube-system/other-pod"  # any pod of kube-system that is not kube-dns, serving 53 too
+DB_MOVED = "production/db-moved"  # db after a move to another port number: its port named postgres is 6432
+OUTSIDE = "outside/host"  # an address outside the pod network (TEST-NET-1, RFC 5737)
+NEW_NODE_POD = "production/pod-on-a-new-node"  # a pod on a node that joins later: 10.244.7.0/24
+IMAGINED_WHY = {  # when a cell of an imagined pod is wrong this way (allowed? as the policies say): why it matters
+    (OTHER_KUBE_SYSTEM, True): f"{OTHER_KUBE_SYSTEM} stands for any pod of kube-system that is not kube-dns: DNS "
+                               f"is allowed to the kube-dns pods only",
+    (DB_MOVED, False): f"{DB_MOVED} stands for db after its port moved (postgres is 6432 there): a rule that names "
+                       f"db's port by number stops matching when the number changes; a named port is looked up on "
+                       f"each destination pod",
+    (OUTSIDE, True): f"{OUTSIDE} (192.0.2.10) stands for any address outside the cluster: api may reach the pod "
+                     f"network {POD_NETWORK} only, so no ipBlock may be wider",
+    (NEW_NODE_POD, False): f"{NEW_NODE_POD} (10.244.7.10) stands for a pod on a node that joins later: api may reach "
+                           f"the whole pod network {POD_NETWORK} (but the except), not only today's node ranges",
+}
+IMAGINED_TWIN = {DB_MOVED: DB_5432}  # when the real twin's cell is wrong too, the twin's sentence says it all
+OTHER_KUBE_SYSTEM_POD = _imagined_pod(OTHER_KUBE_SYSTEM, "10.244.1.53", {"app": "other"},
+                                      (("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")))
+DB_MOVED_POD = _imagined_pod(DB_MOVED, "10.244.2.54", {"app": "db"},
+                             (("postgres", 6432, "TCP"), ("replication", 6433, "TCP")))
+OUTSIDE_POD = _imagined_pod(OUTSIDE, "192.0.2.10", {}, (("http", 80, "TCP"),))
+NEW_NODE_POD_DOC = _imagined_pod(NEW_NODE_POD, "10.244.7.10", {"app": "batch"}, (("http", 80, "TCP"),))
 
 
 def _in_pod_network_outside_control_plane(source: str, column: Column, ips: tuple[str, ...]) -> bool | None:
@@ -111,36 +166,43 @@ def _in_pod_network_outside_control_plane(source: str, column: Column, ips: tupl
 
 TARGETS: dict[str, ExerciseTarget] = {
     "default-deny-ingress": ExerciseTarget(
-        "nothing reaches a pod of production; everything else stays open",
-        Direction.INGRESS, BASIC,
+        "nothing reaches a pod of production, on any port; everything else stays open",
+        Direction.INGRESS, EVERY_PORT,
         (Expect("", "production/", False),)),
     "web-to-api": ExerciseTarget(
-        "only production's web reaches api, only on 8080; api's admin port 8084 stays closed; other pods stay open",
-        Direction.INGRESS, (WEB_80, API_8080, Column(API, 8084), DB_5432, TEST_80),
+        "only production's web reaches api, only on 8080; api's other ports (8081-8084, admin 8084) stay closed; "
+        "other pods stay open",
+        Direction.INGRESS, (WEB_80, *API_PORTS, DB_5432, TEST_80),
         (Expect("", API, False), Expect(WEB, API, True, port=8080))),
     "seed-diagram": ExerciseTarget(
-        "the seed's diagram: web -> api:8080 and api -> db:5432 allowed, nothing else into production "
-        "(web -> db and staging's test -> api denied); staging stays open",
-        Direction.INGRESS, BASIC,
+        "the seed's diagram: web -> api:8080 and api -> db:5432 allowed, nothing else into production, on any "
+        "port (web -> db, staging's test -> api, api:8084, db:5433 denied); staging stays open",
+        Direction.INGRESS, EVERY_PORT,
         (Expect("", "production/", False), Expect(WEB, API, True, port=8080), Expect(API, DB, True, port=5432))),
     "api-egress-dns": ExerciseTarget(
-        "api connects to db:5432 and to DNS (kube-dns, UDP and TCP 53) and nowhere else; everything else open",
-        Direction.EGRESS, (*BASIC, DNS_UDP, DNS_TCP),
-        (Expect(API, "", False), Expect(API, DB, True, port=5432), Expect(API, "kube-system/", True)),
-        needs_dns=True),
+        f"api connects to db:5432 and to DNS (the kube-dns pods, UDP and TCP 53) and nowhere else (not db:5433, "
+        f"not kube-dns:9153, not {OTHER_KUBE_SYSTEM}:53, which stands for any other pod of kube-system); "
+        f"everything else open",
+        Direction.EGRESS, (*EVERY_PORT, DNS_UDP, DNS_TCP, DNS_METRICS, Column(OTHER_KUBE_SYSTEM, 53, "UDP"),
+                           Column(OTHER_KUBE_SYSTEM, 53, "TCP", show_protocol=True)),
+        (Expect(API, "", False), Expect(API, DB, True, port=5432), Expect(API, KUBE_DNS, True, port=53)),
+        needs_dns=True, imagined=(OTHER_KUBE_SYSTEM_POD,)),
     "named-ports-range": ExerciseTarget(
-        "db accepts only api, only on its port named postgres (5432); api accepts only web, only on 8080-8083; "
-        "api's admin 8084 and db's replication 5433 stay closed; other pods stay open",
-        Direction.INGRESS,
-        (WEB_80, API_8080, Column(API, 8083), Column(API, 8084), DB_5432, Column(DB, 5433), TEST_80),
-        (Expect("", API, False), Expect(WEB, API, True, port=8080), Expect(WEB, API, True, port=8083),
-         Expect("", DB, False), Expect(API, DB, True, port=5432))),
+        f"db accepts only api, only on its port named postgres (5432 today; {DB_MOVED} is db after a move, "
+        f"where postgres is 6432); api accepts only web, only on 8080-8083; api's admin 8084 and db's "
+        f"replication port stay closed; other pods stay open",
+        Direction.INGRESS, (*EVERY_PORT, Column(DB_MOVED, 6432), Column(DB_MOVED, 6433)),
+        (Expect("", API, False), *(Expect(WEB, API, True, port=port) for port in range(8080, 8084)),
+         Expect("", "production/db", False), Expect(API, DB, True, port=5432),
+         Expect("", DB_MOVED, False), Expect(API, DB_MOVED, True, port=6432)),
+        imagined=(DB_MOVED_POD,)),
     "ipblock-except": ExerciseTarget(
         f"api connects to addresses in {POD_NETWORK} except {CONTROL_PLANE_RANGE} (the control-plane node's "
-        f"pods: db) and nowhere else; everything else open",
-        Direction.EGRESS, BASIC,
+        f"pods: db) and nowhere else ({OUTSIDE}, 192.0.2.10, stands for the world outside; {NEW_NODE_POD}, "
+        f"10.244.7.10, for a node that joins later); everything else open",
+        Direction.EGRESS, (*BASIC, Column(NEW_NODE_POD, 80), Column(OUTSIDE, 80)),
         (Expect(API, "", False), Expect(API, WEB, True), Expect(API, TEST, True)),
-        by_address=_in_pod_network_outside_control_plane),
+        by_address=_in_pod_network_outside_control_plane, imagined=(NEW_NODE_POD_DOC, OUTSIDE_POD)),
 }
 
 
@@ -156,8 +218,13 @@ def _docs(name: str) -> tuple[dict, ...]:
 def world_objects(exercise: str, addresses: Mapping[str, str] | None = None,
                   dns_pods: Sequence[dict] | None = None) -> list[dict]:
     """Namespaces and pods the static engine reasons about. ``addresses`` ("ns/pod" -> IP) replaces the typical
-    addresses of world.yaml; ``dns_pods`` replaces cluster-dns.yaml's CoreDNS pods (the live ones)."""
+    addresses of world.yaml and keeps only the imagined pods it gives a real address (live, only what can be
+    probed counts: the outside listener); ``dns_pods`` replaces cluster-dns.yaml's CoreDNS pods (the live ones)."""
     docs = [copy.deepcopy(d) for d in _docs("world.yaml")]
+    for doc in TARGETS[exercise].imagined:
+        key = f"{doc['metadata']['namespace']}/{doc['metadata']['name']}"
+        if addresses is None or addresses.get(key):
+            docs.append(copy.deepcopy(doc))
     for doc in docs:
         if doc.get("kind") == "Pod" and addresses is not None:
             key = f"{doc['metadata']['namespace']}/{doc['metadata']['name']}"
@@ -256,7 +323,7 @@ def evaluate(exercise: str, objects: Iterable[Manifest], addresses: Mapping[str,
     except PolicyError as error:
         source = next((f"{m.where}: " for m in policies if m.obj is error.obj), "")
         raise CheckFailed(f"the policies cannot be evaluated: {source}{error.message}", hint=error.hint) from None
-    table = target.reachability({p.key: p.ips for p in engine.pods})
+    table = target.reachability({p.key: p.ips for p in engine.pods}, live=addresses is not None)
     for source, column in table.expected.pairs():
         table.observe(source, column, _cell_allowed(engine, source, column))
     if table.matches:
@@ -336,16 +403,26 @@ def diagnose(exercise: str, engine: PolicyEngine, table: Reachability, at: Locat
                 for (source, column), expected in table.expected.items() if expected is Outcome.BLOCKED}
     policy_mistakes(engine, direction, isolated, (PRODUCTION, STAGING), POD_NETWORK, say, at)
     for source, column in table.wrong_cells():  # what admits a blocked cell, what blocks an allowed one
-        if table.observed.get(source, column) is not Outcome.ALLOWED and is_dns(column):
+        why = IMAGINED_WHY.get((column.pod, table.observed.get(source, column) is Outcome.ALLOWED))
+        twin = IMAGINED_TWIN.get(column.pod)
+        if why and (twin is None or (source, twin) not in table.wrong_cells()):
+            say(why)
+        if table.observed.get(source, column) is not Outcome.ALLOWED and is_dns(column) and column.port == 53:
             _dns_blocked(engine, source, column, say)
             continue
         for pod in destination_pods(engine, column) or [column.pod]:
             verdict = engine.evaluate(source, pod, column.port, column.protocol)
             if table.observed.get(source, column) is Outcome.ALLOWED:
-                too_open(direction, verdict, say, at)
+                too_open(direction, verdict, say, at, _allowed_elsewhere(table, source, column))
             else:
                 too_closed(direction, column.label, verdict, say, at)
     return tuple(found)
+
+
+def _allowed_elsewhere(table: Reachability, source: str, column: Column) -> bool:
+    """Whether ``source`` should reach another port of the pod(s) ``column`` names."""
+    return any(expected is Outcome.ALLOWED and frm == source and to.pod == column.pod and to != column
+               for (frm, to), expected in table.expected.items())
 
 
 def _dns_blocked(engine: PolicyEngine, source: str, column: Column, say: Callable[[str], Any]) -> None:
@@ -433,8 +510,8 @@ def _placement_problem(exercise: str, addresses: Mapping[str, str]) -> str:
 
 
 def _cell_probes(report: StaticReport, addresses: Mapping[str, str], dns_ips: Mapping[str, str]) -> CellProbes:
-    """The probes of each cell, each with what the policies say it sees: DNS over UDP is a lookup, DNS over TCP
-    one connection per kube-dns pod, any other cell one connection to the pod's port."""
+    """The probes of each cell, each with what the policies say it sees: DNS over UDP is a lookup, any other
+    kube-dns cell one connection per kube-dns pod, any other cell one connection to the pod's port."""
     from graders.probe import ProbeSpec
 
     probes = {}
@@ -443,8 +520,9 @@ def _cell_probes(report: StaticReport, addresses: Mapping[str, str], dns_ips: Ma
         if is_dns(column) and column.protocol == "UDP":
             probes[(source, column)] = [(ProbeSpec(source, "dns", DNS_NAME, label=column.label), static)]
         elif is_dns(column):
-            probes[(source, column)] = [(ProbeSpec(source, "tcp", ip, 53, label=f"{column.label}@{short(pod)}"),
-                                         report.engine.is_allowed(source, pod, 53, "TCP"))
+            probes[(source, column)] = [(ProbeSpec(source, column.protocol.lower(), ip, column.port,
+                                                   label=f"{column.label}@{short(pod)}"),
+                                         report.engine.is_allowed(source, pod, column.port, column.protocol))
                                         for pod, ip in sorted(dns_ips.items())]
         else:
             probes[(source, column)] = [(ProbeSpec(source, column.protocol.lower(), addresses[column.pod],
@@ -452,29 +530,50 @@ def _cell_probes(report: StaticReport, addresses: Mapping[str, str], dns_ips: Ma
     return probes
 
 
+@contextlib.contextmanager
+def outside_destination(ctx) -> Iterator[tuple[dict[str, str], str]]:
+    """For a target that imagines an address outside the cluster: a real one while the block runs (a listener
+    on the cluster's docker network), as ({OUTSIDE: address}, ""); without Docker ({}, a note saying so)."""
+    from graders import outside
+
+    if OUTSIDE not in TARGETS[ctx.spec.id].imagined_keys:
+        yield {}, ""
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            found = {OUTSIDE: stack.enter_context(outside.listener([80], ctx.cluster))}, ""
+        except outside.OutsideUnavailable as error:
+            found = {}, f"; {OUTSIDE} judged statically only (no listener outside the cluster: {error.message})"
+        yield found
+
+
 def live_check(ctx) -> StepResult:
     exercise = ctx.spec.id
     pods = deploy_world(ctx)
     addresses = {key: pod.status.pod_ip for key, pod in pods.items()}
-    dns_pods = live_dns_pods(ctx.cluster) if TARGETS[exercise].needs_dns else None
-    report = evaluate(exercise, ctx.objects, addresses, dns_pods)
     placement = _placement_problem(exercise, addresses)
     nodes = ", ".join(f"{key} on {pod.spec.node_name} ({pod.status.pod_ip})" for key, pod in pods.items())
-    if placement:
-        return StepResult("live", True,
-                          f"static check passed; live probes NOT RUN: this exercise states its target in addresses "
-                          f"(pod network {POD_NETWORK}, control-plane range {CONTROL_PLANE_RANGE}) and this cluster "
-                          f"places pods differently ({placement}). Pods: {nodes}",
+    if placement:  # unproven is not passed: the points need live traffic that matches the target
+        raise CheckFailed(f"not verifiable on this cluster: your policies' static check passed, but the live probes "
+                          f"were NOT RUN because this exercise states its target in addresses (pod network "
+                          f"{POD_NETWORK}, control-plane range {CONTROL_PLANE_RANGE}) and this cluster places pods "
+                          f"differently ({placement}); this says nothing against your policies. Pods: {nodes}",
+                          hint="grade it on the course's default cluster (kube-router, pod addresses from each "
+                               "node's podCIDR): `make cluster-down cluster`",
                           evidence=(Evidence.text("placement", nodes),))
-    if not report.matches:  # the live addresses changed the verdict (ipBlock): the learner's policies are wrong
-        raise _static_failure(report)
-    dns_ips = {f"{KUBE_SYSTEM}/{p['metadata']['name']}": p["status"]["podIP"] for p in dns_pods or []}
-    seen = observe(ctx.prober, report.reachability, _cell_probes(report, addresses, dns_ips),
-                   functools.partial(_why, report.engine), attempts=PROBE_ATTEMPTS, deadline_s=PROBE_DEADLINE_S,
-                   missing="no kube-dns pod to probe")
+    dns_pods = live_dns_pods(ctx.cluster) if TARGETS[exercise].needs_dns else None
+    with outside_destination(ctx) as (outside_address, note):
+        addresses.update(outside_address)
+        report = evaluate(exercise, ctx.objects, addresses, dns_pods)
+        if not report.matches:  # the live addresses changed the verdict (ipBlock): the learner's policies are wrong
+            raise _static_failure(report)
+        dns_ips = {f"{KUBE_SYSTEM}/{p['metadata']['name']}": p["status"]["podIP"] for p in dns_pods or []}
+        seen = observe(ctx.prober, report.reachability, _cell_probes(report, addresses, dns_ips),
+                       functools.partial(_why, report.engine), attempts=PROBE_ATTEMPTS, deadline_s=PROBE_DEADLINE_S,
+                       missing="no kube-dns pod to probe")
     evidence = (Evidence.text("expected | static | live", grids(report, seen.live)),
                 Evidence.matrix("expected vs live", seen.matrix(name=_short_label)))
-    message = judge(seen, evidence, PROBE_ATTEMPTS)
+    message = judge(seen, evidence, PROBE_ATTEMPTS) + note
     return StepResult("live", True, message, evidence=evidence if getattr(ctx, "verbose", False) else ())
 
 

@@ -111,8 +111,11 @@ def peer_matches_nothing(engine: PolicyEngine, where: str, peer: RulePeer, pod_n
                 f"{', '.join(namespaces)} (pods there: {there or 'none'})")
 
 
-def too_open(direction: Direction, verdict: Verdict, say: Say, at: Locate = no_location) -> None:
-    """The connection should be blocked but is allowed: in the ``direction`` a lab is about, who admits it?"""
+def too_open(direction: Direction, verdict: Verdict, say: Say, at: Locate = no_location,
+             other_port_allowed: bool = False) -> None:
+    """The connection should be blocked but is allowed: in the ``direction`` a lab is about, who admits it?
+    ``other_port_allowed``: the source should reach another port of the destination, so a rule that admits it
+    on every port is wrong in its ports, not its peers."""
     side, port = (verdict.ingress if direction is Direction.INGRESS else verdict.egress), verdict.port
     if not side.isolated:
         what = ("accepts connections from every pod" if direction is Direction.INGRESS
@@ -150,6 +153,8 @@ def too_open(direction: Direction, verdict: Verdict, say: Say, at: Locate = no_l
         elif peer.namespace_selector is not None and peer.pod_selector is None:
             say(f"{where}, peer {peer.index}: namespaceSelector {peer.namespace_selector.describe()} admits every "
                 f"pod of the namespaces it matches, {src.key} included")
+        elif rule.all_ports and other_port_allowed:
+            say(f"{where} has no 'ports': it opens every port of {dst.key} to {peer.describe()}, not only the allowed ones")
         else:
             say(f"{where}, peer {peer.index} ({peer.describe()}) admits {src.key} -> {dst.key}:{port}")
 

@@ -95,5 +95,5 @@ def judge(observation: Observation, evidence: Sequence[Evidence], attempts: int)
             f"{observation.elapsed:.0f} s (up to {attempts} rounds of probes) the cluster disagrees on {len(differ)} "
             f"cell(s): {words}. This is not your mistake: {cause}.",
             hint="`k8slab doctor` checks whether the CNI enforces NetworkPolicy; the course cluster uses one that "
-                 "does (Calico online, kube-router offline)", evidence=tuple(evidence))
+                 "does (kube-router, online and offline)", evidence=tuple(evidence))
     return f"live traffic matches the target on all {len(seen)} cells ({observation.summary})"

@@ -15,7 +15,7 @@ from graders.model import Outcome
 from graders.probe import PROBE_LABEL, ProbeResult, SimulatedRunner
 
 LAB = spec.load_lab("01-pod-network")
-FOUR, NETNS, NAMES = (LAB.exercise(e) for e in ("four-pods", "shared-netns", "stable-names"))
+FOUR, NAMES = LAB.exercise("four-pods"), LAB.exercise("stable-names")
 NS_ = LAB.namespaces[0]
 CP, W1, W2 = "k8slab-control-plane", "k8slab-worker", "k8slab-worker2"
 
@@ -59,7 +59,7 @@ def _results(outcome=lambda s, d: (Outcome.ALLOWED, ""), seen=lambda s: IPS[s], 
 
 
 def test_every_clause_holding_is_no_verdict():
-    assert lab.judge_four_pods(_results(), IPS, AGENTS).message == ""
+    assert lab.judge_four_pods(_results(), IPS, AGENTS) == lab.Verdict()
 
 
 def test_a_pod_that_serves_nothing_is_named_once_with_every_client():
@@ -82,7 +82,7 @@ def test_an_agent_that_cannot_reach_its_pods_fails():
 def test_a_probe_that_could_not_run_is_the_graders_problem():
     failed = lambda s, d: (Outcome.FAILED, "exec failed") if s == "b" else (Outcome.ALLOWED, "")
     verdict = lab.judge_four_pods(_results(failed), IPS, AGENTS)
-    assert verdict.message == "probe-failed" and verdict.result.spec.pod == "b"
+    assert verdict.probe_could_not_run and verdict.result.spec.pod == "b"
 
 
 def test_agent_pod_is_host_network_pinned_and_serves_nothing():
@@ -214,3 +214,34 @@ def test_every_exercise_has_two_alternatives_that_pass_the_offline_checks():
         for directory in ex.alternative_dirs:
             assert {p.name for p in directory.glob("*.yaml")} == set(ex.files), directory
             manifests.parse_submission([directory], allowed_kinds=ex.allowed_kinds, namespaces=ex.namespaces)
+
+
+# ---------------------------------------------------------------------- dns-search: resolv.conf and lookups
+CLUSTER_RESOLV = ("search k8slab-pod-network.svc.cluster.local svc.cluster.local cluster.local {extra}\n"
+                  "nameserver 10.96.0.10\noptions ndots:5\n")
+EXISTING = {"default", "kube-system", lab.DATA_NS, NS_}
+
+
+def _lookup(name, ok):
+    spec_ = lab.ProbeSpec(f"{NS_}/client", "dns", name)
+    return ProbeResult(spec_, Outcome.ALLOWED if ok else Outcome.BLOCKED, detail="" if ok else "NXDOMAIN")
+
+
+def test_parse_resolv_conf():
+    found = lab.parse_resolv_conf(CLUSTER_RESOLV.format(extra="x.svc.cluster.local"))
+    assert found.nameservers == ("10.96.0.10",) and found.searches[-1] == "x.svc.cluster.local"
+    assert found.options == ("ndots:5",)
+
+
+@pytest.mark.parametrize("conf, db_ok, api_ok, fragment", [
+    (CLUSTER_RESOLV.format(extra="k8slab-pod-network-data.svc.cluster.local"), True, True, ""),
+    (CLUSTER_RESOLV.format(extra="k8slab-pod-network-dat.svc.cluster.local"), False, True, "names no namespace"),
+    (CLUSTER_RESOLV.format(extra=""), False, True, "no search domain leads to namespace k8slab-pod-network-data"),
+    ("search k8slab-pod-network-data.svc.cluster.local\nnameserver 10.96.0.10\n", True, False,
+     "kubernetes.default no longer resolves"),
+    ("search k8slab-pod-network-data.svc.cluster.local\nnameserver 172.29.0.1\n", False, False, "not the cluster DNS"),
+])
+def test_judge_dns(conf, db_ok, api_ok, fragment):
+    message, _ = lab.judge_dns(lab.parse_resolv_conf(conf), _lookup("db", db_ok),
+                               _lookup("kubernetes.default", api_ok), "10.96.0.10", EXISTING)
+    assert (fragment in message) if fragment else message == ""

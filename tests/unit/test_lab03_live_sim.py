@@ -69,11 +69,17 @@ class SimWorld:
                         node_port=p.get("nodePort") or (next(node_ports) if kind in ("NodePort", "LoadBalancer")
                                                         else None))
                      for p in sp.get("ports") or []]
-            ingress = [NS(ip=LB_IP, hostname=None)] if kind == "LoadBalancer" and lb_controller else []
+            lb_class = sp.get("loadBalancerClass")  # MetalLB serves Services without a class only
+            ingress = [NS(ip=LB_IP, hostname=None)] if kind == "LoadBalancer" and lb_controller and not lb_class \
+                else []
             self.services[obj["metadata"]["name"]] = NS(
                 metadata=NS(name=obj["metadata"]["name"]),
                 spec=NS(type=kind, selector=sp.get("selector"), ports=ports, external_name=sp.get("externalName"),
-                        cluster_ip=None if kind == "ExternalName" else sp.get("clusterIP") or f"10.96.0.{100 + n}"),
+                        cluster_ip=None if kind == "ExternalName" else sp.get("clusterIP") or f"10.96.0.{100 + n}",
+                        session_affinity=sp.get("sessionAffinity", "None"),
+                        external_traffic_policy=sp.get("externalTrafficPolicy", "Cluster"),
+                        internal_traffic_policy=sp.get("internalTrafficPolicy", "Cluster"),
+                        load_balancer_class=lb_class, publish_not_ready_addresses=sp.get("publishNotReadyAddresses")),
                 status=NS(load_balancer=NS(ingress=ingress)))
 
     # ---------------------------------------------------------------- what the real Cluster offers
@@ -118,6 +124,10 @@ class SimWorld:
         watches_file = lab.READY_FILE in " ".join(map(str, (probe_spec.get("exec") or {}).get("command") or []))
         return meta["file"] or not watches_file
 
+    def _serves(self, svc, name) -> bool:
+        """A ready endpoint: the pod is ready, or the Service publishes not-ready addresses."""
+        return self._ready(name) or bool(svc.spec.publish_not_ready_addresses)
+
     def _selected(self, svc):
         return [p for n, p in self.pods.items()
                 if n in self.meta and service_selects(svc.spec.selector, p.metadata.labels)]
@@ -135,7 +145,7 @@ class SimWorld:
             if svc.spec.ports and None in resolved:
                 continue  # a named targetPort the pod does not have: left out, like the EndpointSlice controller
             out.append(Endpoint(pod.status.pod_ip, pod.metadata.name, pod.spec.node_name,
-                                self._ready(pod.metadata.name),
+                                self._serves(svc, pod.metadata.name),
                                 tuple((p.name or "", r) for p, r in zip(svc.spec.ports, resolved))))
         return sorted(out, key=lambda e: e.pod)
 
@@ -143,6 +153,7 @@ class SimWorld:
         self.execs.append((pod, tuple(argv)))
         if argv[:2] == ["rm", "-f"] and pod in self.meta:
             self.meta[pod]["file"] = False
+            self.pods[pod].status.conditions = [NS(type="Ready", status=str(self._ready(pod)))]
             return 0, "", ""
         if argv[:1] == ["touch"] and pod in self.meta:
             self.meta[pod]["file"] = True
@@ -174,11 +185,17 @@ class SimWorld:
             sport = next((p for p in (svc.spec.ports if svc else []) if p.port == port), None)
         if svc is None or sport is None:
             return Outcome.BLOCKED, "", "connection refused or unreachable"
-        ready = [p for p in self._selected(svc) if self._ready(p.metadata.name)
+        ready = [p for p in self._selected(svc) if self._serves(svc, p.metadata.name)
                  and self._resolve(p.metadata.name, sport.target_port) is not None]
+        node = next((name for name, ip in NODES if ip == host), None)
+        if node is not None and svc.spec.external_traffic_policy == "Local":
+            ready = [p for p in ready if p.spec.node_name == node]
+            if not ready:
+                return Outcome.BLOCKED, "", "timed out: packets were dropped or nothing answered"
         if not ready:
             return Outcome.BLOCKED, "", "connection refused or unreachable"
-        pod = ready[next(self._rr) % len(ready)]
+        # ClientIP affinity: every request of the one client lands on the same pod
+        pod = ready[0] if svc.spec.session_affinity == "ClientIP" else ready[next(self._rr) % len(ready)]
         listen = self.meta[pod.metadata.name]["listen"]
         if listen is not None and self._resolve(pod.metadata.name, sport.target_port) not in listen:
             return Outcome.BLOCKED, "", "connection refused or unreachable"
@@ -192,7 +209,7 @@ class SimWorld:
         if spec_.record == "CNAME":
             fqdn = f"{svc.metadata.name}.{self.ns}.svc.cluster.local"
             return 0, f"{fqdn}.\t5\tIN\tCNAME\t{svc.spec.external_name}.\n" if svc.spec.external_name else ""
-        ips = ([p.status.pod_ip for p in self._selected(svc) if self._ready(p.metadata.name)]
+        ips = ([p.status.pod_ip for p in self._selected(svc) if self._serves(svc, p.metadata.name)]
                if svc.spec.cluster_ip == "None" else [svc.spec.cluster_ip])
         return 0, "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10#53\n\n" + "".join(
             f"Name:\t{spec_.target}\nAddress: {ip}\n" for ip in ips)
@@ -339,3 +356,51 @@ def test_nodeport_falls_back_inside_when_docker_is_unavailable(monkeypatch):
     monkeypatch.setattr(outside, "OutsideRunner", no_docker)
     result = LIVE["nodeport"](ctx)
     assert "inside the cluster" in result.message and "Note:" in result.message
+
+
+# Right files, wrong behaviour: a Service field that changes who handles the traffic. Static cannot tell; the
+# live step fails, and names the field, not only the symptom.
+LIVE_ONLY = [("clusterip", "session-affinity"), ("nodeport", "external-traffic-local"),
+             ("loadbalancer", "load-balancer-class"), ("readiness", "probe-always-passes"),
+             ("readiness", "publish-not-ready")]
+
+
+@pytest.mark.parametrize("key", LIVE_ONLY, ids=["/".join(k) for k in LIVE_ONLY])
+def test_live_only_mistakes_fail_live_naming_the_cause(key, monkeypatch):
+    ex = LAB.exercise(key[0])
+    mistake = ex.mistake(key[1])
+    ctx, _ = _ctx(ex, ex.mistake_dir(mistake), monkeypatch)
+    monkeypatch.setattr(lab, "LEAVE_DEADLINE", 0.01)
+    monkeypatch.setattr(lab, "LB_CLASS_TIMEOUT", 0.01)
+    assert lab.EXERCISES[ex.id].static(ctx).passed
+    with pytest.raises(CheckFailed) as caught:
+        LIVE[ex.id](ctx)
+    assert mistake.message in caught.value.message, caught.value.message
+    assert caught.value.hint
+
+
+def test_publish_not_ready_says_the_probe_worked(monkeypatch):
+    ex = LAB.exercise("readiness")
+    ctx, _ = _ctx(ex, ex.mistake_dir("publish-not-ready"), monkeypatch)
+    monkeypatch.setattr(lab, "LEAVE_DEADLINE", 0.01)
+    with pytest.raises(CheckFailed) as caught:
+        LIVE["readiness"](ctx)
+    assert "the pod itself is not ready" in caught.value.message and "keeps passing" not in caught.value.message
+
+
+def test_a_failure_without_redirecting_fields_is_left_as_it_is(monkeypatch):
+    ex = LAB.exercise("clusterip")
+    ctx, _ = _ctx(ex, ex.mistake_dir("container-other-port"), monkeypatch)
+    with pytest.raises(CheckFailed) as caught:
+        LIVE["clusterip"](ctx)
+    assert "Likely cause" not in caught.value.message
+
+
+ALTERNATIVES = [pytest.param(ex, d, id=f"{ex.id}/{d.name}") for ex in LAB.exercises for d in ex.alternative_dirs]
+
+
+@pytest.mark.parametrize("ex,directory", ALTERNATIVES)
+def test_alternatives_pass_static_and_live_on_the_simulated_cluster(ex, directory, monkeypatch):
+    ctx, _ = _ctx(ex, directory, monkeypatch)
+    assert lab.EXERCISES[ex.id].static(ctx).passed
+    assert LIVE[ex.id](ctx).passed

@@ -24,6 +24,7 @@ ROOT = paths.repo_root()
 LAB = load_lab(lab05.LAB_ID, ROOT)
 EXERCISES = [ex.id for ex in LAB.exercises]
 MISTAKES = [(ex.id, m.id) for ex in LAB.exercises for m in ex.mistakes]
+ALTERNATIVES = [(ex.id, d) for ex in LAB.exercises for d in ex.alternative_dirs]
 
 
 def report_for(directory: Path, exercise: str) -> lab05.StaticReport:
@@ -39,10 +40,10 @@ def test_every_exercise_has_a_target_and_the_spec_lists_every_target() -> None:
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
-def test_exercise_has_starter_solution_and_at_least_three_mistakes(exercise: str) -> None:
+def test_exercise_has_starter_solution_five_mistakes_and_two_alternatives(exercise: str) -> None:
     spec = LAB.exercise(exercise)
     assert spec.allowed_kinds == ("NetworkPolicy",)
-    assert len(spec.mistakes) >= 3
+    assert len(spec.mistakes) >= 5 and len(spec.alternative_dirs) >= 2
     for directory in (spec.starter_dir, spec.solution_dir, *(spec.mistake_dir(m) for m in spec.mistakes)):
         for name in spec.files:
             assert (directory / name).is_file(), f"{directory / name} is missing"
@@ -69,6 +70,60 @@ def test_solution_matrix_equals_the_target(exercise: str) -> None:
     report = report_for(LAB.exercise(exercise).solution_dir, exercise)
     assert report.matches, report.message
     assert report.cells and not report.diagnoses
+
+
+@pytest.mark.parametrize(("exercise", "directory"), ALTERNATIVES, ids=[f"{e}/{d.name}" for e, d in ALTERNATIVES])
+def test_alternative_written_differently_draws_the_target_too(exercise: str, directory: Path) -> None:
+    report = report_for(directory, exercise)
+    assert report.matches, report.message
+
+
+@pytest.mark.parametrize("exercise", EXERCISES)
+def test_target_covers_every_port_the_statement_covers(exercise: str) -> None:
+    """"Only on 8080", "nothing else into production": every port a destination pod serves is a column (a
+    policy with no ports, or a range, opens the ports next to the one the worked example shows)."""
+    labels = {c.label for c in lab05.TARGETS[exercise].columns}
+    served = {"production/api:8080", "production/api:8081", "production/api:8082", "production/api:8083",
+              "production/api:8084", "production/db:5432", "production/db:5433"}
+    wanted = {"ipblock-except": {"production/db:5432", "outside/host:80"},
+              "web-to-api": {c for c in served if c.startswith("production/api")}}.get(exercise, served)
+    assert wanted <= labels, wanted - labels
+
+
+def test_imagined_destinations_are_judged_statically_and_never_probed() -> None:
+    """A pod of kube-system that is not kube-dns, db after a move, an address outside the cluster: the static
+    table has their columns, the live table (real pods only) does not."""
+    for exercise, target in lab05.TARGETS.items():
+        imagined = {f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in target.imagined}
+        static = {c.pod for c in target.reachability().columns}
+        live = {c.pod for c in target.reachability(live=True).columns}
+        assert imagined <= static and not imagined & live, exercise
+    assert {lab05.OTHER_KUBE_SYSTEM, lab05.DB_MOVED, lab05.OUTSIDE} <= {
+        p for t in lab05.TARGETS.values() for p in (f"{d['metadata']['namespace']}/{d['metadata']['name']}"
+                                                    for d in t.imagined)}
+
+
+def test_a_rule_without_ports_is_named_as_such_only_where_another_port_is_allowed() -> None:
+    """No ports on the api -> db rule: the peer is right, its ports are missing. No ports on a rule whose peer
+    admits pods that may use no port at all: the peer is at fault, not the ports."""
+    spec = LAB.exercise("seed-diagram")
+    assert "has no 'ports'" in report_for(spec.mistake_dir(spec.mistake("no-ports")), "seed-diagram").message
+    deny = LAB.exercise("default-deny-ingress")
+    message = report_for(deny.mistake_dir(deny.mistake("from-own-namespace")), "default-deny-ingress").message
+    assert "has no 'ports'" not in message and "admits production/" in message
+
+
+def test_dns_metrics_port_is_probed_on_every_kube_dns_pod() -> None:
+    cluster = LabCluster(ADDRESSES)
+    report = lab05.evaluate("api-egress-dns", _ctx("api-egress-dns", LAB.exercise("api-egress-dns").solution_dir,
+                                                    cluster, lambda s: True).objects,
+                            ADDRESSES, lab05.live_dns_pods(cluster))
+    probes = lab05._cell_probes(report, ADDRESSES, {"kube-system/coredns-1": "10.244.0.2",
+                                                    "kube-system/coredns-2": "10.244.0.3"})
+    metrics = probes[(lab05.API, lab05.DNS_METRICS)]
+    assert [(spec.kind, spec.target, spec.port, allowed) for spec, allowed in metrics] == [
+        ("tcp", "10.244.0.2", 9153, False), ("tcp", "10.244.0.3", 9153, False)]
+    assert not any(lab05.OTHER_KUBE_SYSTEM in column.pod for _, column in probes)
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
@@ -145,6 +200,16 @@ def test_side_by_side_grid_shows_three_matrices() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ live, faked
+
+
+@pytest.fixture(autouse=True)
+def no_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests never start containers: the outside listener is unavailable unless a test provides one."""
+    from graders import outside
+
+    def unavailable(ports, cluster=None, client=None):
+        raise outside.OutsideUnavailable("no docker in unit tests")
+    monkeypatch.setattr(outside, "listener", unavailable)
 
 
 class _Pod(SimpleNamespace):
@@ -254,12 +319,53 @@ def test_live_check_reports_probes_that_could_not_run_as_the_graders_problem() -
         lab05.live_check(ctx)
 
 
-def test_ipblock_live_check_is_not_run_when_pods_are_placed_differently() -> None:
-    placed = {**ADDRESSES, lab05.DB: "192.168.7.3"}  # e.g. a CNI whose IPAM ignores node pod ranges
+def test_ipblock_unverifiable_on_a_cluster_that_places_pods_differently_earns_no_points() -> None:
+    """Static right but no live proof (e.g. Calico's IPAM ignores node pod ranges): a result, never a pass."""
+    placed = {**ADDRESSES, lab05.DB: "192.168.7.3"}
     cluster = LabCluster(placed)
     ctx = _ctx("ipblock-except", LAB.exercise("ipblock-except").solution_dir, cluster, lambda spec: True)
-    result = lab05.live_check(ctx)
-    assert result.passed and "NOT RUN" in result.message and "192.168.7.3" in result.message
+    with pytest.raises(CheckFailed) as failed:
+        lab05.live_check(ctx)
+    message = failed.value.message
+    assert "not verifiable on this cluster" in message and "NOT RUN" in message and "192.168.7.3" in message
+    assert failed.value.credit == 0.0 and "nothing against your policies" in message
+
+
+def test_ipblock_probes_a_real_address_outside_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """"Nowhere else", live: api -> a listener on the cluster's docker network must be blocked, and is probed."""
+    import contextlib
+
+    from graders import outside
+
+    listening = []
+
+    @contextlib.contextmanager
+    def listener(ports, cluster=None, client=None):
+        listening.append(list(ports))
+        yield "172.18.0.77"
+        listening.append("removed")
+    monkeypatch.setattr(outside, "listener", listener)
+    probed = []
+
+    def truth(spec):
+        probed.append((spec.source, spec.target, spec.port))
+        if spec.source != lab05.API:
+            return True
+        return spec.target in (ADDRESSES[lab05.WEB], ADDRESSES[lab05.TEST])
+
+    cluster = LabCluster(ADDRESSES)
+    result = lab05.live_check(_ctx("ipblock-except", LAB.exercise("ipblock-except").solution_dir, cluster, truth))
+    assert result.passed, result.message
+    assert listening == [[80], "removed"]
+    assert (lab05.API, "172.18.0.77", 80) in probed and "judged statically only" not in result.message
+
+
+def test_ipblock_without_docker_says_the_outside_was_judged_statically_only() -> None:
+    cluster = LabCluster(ADDRESSES)
+    directory = LAB.exercise("ipblock-except").solution_dir
+    result = lab05.live_check(_ctx("ipblock-except", directory, cluster,
+                                   _as_the_policies_say("ipblock-except", directory, cluster)))
+    assert result.passed and "judged statically only" in result.message
 
 
 # ------------------------------------------------------------------------------------------------ notebook
