@@ -151,11 +151,16 @@ def run_script(script: str, *, network: str, image: str, timeout: float = RUN_TI
         raise OutsideUnavailable(f"running the outside client container on network {network} failed: "
                                  f"{type(error).__name__}: {str(error)[:200]}") from None
     finally:
-        if container is not None:
-            try:
-                container.remove(force=True)
-            except Exception:  # noqa: BLE001 — best effort; the label lets `cleanup()` find leftovers
-                pass
+        _remove(container)
+
+
+def _remove(container) -> None:
+    """Remove one of our containers; best effort: the label lets `cleanup()` find leftovers."""
+    if container is not None:
+        try:
+            container.remove(force=True)
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def cleanup(client=None) -> int:
@@ -195,11 +200,7 @@ def listener(ports: Sequence[int], cluster=None, client=None) -> Iterator[str]:
             raise OutsideUnavailable(f"the listener container on network {network} got no address")
         yield address
     finally:
-        if container is not None:
-            try:
-                container.remove(force=True)
-            except Exception:  # noqa: BLE001 — best effort; the label lets `cleanup()` find leftovers
-                pass
+        _remove(container)
 
 
 class OutsideRunner:

@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 from graders.cluster.api import Endpoint
-from graders.cluster.diagnosis import (PodProblem, diagnose_deployment, diagnose_pod, parse_exec_status,
-                                       problem_family, readiness_hint)
+from graders.cluster.diagnosis import (PodProblem, diagnose_deployment, diagnose_pod, diagnose_statefulset,
+                                       parse_exec_status, problem_family, readiness_hint)
 from graders.cluster.names import FIELD_MANAGER, FIXTURE_LABEL, OWNED_LABEL, RUN_LABEL, obj_ref, stamp_fixture
 from graders.cluster.preflight import default_context, kubeconfig_path, preflight
 from graders.errors import ClusterError, ClusterUnreachable, NotReady
@@ -535,7 +535,7 @@ class Cluster:
 
     def wait_ready(self, namespaces: Sequence[str], timeout: float = 90, poll: float = 0.5,
                    progress: Callable[[list], None] | None = None) -> None:
-        """Wait until every pod in `namespaces` is Ready and every Deployment rolled out.
+        """Wait until every pod in `namespaces` is Ready and every Deployment and StatefulSet rolled out.
 
         Stops early when a problem cannot heal by waiting (bad image, crash loop, unschedulable).
         Raises NotReady naming each pod and its cause.
@@ -546,6 +546,8 @@ class Cluster:
             problems: list[PodProblem] = []
             for ns in namespaces:
                 problems += [p for p in map(diagnose_deployment, self.list_deployments(ns)) if p]
+                problems += [p for p in map(diagnose_statefulset, self._list(
+                    f"listing StatefulSets in {ns}", self.apps.list_namespaced_stateful_set, ns)) if p]
                 problems += [p for p in map(self.diagnose_pod, self.list_pods(ns)) if p]
             if not problems:
                 return

@@ -141,6 +141,20 @@ def diagnose_deployment(dep) -> PodProblem | None:
     return None
 
 
+def diagnose_statefulset(sts) -> PodProblem | None:
+    """Why a V1StatefulSet has not rolled out (None when it has). Its pods start one by one, so right after apply
+    only web-0 (or nothing) exists: "every pod is ready" alone would pass too early."""
+    ref = f"{sts.metadata.namespace}/{sts.metadata.name}"
+    want = sts.spec.replicas if sts.spec.replicas is not None else 1
+    st = sts.status
+    if st is None or (st.observed_generation or 0) < (sts.metadata.generation or 0):
+        return PodProblem(ref, "Rollout", f"StatefulSet {ref}: rollout not observed yet")
+    ready, current = st.ready_replicas or 0, st.replicas or 0
+    if ready < want or current != want:
+        return PodProblem(ref, "Rollout", f"StatefulSet {ref}: {ready}/{want} replicas ready")
+    return None
+
+
 def parse_exec_status(text: str) -> tuple[int, str]:
     """(exit code, message) from the exec ERROR channel's Status document."""
     if not text:

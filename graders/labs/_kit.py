@@ -81,6 +81,16 @@ def require_port(svc: Manifest, number: int, why: str) -> dict:
     return port
 
 
+def require_cluster_ip(svc: Manifest) -> None:
+    """The Service must be a plain ClusterIP Service: one virtual IP, reachable inside the cluster only."""
+    if service_type(svc) != "ClusterIP":
+        raise problem(svc, ("spec", "type"), f"is type {service_type(svc)}; this exercise asks for a ClusterIP "
+                                             f"Service (the default type)", hint="type: ClusterIP, or leave type out")
+    if (svc.obj.get("spec") or {}).get("clusterIP") == "None":
+        raise problem(svc, ("spec", "clusterIP"), "is headless (clusterIP: None): it gets no virtual IP, so there "
+                                                  "is no ClusterIP to reach", hint="remove clusterIP: None")
+
+
 def problem(manifest: Manifest, path: Sequence, message: str, hint: str = "") -> CheckFailed:
     """A failure about one field of a submitted object: ``Kind ns/name (file:line): message``."""
     return CheckFailed(f"{cite(manifest, path)}: {message}", hint=hint)

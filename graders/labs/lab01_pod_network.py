@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from graders import probe
-from graders.errors import CheckFailed, ClusterError, K8sLabError
+from graders.errors import CheckFailed, ClusterError
 from graders.exercise import Exercise
 from graders.labs._kit import (HOSTNAME_PATH, is_ready, learner_pods, pods_evidence, probe_failed, problem,
                                require_service, selector_finding)
@@ -160,7 +160,7 @@ def four_pods_live(ctx) -> StepResult:
     ips = {name: pods[name].status.pod_ip for name in FOUR}
     image = probe.agnhost_image(cluster)
     agents = {f"{AGENT_PREFIX}{i + 1}": nodes[pair[0]] for i, pair in enumerate(PAIRS)}
-    cluster.apply([agent_pod(ns, name, image, node) for name, node in agents.items()])
+    cluster.ensure_pods([agent_pod(ns, name, image, node) for name, node in agents.items()])
     cluster.wait_ready([ns], timeout=60)
     specs = [ProbeSpec(f"{ns}/{src}", "clientip", ips[dst], PORT, label=dst)
              for src in FOUR for dst in FOUR if src != dst]
@@ -491,9 +491,8 @@ def parse_resolv_conf(text: str) -> Resolver:
 
 
 def judge_dns(resolver: Resolver, short: ProbeResult, cluster_name: ProbeResult, cluster_dns: str,
-              namespaces: set[str]) -> tuple[str, str]:
-    """(message, hint) of why the client's lookups are not what the exercise asks; ("", "") when they are.
-    ``namespaces``: the namespaces that exist (a search domain naming another one is a typo)."""
+              own_namespace: str) -> tuple[str, str]:
+    """(message, hint) of why the client's lookups are not what the exercise asks; ("", "") when they are."""
     search = " ".join(resolver.searches) or "(none)"
     if cluster_dns not in resolver.nameservers:
         return (f"Pod {CLIENT} asks {', '.join(resolver.nameservers) or 'no nameserver'} — not the cluster DNS "
@@ -502,22 +501,31 @@ def judge_dns(resolver: Resolver, short: ProbeResult, cluster_name: ProbeResult,
     if short.outcome is not Outcome.ALLOWED:
         wanted = f"{DATA_NS}{SVC_SUFFIX}"
         strays = [d for d in resolver.searches if d.endswith(SVC_SUFFIX)
-                  and d[:-len(SVC_SUFFIX)] not in namespaces and "." not in d[:-len(SVC_SUFFIX)]]
+                  and d[:-len(SVC_SUFFIX)] not in (own_namespace, DATA_NS) and "." not in d[:-len(SVC_SUFFIX)]]
         if strays:
-            return (f"the search domain {strays[0]} names no namespace that exists, so `{SHORT_NAME}` does not resolve "
-                    f"from Pod {CLIENT}", "compare the domain with the namespace of Service db, letter by letter")
+            return (f"the search domain {strays[0]} leads to namespace {strays[0][:-len(SVC_SUFFIX)]}, which has no "
+                    f"Service {SHORT_NAME}, so `{SHORT_NAME}` does not resolve from Pod {CLIENT}",
+                    f"compare the domain with the namespace of Service {SHORT_NAME}, letter by letter")
         if wanted not in resolver.searches:
             return (f"the short name {SHORT_NAME} does not resolve from Pod {CLIENT}: no search domain leads to "
                     f"namespace {DATA_NS} (search list: {search})",
                     "a Service's name lives under <namespace>.svc.cluster.local: add that domain to "
                     "spec.dnsConfig.searches")
         return (f"the short name {SHORT_NAME} does not resolve from Pod {CLIENT} although the search list has "
-                f"{wanted} ({short.detail})", "`kubectl get svc -n k8slab-pod-network-data` — is Service db there?")
+                f"{wanted} ({short.detail})", f"`kubectl get svc -n {DATA_NS}` — is Service {SHORT_NAME} there?")
     if cluster_name.outcome is not Outcome.ALLOWED:
-        return (f"{CLUSTER_NAME} no longer resolves from Pod {CLIENT} (search list: {search}): the cluster's own search "
-                f"domains are gone", "dnsPolicy None replaces the resolver configuration; with the default "
-                                     "ClusterFirst, dnsConfig.searches are added to the cluster's domains")
+        return (f"{CLUSTER_NAME} no longer resolves from Pod {CLIENT} (search list: {search}): the cluster's own "
+                f"search domains are gone", "dnsPolicy None replaces the resolver configuration; with the default "
+                                            "ClusterFirst, dnsConfig.searches are added to the cluster's domains")
     return "", ""
+
+
+def _resolv_conf(cluster, ns: str, pod: str) -> str:
+    rc, conf, err = cluster.exec(ns, pod, ["cat", "/etc/resolv.conf"], timeout=5)
+    if rc != 0:
+        raise CheckFailed(f"the grader could not read /etc/resolv.conf in Pod {ns}/{pod} ({err.strip()[:120]}); "
+                          f"this says nothing about your manifests", hint="keep the agnhost image for the client")
+    return conf
 
 
 def _answer(result: ProbeResult) -> str:
@@ -532,33 +540,26 @@ def dns_search_live(ctx) -> StepResult:
     if cluster.get_pod(ns, CLIENT) is None:
         raise CheckFailed(f"no Pod named {CLIENT} in namespace {ns}", hint=f"metadata.name: {CLIENT}",
                           evidence=(pods_evidence(learner_pods(cluster, ns)),))
-    rc, conf, err = cluster.exec(ns, CLIENT, ["cat", "/etc/resolv.conf"], timeout=5)
-    if rc != 0:
-        raise CheckFailed(f"the grader could not read /etc/resolv.conf in Pod {ns}/{CLIENT} ({err.strip()[:120]}); "
-                          f"this says nothing about your manifests", hint="keep the agnhost image for the client")
-    resolver = parse_resolv_conf(conf)
-    services = {name: cluster.get_service(where, svc) for name, (where, svc) in
-                {"dns": ("kube-system", "kube-dns"), "db": (ctx.namespace(DATA_NS), SHORT_NAME),
-                 "api": ("default", "kubernetes")}.items()}
-    if services["db"] is None:
+    db = cluster.get_service(ctx.namespace(DATA_NS), SHORT_NAME)
+    if db is None:
         raise CheckFailed(f"no Service {SHORT_NAME} in namespace {DATA_NS}: data.yaml is given — keep it as it is")
+    conf = _resolv_conf(cluster, ns, CLIENT)
+    resolver = parse_resolv_conf(conf)
+    # The cluster DNS is whatever a ClusterFirst pod of the grader's asks (the grader reads nothing outside its
+    # namespaces: an autograder's credentials stop there).
+    start_probe_pods(cluster, ns, [PROBE_POD])
+    cluster_dns = next(iter(parse_resolv_conf(_resolv_conf(cluster, ns, PROBE_POD)).nameservers), "")
     source = f"{ns}/{CLIENT}"
-    short = ProbeSpec(source, "dns", SHORT_NAME, label=f"dns {SHORT_NAME}", expect=(services["db"].spec.cluster_ip,))
-    whole = ProbeSpec(source, "dns", CLUSTER_NAME, label=f"dns {CLUSTER_NAME}",
-                      expect=(services["api"].spec.cluster_ip,) if services["api"] else ())
+    short = ProbeSpec(source, "dns", SHORT_NAME, label=f"dns {SHORT_NAME}", expect=(db.spec.cluster_ip,))
+    whole = ProbeSpec(source, "dns", CLUSTER_NAME, label=f"dns {CLUSTER_NAME}")
     conf_table = Evidence.text(f"/etc/resolv.conf of Pod {ns}/{CLIENT}", conf.strip())
-    cluster_dns = services["dns"].spec.cluster_ip if services["dns"] else ""
     results = (probe_until(ctx.prober, [short, whole], lambda s: Outcome.ALLOWED, attempts=2, deadline_s=10)
                if cluster_dns in resolver.nameservers else [ProbeResult(short, Outcome.NOT_RUN),
                                                             ProbeResult(whole, Outcome.NOT_RUN)])
     failed = next((r for r in results if r.outcome is Outcome.FAILED), None)
     if failed is not None:
         raise probe_failed(failed, failed.spec.target, (conf_table,))
-    try:
-        namespaces = cluster.namespace_names()
-    except K8sLabError:  # a namespace-scoped autograder may not list namespaces: judge without the typo check
-        namespaces = {ns, DATA_NS}
-    message, hint = judge_dns(resolver, results[0], results[1], cluster_dns, namespaces)
+    message, hint = judge_dns(resolver, results[0], results[1], cluster_dns, ns)
     lookups = Evidence.table(f"Lookups from Pod {CLIENT}", ("name", "outcome", "answer"),
                              [(r.spec.target, r.outcome.word, _answer(r)) for r in results])
     if message:
@@ -567,9 +568,8 @@ def dns_search_live(ctx) -> StepResult:
         raise CheckFailed(message, hint=hint, evidence=tuple(evidence))
     return StepResult("live", True,
                       f"from Pod {CLIENT}, the short name {SHORT_NAME} resolves to Service {DATA_NS}/{SHORT_NAME} "
-                      f"({services['db'].spec.cluster_ip}) and {CLUSTER_NAME} still resolves",
+                      f"({db.spec.cluster_ip}) and {CLUSTER_NAME} still resolves",
                       evidence=(conf_table, lookups))
-
 
 EXERCISES = {
     "four-pods": Exercise(live=four_pods_live),

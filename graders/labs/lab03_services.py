@@ -11,6 +11,8 @@ Every exercise is graded by behaviour, at the highest step of the evidence ladde
   every node's NodePort and the load-balancer IP *from outside the cluster*) must reach the selected pods, with
   the distribution over replicas reported; DNS answers are read (the headless A records, the ExternalName
   CNAME); and a pod whose readiness probe starts failing must leave the endpoints and stop receiving traffic.
+  When a live check fails, it also names any field of the Service that hands the traffic to other pods or another
+  controller (sessionAffinity, internal/externalTrafficPolicy, loadBalancerClass, publishNotReadyAddresses).
 
 Probes are batched: all in-cluster requests of one check run in one exec in the grader's client pod (started
 at the beginning of the live step, overlapping the API reads); all outside requests run in one short-lived
@@ -31,8 +33,9 @@ from graders.labels import format_labels
 from graders.labs._kit import (
     HOSTNAME_PATH, Spread, check_service, endpoints_evidence, expect_endpoints, explain_service_rejection,
     http_specs, is_ready, judge_outside, judge_spread, live_service, naming_traffic_fields, outside_vantage,
-    port_field, problem, require_port, require_service, run_spread, selected, selector_finding, service_summary,
-    service_table, service_type, spread_evidence, start_client, target_of, wait_client, workloads_evidence)
+    port_field, problem, require_cluster_ip, require_port, require_service, run_spread, selected, selector_finding,
+    service_summary, service_table, service_type, spread_evidence, start_client, target_of, wait_client,
+    workloads_evidence)
 from graders.manifests import Manifest
 from graders.model import Evidence, Outcome, StepResult
 from graders.netpol.selectors import service_selects
@@ -85,12 +88,7 @@ def static_clusterip(ms: Sequence[Manifest], namespace: str) -> str:
                           f"api-service.{namespace}.svc.{CLUSTER_DOMAIN}, which all come from the Service's name")
     wls = workloads(ms)
     check_service(svc, wls, namespace)
-    if service_type(svc) != "ClusterIP":
-        raise problem(svc, ("spec", "type"), f"is type {service_type(svc)}; this exercise asks for a ClusterIP "
-                                             f"Service (the default type)", hint="type: ClusterIP, or leave type out")
-    if (svc.obj.get("spec") or {}).get("clusterIP") == "None":
-        raise problem(svc, ("spec", "clusterIP"), "is headless (clusterIP: None): it gets no virtual IP, so there "
-                                                  "is no ClusterIP to reach", hint="remove clusterIP: None")
+    require_cluster_ip(svc)
     port = require_port(svc, 80, "the exercise asks for port 80")
     if target_of(port) != 8080 and isinstance(target_of(port), int):
         raise problem(svc, port_field(svc, port, "targetPort"),
@@ -507,14 +505,17 @@ def readiness_live(ctx) -> StepResult:
                                 spread_evidence(after, pods, f"after {victim} became unready"), ev_after))
 
 
-_traced = naming_traffic_fields  # a failing live check also names the Service fields that redirect traffic
-
+# a failing live check also names the Service fields that hand the traffic to other pods or another controller
 EXERCISES = {
-    "clusterip": Exercise(static=_static(static_clusterip), live=_traced(clusterip_live, "api-service")),
+    "clusterip": Exercise(static=_static(static_clusterip),
+                          live=naming_traffic_fields(clusterip_live, "api-service")),
     "headless": Exercise(static=_static(static_headless),
-                         live=_traced(headless_live, "api-named", "api-headless")),
-    "nodeport": Exercise(static=_static(static_nodeport), live=_traced(nodeport_live, "api-nodeport")),
-    "loadbalancer": Exercise(static=_static(static_loadbalancer), live=_traced(loadbalancer_live, "api-lb")),
+                         live=naming_traffic_fields(headless_live, "api-named", "api-headless")),
+    "nodeport": Exercise(static=_static(static_nodeport),
+                         live=naming_traffic_fields(nodeport_live, "api-nodeport")),
+    "loadbalancer": Exercise(static=_static(static_loadbalancer),
+                             live=naming_traffic_fields(loadbalancer_live, "api-lb")),
     "externalname": Exercise(static=_static(static_externalname), live=externalname_live),
-    "readiness": Exercise(static=_static(static_readiness), live=_traced(readiness_live, "api-service")),
+    "readiness": Exercise(static=_static(static_readiness),
+                          live=naming_traffic_fields(readiness_live, "api-service")),
 }

@@ -120,6 +120,9 @@ class SimCluster:
     def apply(self, objs):
         self.applied.extend(objs)
 
+    def ensure_pods(self, pods, timeout=60):  # the grader's own pods: created like any object here
+        self.apply(pods)
+
     def wait_ready(self, namespaces, timeout=90):
         pass
 
@@ -219,7 +222,6 @@ def test_every_exercise_has_two_alternatives_that_pass_the_offline_checks():
 # ---------------------------------------------------------------------- dns-search: resolv.conf and lookups
 CLUSTER_RESOLV = ("search k8slab-pod-network.svc.cluster.local svc.cluster.local cluster.local {extra}\n"
                   "nameserver 10.96.0.10\noptions ndots:5\n")
-EXISTING = {"default", "kube-system", lab.DATA_NS, NS_}
 
 
 def _lookup(name, ok):
@@ -235,7 +237,7 @@ def test_parse_resolv_conf():
 
 @pytest.mark.parametrize("conf, db_ok, api_ok, fragment", [
     (CLUSTER_RESOLV.format(extra="k8slab-pod-network-data.svc.cluster.local"), True, True, ""),
-    (CLUSTER_RESOLV.format(extra="k8slab-pod-network-dat.svc.cluster.local"), False, True, "names no namespace"),
+    (CLUSTER_RESOLV.format(extra="k8slab-pod-network-dat.svc.cluster.local"), False, True, "which has no Service db"),
     (CLUSTER_RESOLV.format(extra=""), False, True, "no search domain leads to namespace k8slab-pod-network-data"),
     ("search k8slab-pod-network-data.svc.cluster.local\nnameserver 10.96.0.10\n", True, False,
      "kubernetes.default no longer resolves"),
@@ -243,5 +245,5 @@ def test_parse_resolv_conf():
 ])
 def test_judge_dns(conf, db_ok, api_ok, fragment):
     message, _ = lab.judge_dns(lab.parse_resolv_conf(conf), _lookup("db", db_ok),
-                               _lookup("kubernetes.default", api_ok), "10.96.0.10", EXISTING)
+                               _lookup("kubernetes.default", api_ok), "10.96.0.10", NS_)
     assert (fragment in message) if fragment else message == ""

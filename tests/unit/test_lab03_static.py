@@ -382,3 +382,18 @@ def test_traffic_fields_name_only_what_differs_from_the_default():
     notes = kit.traffic_fields(svc(type="ClusterIP", internal_traffic_policy="Local",
                                    external_traffic_policy="Local"))  # ignored for ClusterIP: no outside path
     assert len(notes) == 1 and notes[0].startswith("spec.internalTrafficPolicy: Local")
+
+
+def test_run_spread_resends_while_a_ready_replica_has_not_answered(monkeypatch):
+    """kube-proxy programs new endpoints a moment after the EndpointSlice lists them: a round that reached one
+    replica only is sent again, and the last round is judged."""
+    monkeypatch.setattr(kit.time, "sleep", lambda s: None)
+    rounds = iter([["api-a"] * 3, ["api-a", "api-b", "api-c"]])
+
+    class Runner:
+        def run(self, specs):
+            return [_result(s.target, Outcome.ALLOWED, output=who) for s, who in zip(specs, next(rounds))]
+
+    specs = kit.http_specs("ns/k8slab-client", [("svc:80", "svc", 80)], 3)
+    spread = kit.run_spread(Runner(), specs, reach=PODS)
+    assert set(spread.answers()) == set(PODS)

@@ -70,3 +70,17 @@ def test_deployment_rollout():
     assert "Deployment ns/api: 1/2 replicas available" in p.message
     dep.status.available_replicas = 2
     assert diagnose_deployment(dep) is None
+
+
+def test_statefulset_rollout_waits_for_every_ordinal():
+    from graders.cluster.diagnosis import diagnose_statefulset
+
+    sts = k8s.V1StatefulSet(metadata=k8s.V1ObjectMeta(name="web", namespace="ns", generation=1),
+                            spec=k8s.V1StatefulSetSpec(replicas=2, selector=k8s.V1LabelSelector(),
+                                                       service_name="web", template=k8s.V1PodTemplateSpec()),
+                            status=k8s.V1StatefulSetStatus(observed_generation=1, replicas=1, ready_replicas=1))
+    assert "StatefulSet ns/web: 1/2 replicas ready" in diagnose_statefulset(sts).message  # web-1 not created yet
+    sts.status.replicas = sts.status.ready_replicas = 2
+    assert diagnose_statefulset(sts) is None
+    sts.status.observed_generation = 0
+    assert "rollout not observed yet" in diagnose_statefulset(sts).message
