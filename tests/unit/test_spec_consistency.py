@@ -1,4 +1,5 @@
-"""Every exercise of every lab in this repository is complete: starter, solution, >= 2 mistakes, a check.
+"""Every exercise of every lab in this repository is complete: starter, solution, >= 2 alternatives, >= 2 mistakes,
+a check.
 
 Discovered from labs/*/lab.yaml, one test per exercise so a failure names the lab and exercise.
 """
@@ -53,6 +54,24 @@ def test_exercise_has_at_least_two_mistakes_each_with_files_and_a_message(lab_id
         assert found, f"{lab_id}/{exercise_id}: mistake {mistake.id} has no YAML in {paths.relative(ex.mistake_dir(mistake))}"
         assert mistake.message.strip(), f"{lab_id}/{exercise_id}: mistake {mistake.id} has no message fragment"
         assert found != solution, f"{lab_id}/{exercise_id}: mistake {mistake.id} is identical to the solution"
+
+
+@pytest.mark.parametrize("lab_id, exercise_id", EXERCISES)
+def test_exercise_has_two_correct_alternatives_written_differently_that_pass_offline(lab_id, exercise_id):
+    """Graders judge behaviour, not the reference's shape: the live tests grade each alternative like the solution."""
+    ex = exercise_spec(lab_id, exercise_id)
+    alternatives = ex.alternative_dirs
+    assert len(alternatives) >= 2, (f"{lab_id}/{exercise_id}: {len(alternatives)} alternative(s) in "
+                                    f"solutions/{lab_id}/alternatives/{exercise_id}/, at least 2 needed")
+    seen = [yaml_texts(ex.solution_dir)]
+    for alternative in alternatives:
+        found = yaml_texts(alternative)
+        assert found and found not in seen, f"{paths.relative(alternative)}: empty or a copy of another submission"
+        seen.append(found)
+        try:
+            manifests.parse_submission([alternative], allowed_kinds=ex.allowed_kinds, namespaces=ex.namespaces)
+        except SubmissionError as error:
+            pytest.fail(f"{paths.relative(alternative)} is rejected offline:\n{error.message}")
 
 
 @pytest.mark.parametrize("lab_id, exercise_id", EXERCISES)
