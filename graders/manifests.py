@@ -61,6 +61,9 @@ MAX_OBJECT_BYTES = 1536 * 1024              # etcd's default --max-request-bytes
 MAX_ANNOTATION_BYTES = 256 * 1024           # apimachinery TotalAnnotationSizeLimitB, keys and values together
 MAX_DATA_BYTES = 1024 * 1024                # ConfigMap and Secret data (core validation MaxSecretSize)
 RESERVED_PREFIX = "k8slab.dev/"
+RESERVED_NAME_PREFIX = "k8slab-"
+# Mappings whose keys are label keys: a submission may not use the grader's prefix in any of them.
+_KEYED_MAPS = frozenset({"labels", "annotations", "matchLabels", "selector", "nodeSelector"})
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 Path_ = tuple[Any, ...]  # a path into a document: keys and list indexes
@@ -499,23 +502,35 @@ def check_policy(manifests: Iterable[Manifest], *, allowed_kinds: Iterable[str],
 
 
 def reserved_key_problems(manifest: Manifest) -> list[Problem]:
-    """Labels and annotations under the grader's prefix mark what the grader itself created (probe pods,
-    fixtures, run ids): a submission that carried them could hide a pod from a check or survive a reset."""
-    places: list[Path_] = [("metadata",)]
-    template = POD_SPEC_PATHS.get(manifest.kind, ())[:-1]  # the pod template's metadata sits beside its spec
-    if template:
-        places.append((*template, "metadata"))
-    problems = []
-    for place in places:
-        meta = _dict(_dig(manifest.obj, place))
-        for field_name in ("labels", "annotations"):
-            for key in _dict(meta.get(field_name)):
-                if str(key).startswith(RESERVED_PREFIX):
-                    problems.append(manifest.problem(
-                        f"{'.'.join(map(str, (*place, field_name)))} uses {key!r}: keys under {RESERVED_PREFIX} "
-                        f"are the grader's own (they mark its probe pods and namespaces); use another key",
-                        (*place, field_name, key)))
+    """Labels, annotations and selector keys under the grader's prefix mark (or pick) what the grader itself created:
+    probe pods, fixtures, run ids. A submission that carried them could hide a pod from a check, survive a reset, or
+    select the grader's pods. Pods named like the grader's own would collide with them."""
+    problems = [manifest.problem(
+                    f"{'.'.join(map(str, path))} uses {key!r}: keys under {RESERVED_PREFIX} are the grader's own "
+                    f"(they mark its probe pods and namespaces); use another key", (*path, key))
+                for path, key in _reserved_keys(manifest.obj, ())]
+    pod_names = manifest.kind in ("Pod", "StatefulSet")  # a StatefulSet's pods are named <name>-<ordinal>
+    if pod_names and manifest.name.startswith(RESERVED_NAME_PREFIX):
+        problems.append(manifest.problem(
+            f"the name {manifest.name!r} starts with {RESERVED_NAME_PREFIX!r}, which the grader keeps for its own "
+            f"pods (k8slab-probe, k8slab-client, …); choose another name", ("metadata", "name")))
     return problems
+
+
+def _reserved_keys(node: Any, path: Path_) -> Iterable[tuple[Path_, str]]:
+    """(path, key) of every label/annotation/selector key under RESERVED_PREFIX, wherever it appears (pod, PVC and
+    job templates, Service and NetworkPolicy selectors, matchExpressions)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if path and path[-1] in _KEYED_MAPS and str(key).startswith(RESERVED_PREFIX):
+                yield path, str(key)
+            yield from _reserved_keys(value, (*path, key))
+        in_expressions = len(path) >= 2 and path[-2] == "matchExpressions"
+        if in_expressions and str(node.get("key", "")).startswith(RESERVED_PREFIX):
+            yield path, str(node["key"])
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _reserved_keys(item, (*path, index))
 
 
 def check_pod_security(manifest: Manifest) -> list[Problem]:

@@ -286,14 +286,18 @@ class Cluster:
 
     def _empty(self, names: Sequence[str], kinds: Iterable[str], timeout: float, keep_fixtures: bool) -> None:
         resources = self._resettable(tuple(kinds))
-        labels = f"!{FIXTURE_LABEL}" if keep_fixtures else None
+        spared = f"!{FIXTURE_LABEL}" if keep_fixtures else None
+
+        def labels(resource) -> str | None:  # fixtures are Pods only: no other kind may outlive a reset by a label
+            return spared if resource.kind == "Pod" else None
+
         deadline = time.monotonic() + timeout
         for name in names:
             for resource, selector in resources:
-                self._delete_collection(resource, name, selector, labels)
+                self._delete_collection(resource, name, selector, labels(resource))
         while True:
             left = [f"{resource.kind} {name}/{item.metadata.name}" for name in names for resource, selector in resources
-                    for item in self._remaining(resource, name, selector, labels)]
+                    for item in self._remaining(resource, name, selector, labels(resource))]
             if not left:
                 return
             if time.monotonic() >= deadline:
@@ -303,7 +307,7 @@ class Cluster:
             for name in names:  # a ReplicaSet not yet collected may have recreated a pod
                 for resource, selector in resources:
                     if resource.kind == "Pod":
-                        self._delete_collection(resource, name, selector, labels)
+                        self._delete_collection(resource, name, selector, spared)
             time.sleep(0.2)
 
     def _resettable(self, extra: tuple[str, ...]) -> list[tuple[Any, str]]:
@@ -355,6 +359,11 @@ class Cluster:
             live = self.get_pod(ns, name)
             if live is not None and _reusable(live, pod["metadata"]["labels"][FIXTURE_LABEL]):
                 continue
+            if live is not None and FIXTURE_LABEL not in (live.metadata.labels or {}):
+                # never delete what the grader did not create: a submission's pod took the grader's pod name
+                raise ClusterError(f"Pod {ns}/{name} is not the grader's: a submitted pod uses the name the grader "
+                                   f"gives its own {name} pod; rename yours", ref=f"Pod {ns}/{name}",
+                                   reason="NameTaken")
             if live is not None:
                 self.call(f"replacing Pod {ns}/{name}", self.core.delete_namespaced_pod, name, ns,
                           grace_period_seconds=0, _request_timeout=self.timeouts(), tolerate=(404,))

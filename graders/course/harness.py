@@ -126,8 +126,8 @@ class _Harness:
             work = Path(tmp)
             os.chmod(work, 0o700)
             pristine = work / "submission"
-            shutil.copytree(submitted, pristine, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
             try:
+                shutil.copytree(submitted, pristine, ignore=_untrusted_copy_skips)
                 token = grants.create()
                 host_cfg = work / "kubeconfig-host"
                 host_cfg.write_text(yaml.safe_dump(scoped_kubeconfig(self.admin, token, self.admin.server,
@@ -165,6 +165,13 @@ class _Harness:
                     result.error = (result.error + "; " if result.error else "") + f"cleanup: {exc}"
         result.seconds = time.monotonic() - started
         return result
+
+
+def _untrusted_copy_skips(directory: str, names: list[str]) -> set[str]:
+    """What the pristine copy of a submission leaves out: notebook checkpoints, and every symbolic link — a link to
+    /dev/zero would make the trusted grader read forever, one to a file of the instructor's would leak it."""
+    return {name for name in names
+            if name == ".ipynb_checkpoints" or os.path.islink(os.path.join(directory, name))}
 
 
 _AUTOGRADE_PREPROCESSORS = [

@@ -375,6 +375,9 @@ def _wait_rollout(cluster, ns: str, timeout: float) -> list:
     engine's readiness wait only sees pods that exist already)."""
     sts = cluster.get("apps/v1", "StatefulSet", ns, WEB) or {}
     replicas = (sts.get("spec") or {}).get("replicas", 1)
+    if not isinstance(replicas, int) or replicas < 1:
+        raise CheckFailed(f"StatefulSet {WEB} has replicas: {replicas}, so {WEB}-0 never exists and its name has "
+                          f"nothing to resolve to", hint="a stable name needs at least one pod: replicas ≥ 1")
     names = [f"{WEB}-{i}" for i in range(replicas)]
     deadline = time.monotonic() + timeout
     while True:

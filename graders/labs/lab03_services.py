@@ -496,7 +496,7 @@ def readiness_live(ctx) -> StepResult:
                                                           ev_after))
     after_summary = judge_spread(after, healthy, what=f"api-service with {victim} unready", evidence=(ev_after,),
                                  require_all=True)
-    cluster.exec(ns, victim, ["touch", READY_FILE], timeout=10)  # heal it; the namespace is deleted next anyway
+    cluster.exec(ns, victim, ["touch", READY_FILE], timeout=10)  # heal it; the next reset removes it anyway
     return StepResult("live", True,
                       f"before: {summary}. After {READY_FILE} was removed in {victim}, it left the endpoints within "
                       f"{left_after:.1f} s and got none of the next {len(after.results)} requests "

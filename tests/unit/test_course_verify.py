@@ -109,3 +109,19 @@ def test_the_engine_grades_through_the_prepared_cluster_without_namespace_writes
     result = engine.grade(LAB_ID, submission=course / "solutions" / LAB_ID, cluster=prepared)
     assert result.passed
     assert not {c[0] for c in cluster.calls} & {"ensure_owned_namespace", "reset_namespaces", "delete_namespaces"}
+
+
+def test_the_pristine_copy_of_a_submission_skips_symlinks_and_checkpoints(tmp_path):
+    """A link to /dev/zero would make the trusted grader read forever; one to the instructor's files would leak."""
+    import shutil
+
+    from graders.course.harness import _untrusted_copy_skips
+
+    submitted = tmp_path / "submitted"
+    (submitted / "hello-pod" / ".ipynb_checkpoints").mkdir(parents=True)
+    (submitted / "hello-pod" / "pod.yaml").write_text("kind: Pod\n")
+    (submitted / "hello-pod" / "zero.yaml").symlink_to("/dev/zero")
+    (submitted / "secrets").symlink_to(tmp_path, target_is_directory=True)
+    shutil.copytree(submitted, tmp_path / "pristine", ignore=_untrusted_copy_skips)
+    copied = sorted(p.relative_to(tmp_path / "pristine").as_posix() for p in (tmp_path / "pristine").rglob("*"))
+    assert copied == ["hello-pod", "hello-pod/pod.yaml"]

@@ -247,3 +247,12 @@ def test_judge_dns(conf, db_ok, api_ok, fragment):
     message, _ = lab.judge_dns(lab.parse_resolv_conf(conf), _lookup("db", db_ok),
                                _lookup("kubernetes.default", api_ok), "10.96.0.10", NS_)
     assert (fragment in message) if fragment else message == ""
+
+
+def test_a_statefulset_scaled_to_zero_is_a_named_failure_not_a_grader_crash():
+    class Zero:
+        def get(self, api_version, kind, namespace, name):
+            return {"spec": {"replicas": 0}}
+
+    with pytest.raises(CheckFailed, match="replicas: 0, so web-0 never exists"):
+        lab._wait_rollout(Zero(), "ns", timeout=1)

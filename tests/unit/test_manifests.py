@@ -401,3 +401,36 @@ def test_grader_label_keys_are_reserved_in_objects_and_pod_templates(tmp_path):
                for m in messages), messages
     assert any("Deployment k8slab-x/api" in m and "spec.template.metadata.annotations uses 'k8slab.dev/fixture'" in m
                for m in messages), messages
+
+
+def test_reserved_keys_are_refused_in_pvc_templates_and_policy_selectors_and_grader_pod_names(tmp_path):
+    write(tmp_path / "sts.yaml", doc("""\
+        apiVersion: apps/v1
+        kind: StatefulSet
+        metadata: {name: k8slab-probe}
+        spec:
+          serviceName: web
+          selector: {matchLabels: {app: web}}
+          template:
+            metadata: {labels: {app: web}}
+            spec:
+              containers: [{name: web, image: "registry.k8s.io/e2e-test-images/agnhost:2.56"}]
+          volumeClaimTemplates:
+            - metadata: {name: data, labels: {k8slab.dev/fixture: x}}
+              spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Mi}}}
+        """))
+    write(tmp_path / "policy.yaml", doc("""\
+        apiVersion: networking.k8s.io/v1
+        kind: NetworkPolicy
+        metadata: {name: sneaky}
+        spec:
+          podSelector:
+            matchExpressions: [{key: k8slab.dev/fixture, operator: DoesNotExist}]
+          ingress: [{from: [{podSelector: {matchLabels: {k8slab.dev/probe: "true"}}}]}]
+        """))
+    messages = problems(tmp_path, allowed=("StatefulSet", "NetworkPolicy"))
+    text = "\n".join(messages)
+    assert "spec.volumeClaimTemplates.0.metadata.labels uses 'k8slab.dev/fixture'" in text, text
+    assert "spec.podSelector.matchExpressions.0 uses 'k8slab.dev/fixture'" in text, text
+    assert "spec.ingress.0.from.0.podSelector.matchLabels uses 'k8slab.dev/probe'" in text, text
+    assert "the name 'k8slab-probe' starts with 'k8slab-'" in text, text
