@@ -22,14 +22,13 @@ import math
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from graders import labs, manifests, runlock, spec as specs
-from graders.cluster import ClusterAPI
+from graders.cluster import ClusterAPI, new_run_id
 from graders.errors import (CheckFailed, ClusterError, K8sLabError, NotReady, Problem, SpecError, SubmissionError,
                             UsageError)
 from graders.exercise import Ctx, Exercise
@@ -144,7 +143,7 @@ def _parse(ex: specs.ExerciseSpec, sources: Sequence[Path],
 def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission, checks: Exercise, cluster: ClusterAPI,
                     status: Status, options: Options, done_with: Sequence[str]) -> list[StepResult]:
     """admit -> apply -> static -> live, stopping at the first failure; then `done_with` is torn down."""
-    run_id = uuid.uuid4().hex[:8]  # stamped on the namespaces (label k8slab.dev/run) to tell runs apart
+    run_id = new_run_id()  # stamped on the namespaces (label k8slab.dev/run) to tell runs apart
     ctx = Ctx(spec=ex, objects=found.manifests, cluster=cluster, run_id=run_id, verbose=options.verbose,
               runner_factory=options.runner_factory)
     plan: list[tuple[str, str, Callable[[], StepResult | None]]] = [

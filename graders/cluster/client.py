@@ -13,7 +13,7 @@ import yaml
 
 from graders.cluster.api import Endpoint
 from graders.cluster.diagnosis import (PodProblem, diagnose_deployment, diagnose_pod, diagnose_statefulset,
-                                       parse_exec_status, problem_family, readiness_hint)
+                                       is_ready, parse_exec_status, problem_family, readiness_hint)
 from graders.cluster.names import FIELD_MANAGER, FIXTURE_LABEL, OWNED_LABEL, RUN_LABEL, obj_ref, stamp_fixture
 from graders.cluster.preflight import default_context, kubeconfig_path, preflight
 from graders.errors import ClusterError, ClusterUnreachable, NotReady
@@ -67,9 +67,7 @@ def _api_status_reason(exc) -> str:
 
 def _reusable(pod, stamp: str) -> bool:
     """A kept fixture pod can serve again: same manifest, not being deleted, Ready."""
-    if pod.metadata.deletion_timestamp or (pod.metadata.labels or {}).get(FIXTURE_LABEL) != stamp or not pod.status:
-        return False
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    return (pod.metadata.labels or {}).get(FIXTURE_LABEL) == stamp and is_ready(pod)
 
 
 def _terminating(ns) -> bool:

@@ -141,6 +141,13 @@ def diagnose_deployment(dep) -> PodProblem | None:
     return None
 
 
+def is_ready(pod) -> bool:
+    """A V1Pod that serves: not being deleted, and its Ready condition True."""
+    if pod.metadata.deletion_timestamp or not pod.status:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
 def diagnose_statefulset(sts) -> PodProblem | None:
     """Why a V1StatefulSet has not rolled out (None when it has). Its pods start one by one, so right after apply
     only web-0 (or nothing) exists: "every pod is ready" alone would pass too early."""

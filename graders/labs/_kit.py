@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from graders import outside, probe
+from graders.cluster import is_ready  # noqa: F401 — lab modules take it from the toolkit
 from graders.errors import CheckFailed
 from graders.labels import format_labels, pods_with_labels
 from graders.manifests import Manifest
@@ -199,12 +200,6 @@ def service_summary(svc: Manifest, wls: Sequence[Workload]) -> str:
 
 
 # ================================================================================ the cluster
-def is_ready(pod) -> bool:
-    if pod.metadata.deletion_timestamp or not pod.status:
-        return False
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-
-
 def learner_pods(cluster, namespace: str) -> list:
     """The pods of the namespace except the grader's own probe and client pods."""
     return [p for p in cluster.list_pods(namespace) if not (p.metadata.labels or {}).get(probe.PROBE_LABEL)]
