@@ -70,11 +70,15 @@ bundle:
 ################################################################################
 # ================================== Labs ======================================
 
+# JupyterLab refuses to start as root ("Running as root is not recommended") without --allow-root: pass it only
+# when the effective uid is 0 (containers, workshop VMs), never to a normal user.
+JUPYTER_ROOT_FLAG = $(if $(filter 0,$(shell id -u)),--allow-root)
+
 # create the cluster if none answers, build missing notebooks (never overwrites yours), open JupyterLab
 lab: venv
 	@$(PY) -m graders.cluster || { echo "==> creating the cluster"; $(MAKE) cluster; }
 	@$(VENV)/bin/k8slab notebooks build
-	$(VENV)/bin/jupyter lab --notebook-dir=labs
+	$(VENV)/bin/jupyter lab --notebook-dir=labs $(JUPYTER_ROOT_FLAG)
 
 # grade your files for one lab with pytest (LAB=00-orientation)
 grade: venv
@@ -122,3 +126,9 @@ distclean: clean
 
 # The instructor path (nbgrader): course, course-release, course-autograde, ... (see README).
 -include mk/course.mk
+
+# class report (DIR=course, LAB= for one lab): pass rates, score histograms, failure causes -> DIR/class-report.html
+course-report: venv
+	$(K8SLAB) course report $(or $(DIR),$(COURSE_DIR),course) $(if $(LAB),--lab $(LAB)) $(if $(OUT),--out $(OUT))
+
+.PHONY: course-report

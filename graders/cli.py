@@ -17,7 +17,7 @@ EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERNAL = 0, 1, 2, 3, 
 
 # Subcommands other modules contribute: (module, function taking the subparsers), imported when the parser is built.
 EXTENSIONS = (("graders.netpol.cli", "add_parsers"), ("graders.course.cli", "register"), ("graders.clusterplan", "register"),
-              ("graders.notebook_build", "register"))
+              ("graders.notebook_build", "register"), ("graders.hints", "register"))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from graders import labs, manifests, runlock, spec as specs
+from graders import labs, manifests, questions, runlock, spec as specs
 from graders.cluster import ClusterAPI, new_run_id
 from graders.errors import (CheckFailed, ClusterError, K8sLabError, NotReady, Problem, SpecError, SubmissionError,
                             UsageError)
@@ -85,10 +85,15 @@ def grade(lab_id: str, exercise: str | None = None, submission: Path | str | Non
     connection = _Connection(cluster, context, connect_timeout)
 
     parsed: dict[str, StepResult] = {}
-    submissions: dict[str, manifests.Submission] = {}
+    submissions: dict[str, manifests.Submission | Mapping[str, questions.Answer]] = {}
     for ex in selected:
-        status.start(f"{ex.id}: checking manifests")
-        step, found = _parse(ex, sources_for(ex, submission, single=exercise is not None), options.explain)
+        sources = sources_for(ex, submission, single=exercise is not None)
+        if ex.submission == "answers":
+            status.start(f"{ex.id}: reading your answers")
+            step, found = _parse_answers(ex, sources, checks[ex.id])
+        else:
+            status.start(f"{ex.id}: checking manifests")
+            step, found = _parse(ex, sources, options.explain)
         status.end(step.passed, "" if step.passed else "rejected before touching the cluster")
         parsed[ex.id] = step
         if found is not None:
@@ -140,20 +145,40 @@ def _parse(ex: specs.ExerciseSpec, sources: Sequence[Path],
                       evidence=evidence), found
 
 
-def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission, checks: Exercise, cluster: ClusterAPI,
-                    status: Status, options: Options, done_with: Sequence[str]) -> list[StepResult]:
-    """admit -> apply -> static -> live, stopping at the first failure; then `done_with` is torn down."""
+def _parse_answers(ex: specs.ExerciseSpec, sources: Sequence[Path],
+                   checks: Exercise) -> tuple[StepResult, Mapping[str, questions.Answer] | None]:
+    try:
+        found = questions.parse_answers(sources, checks.questions, ex.files[0])
+    except SubmissionError as error:
+        return StepResult("parse", False, error.message,
+                          hint="each line above names the question, the file and line, and what to change"), None
+    answered = sum(a.value is not None for a in found.values())
+    return StepResult("parse", True, f"{answered} of {len(found)} questions answered"), found
+
+
+def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission | Mapping[str, questions.Answer],
+                    checks: Exercise, cluster: ClusterAPI, status: Status, options: Options,
+                    done_with: Sequence[str]) -> list[StepResult]:
+    """admit -> apply -> static -> live (answers: live only), stopping at the first failure; then `done_with`
+    is torn down."""
     run_id = new_run_id()  # stamped on the namespaces (label k8slab.dev/run) to tell runs apart
-    ctx = Ctx(spec=ex, objects=found.manifests, cluster=cluster, run_id=run_id, verbose=options.verbose,
-              runner_factory=options.runner_factory)
-    plan: list[tuple[str, str, Callable[[], StepResult | None]]] = [
-        ("admit", "admission (server-side dry-run)", lambda: _admit(ex, found, cluster, run_id, options)),
-        ("apply", "apply and wait until ready", lambda: _apply(ex, found, cluster)),
-    ]
-    if checks.static is not None:
-        plan.append(("static", "what the manifests should do", lambda: checks.static(ctx)))
+    plan: list[tuple[str, str, Callable[[], StepResult | None]]]
+    if isinstance(found, manifests.Submission):
+        ctx = Ctx(spec=ex, objects=found.manifests, cluster=cluster, run_id=run_id, verbose=options.verbose,
+                  runner_factory=options.runner_factory)
+        plan = [
+            ("admit", "admission (server-side dry-run)", lambda: _admit(ex, found, cluster, run_id, options)),
+            ("apply", "apply and wait until ready", lambda: _apply(ex, found, cluster)),
+        ]
+        if checks.static is not None:
+            plan.append(("static", "what the manifests should do", lambda: checks.static(ctx)))
+    else:
+        ctx = Ctx(spec=ex, objects=(), cluster=cluster, run_id=run_id, verbose=options.verbose,
+                  runner_factory=options.runner_factory, answers=found)
+        plan = [("admit", "the grader's namespaces", lambda: _reset_only(ex, cluster, run_id, options))]
     if checks.live is not None:
-        plan.append(("live", "live traffic", lambda: checks.live(ctx)))
+        text = "your answers against the cluster" if ctx.answers else "live traffic"
+        plan.append(("live", text, lambda: checks.live(ctx)))
     steps: list[StepResult] = []
     try:
         for name, text, run in plan:
@@ -175,11 +200,8 @@ def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission, checks:
 def _unless_taken_over(step: StepResult, ex: specs.ExerciseSpec, cluster: ClusterAPI, run_id: str) -> StepResult:
     """Whatever this run observed is void if another grading run reset its namespaces meanwhile (a second
     notebook or terminal on another machine, which the local run lock cannot see): say so instead."""
-    check_run = getattr(cluster, "check_run", None)
-    if check_run is None:
-        return step
     try:
-        check_run(list(ex.namespaces), run_id)
+        cluster.check_run(list(ex.namespaces), run_id)
     except ClusterError as error:
         return StepResult(step.step, False, error.message, hint=error.hint)
     return step
@@ -221,6 +243,14 @@ def _admit(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: Cluster
         error = SubmissionError(problems)
         raise CheckFailed(error.message, hint="the API server's own words are above: fix that field and re-run")
     return StepResult("admit", True, f"the API server accepts all {len(found.manifests)} objects")
+
+
+def _reset_only(ex: specs.ExerciseSpec, cluster: ClusterAPI, run_id: str, options: Options) -> StepResult:
+    """An answers exercise applies nothing, but its namespaces are reset and stamped like any other run: the
+    grader's pods that its facts come from live there."""
+    cluster.reset_namespaces(list(ex.namespaces), run_id, kinds=options.reset_kinds, labels=options.namespace_labels,
+                             keep_fixtures=True)
+    return StepResult("admit", True, f"namespaces ready: {', '.join(ex.namespaces)}")
 
 
 def _apply(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: ClusterAPI) -> StepResult:

@@ -7,8 +7,8 @@ keeps checks reading like sentences: look, compare, fail with what is wrong and 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
 from graders.cluster import ClusterAPI
@@ -19,6 +19,7 @@ from graders.spec import ExerciseSpec
 
 if TYPE_CHECKING:
     from graders.probe import Runner
+    from graders.questions import Answer, Question
 
 StepFn = Callable[["Ctx"], "StepResult | None"]
 
@@ -29,6 +30,7 @@ class Exercise:
 
     static: StepFn | None = None
     live: StepFn | None = None
+    questions: tuple["Question", ...] = ()  # an answers exercise's questions (graders.questions)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Ctx:
     run_id: str = ""
     verbose: bool = False
     runner_factory: Callable[[ClusterAPI], "Runner"] | None = None  # tests inject a SimulatedRunner here
+    answers: Mapping[str, "Answer"] = field(default_factory=dict)  # an answers exercise's, by question id
 
     @functools.cached_property
     def prober(self) -> "Runner":

@@ -32,7 +32,8 @@ def _points(value: float) -> str:
 def to_text(result: LabResult, *, verbose: bool = False, color: bool = True, width: int = 110) -> str:
     """The result as terminal text (ANSI colours when ``color``)."""
     buffer = io.StringIO()
-    console = Console(file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False)
+    console = Console(file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False,
+                      force_jupyter=False)  # in a kernel rich would display the text instead of returning it
     print_result(result, console, verbose=verbose)
     return buffer.getvalue()
 
@@ -49,7 +50,8 @@ def exercise_text(exercise: ExerciseResult, *, verbose: bool = False, color: boo
     """The exercise report as text. ``wrap=False`` keeps each sentence on one line (tables still fit ``width``):
     for feedback a notebook or a browser wraps itself, where a hard break would split a mistake's message."""
     buffer = io.StringIO()
-    console = Console(file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False)
+    console = Console(file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False,
+                      force_jupyter=False)  # in a kernel rich would display the text instead of returning it
     console.print(exercise_renderable(exercise, verbose=verbose), soft_wrap=not wrap)
     return buffer.getvalue()
 

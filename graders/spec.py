@@ -24,7 +24,10 @@ _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 # Labels the grader or the API server sets on every namespace: a lab may not declare them.
 _RESERVED_LABEL_PREFIXES = ("k8slab.dev/", "kubernetes.io/metadata.name")
 _EXERCISE_KEYS = {"id", "title", "points", "files", "allowed_kinds", "mistakes", "namespaces", "ready_timeout",
-                  "description"}
+                  "description", "submission"}
+# What the learner submits: Kubernetes objects (applied and probed), or one YAML file of answers to questions that
+# the grader checks against the live cluster (graders.questions: observation and predict exercises).
+SUBMISSIONS = ("manifests", "answers")
 _MISTAKE_KEYS = {"id", "message", "description"}
 DEFAULT_READY_TIMEOUT = 120.0
 
@@ -49,6 +52,7 @@ class ExerciseSpec:
     ready_timeout: float = DEFAULT_READY_TIMEOUT
     description: str = ""
     root: Path = Path(".")  # repository root the spec was loaded from
+    submission: str = "manifests"  # or "answers" (see SUBMISSIONS)
 
     @property
     def default_namespace(self) -> str:
@@ -205,11 +209,23 @@ def _parse_exercise(raw: Any, where: str, problems: "_Problems", lab_id: str, la
         if mistake.id in {m.id for m in mistakes}:
             problems.add(f"{mistake_where}.id", f"duplicate mistake id {mistake.id!r}")
         mistakes.append(mistake)
+    submission = raw.get("submission", "manifests")
+    files = problems.strings(raw, "files", where)
+    if submission not in SUBMISSIONS:
+        problems.add(f"{where}.submission", f"must be one of {', '.join(SUBMISSIONS)}, got {submission!r}")
+    if submission == "answers":
+        if len(files) > 1:
+            problems.add(f"{where}.files", "an answers exercise has exactly one file (its answers)")
+        if raw.get("allowed_kinds"):
+            problems.add(f"{where}.allowed_kinds", "an answers exercise applies no objects: leave it out")
+        allowed_kinds: tuple[str, ...] = ()
+    else:
+        allowed_kinds = problems.strings(raw, "allowed_kinds", where)
     return ExerciseSpec(
         lab=lab_id, id=exercise_id, title=problems.string(raw, "title", where), points=float(points),
-        files=problems.strings(raw, "files", where), allowed_kinds=problems.strings(raw, "allowed_kinds", where),
+        files=files, allowed_kinds=allowed_kinds,
         namespaces=namespaces, mistakes=tuple(mistakes), ready_timeout=float(ready_timeout),
-        description=str(raw.get("description", "")), root=root,
+        description=str(raw.get("description", "")), root=root, submission=str(submission),
     )
 
 

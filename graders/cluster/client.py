@@ -74,6 +74,22 @@ def _terminating(ns) -> bool:
     return bool(ns.status and ns.status.phase == "Terminating")
 
 
+def default_request_timeout(api_client, connect: float, read: float) -> None:
+    """A timeout for the requests that cannot take `_request_timeout=`: the dynamic client's API discovery
+    (/apis, /openapi). The REST client passes "no timeout" to urllib3 explicitly when a call names none, so the
+    default is filled in at that one entry point; calls that pass their own timeout still win. Without it a
+    stalled API server hangs discovery forever."""
+    rest = getattr(api_client, "rest_client", None)
+    if rest is None:
+        return
+    send = rest.request
+
+    def request(method, url, *args, _request_timeout=None, **kwargs):
+        return send(method, url, *args, _request_timeout=_request_timeout or (connect, read), **kwargs)
+
+    rest.request = request
+
+
 class Cluster:
     """A connection to one cluster (one kube context). Create with `Cluster.connect()`."""
 
@@ -118,7 +134,9 @@ class Cluster:
             raise ClusterUnreachable(f"cannot load context {context!r} from {path}: {exc}",
                                      hint="`kind export kubeconfig --name k8slab` rewrites it") from None
         cfg.retries = 0  # a refused connection must fail now, not after urllib3's 3 retries
-        cluster = cls(k8s.ApiClient(cfg), context, cfg.host, timeout)
+        api_client = k8s.ApiClient(cfg)
+        default_request_timeout(api_client, timeout, max(timeout, 10))  # as timeouts(): one read, not a whole call
+        cluster = cls(api_client, context, cfg.host, timeout)
         cluster.connect_seconds = time.monotonic() - started
         return cluster
 

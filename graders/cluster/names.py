@@ -30,9 +30,11 @@ def stamp_fixture(pod: dict) -> dict:
     return stamped
 
 
-def new_run_id() -> str:
-    """A short id stamped on every namespace of one grading run (label k8slab.dev/run)."""
-    return time.strftime("%H%M%S") + "-" + uuid.uuid4().hex[:6]
+def new_run_id(owner: str = "") -> str:
+    """A short id stamped on every namespace of one grading run (label k8slab.dev/run); ``owner`` (a label-safe
+    word such as a student id, cut to 20 characters) says whose run it is."""
+    middle = f"{owner[:20].strip('-_.')}-" if owner.strip("-_.") else ""
+    return f"{time.strftime('%H%M%S')}-{middle}{uuid.uuid4().hex[:6]}"
 
 
 def obj_ref(obj: dict, default_ns: str | None = None) -> str:

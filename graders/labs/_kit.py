@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 import time
 from collections import Counter
@@ -17,9 +18,9 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from graders import outside, probe
+from graders import manifests, outside, probe
 from graders.cluster import is_ready  # noqa: F401 — lab modules take it from the toolkit
-from graders.errors import CheckFailed
+from graders.errors import CheckFailed, K8sLabError
 from graders.labels import format_labels, pods_with_labels
 from graders.manifests import Manifest
 from graders.model import Evidence, Outcome
@@ -528,3 +529,20 @@ def judge_outside(results: Sequence[probe.ProbeResult], pods: dict, what: str, e
                                "request from a container on the cluster's docker network",
                           evidence=(table, *evidence, Evidence.command("Reproduce", first.command)))
     return table
+
+
+# ---------------------------------------------------------------------- break-fix exercises
+def as_deployed(objects: Sequence[Manifest], starter_dir) -> bool:
+    """Whether the submission is still the broken setup the exercise starts from (the same objects as its starter
+    files; comments and layout do not count). False when the starter cannot be read."""
+    def essence(ms) -> list:
+        out = []
+        for m in ms:
+            meta = {k: v for k, v in (m.obj.get("metadata") or {}).items() if k != "namespace"}
+            out.append(json.dumps({**m.obj, "metadata": meta}, sort_keys=True, default=str))
+        return sorted(out)
+    try:
+        starter = manifests.load([starter_dir])
+    except (K8sLabError, OSError):
+        return False
+    return essence(objects) == essence(starter)

@@ -5,9 +5,13 @@ Discovered from labs/*/lab.yaml, one test per exercise so a failure names the la
 """
 from __future__ import annotations
 
-import pytest
+import tempfile
+from pathlib import Path
 
-from graders import labs, manifests, paths, spec
+import pytest
+from observed import materialise_example
+
+from graders import labs, manifests, paths, questions, spec
 from graders.errors import SpecError, SubmissionError
 
 LAB_IDS = spec.lab_ids(paths.repo_root())
@@ -33,13 +37,24 @@ def test_exercise_has_starter_files(lab_id, exercise_id):
     assert not missing, f"{lab_id}/{exercise_id}: starter files missing in {paths.relative(ex.starter_dir)}: {missing}"
 
 
+def offline_check(ex, directory) -> None:
+    """What the parse step does with a submission: manifests are loaded and vetted; an answers exercise's template
+    is filled with example values (tests/observed.py) and read against the lab's questions."""
+    if ex.submission != "answers":
+        manifests.parse_submission([directory], allowed_kinds=ex.allowed_kinds, namespaces=ex.namespaces)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        filled = materialise_example(ex, directory, Path(tmp))
+        questions.parse_answers([filled], labs.exercises(ex.lab)[ex.id].questions, ex.files[0])
+
+
 @pytest.mark.parametrize("lab_id, exercise_id", EXERCISES)
 def test_exercise_has_a_solution_that_passes_the_offline_checks(lab_id, exercise_id):
     ex = exercise_spec(lab_id, exercise_id)
     missing = [name for name in ex.files if not (ex.solution_dir / name).is_file()]
     assert not missing, f"{lab_id}/{exercise_id}: solution files missing in {paths.relative(ex.solution_dir)}: {missing}"
     try:
-        manifests.parse_submission([ex.solution_dir], allowed_kinds=ex.allowed_kinds, namespaces=ex.namespaces)
+        offline_check(ex, ex.solution_dir)
     except SubmissionError as error:
         pytest.fail(f"{lab_id}/{exercise_id}: the reference solution is rejected offline:\n{error.message}")
 
@@ -69,7 +84,7 @@ def test_exercise_has_two_correct_alternatives_written_differently_that_pass_off
         assert found and found not in seen, f"{paths.relative(alternative)}: empty or a copy of another submission"
         seen.append(found)
         try:
-            manifests.parse_submission([alternative], allowed_kinds=ex.allowed_kinds, namespaces=ex.namespaces)
+            offline_check(ex, alternative)
         except SubmissionError as error:
             pytest.fail(f"{paths.relative(alternative)} is rejected offline:\n{error.message}")
 

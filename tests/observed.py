@@ -1,0 +1,103 @@
+"""Reference answers of answers exercises (graders.questions), observed on a live cluster by another route than the
+grader's: kubectl for the API, `docker exec <node> ip route get` for routes. The grader reads routes from
+/proc/net/route in its host-network pods and computes the longest-prefix match itself, so a solution that passes
+here is evidence that both readings agree, not that the grader agrees with itself.
+
+Solution, alternative and mistake directories of an answers exercise hold templates (``${name}``); ``materialise``
+copies one with every placeholder filled in.
+"""
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from graders import engine, questions, spec
+
+NAMESPACE = "k8slab-pod-network"
+WHEREAMI = "k8slab-whereami"
+
+
+def _run(*argv: str, timeout: float = 30) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip()[-400:]}")
+    return done.stdout
+
+
+@functools.lru_cache(maxsize=None)
+def lab01_values(context: str) -> dict[str, str]:
+    """Every placeholder of lab 01 read-the-network's templates, for the cluster behind ``context``."""
+    lab = spec.load_lab("01-pod-network")
+    ex = lab.exercise("read-the-network")
+    # grading the starter once creates the grader's pods the questions are about (they stay: teardown "empty")
+    engine.grade(lab.id, ex.id, ex.starter_dir, context=context, teardown="empty")
+    kubectl = ("kubectl", "--context", context)
+    nodes = json.loads(_run(*kubectl, "get", "nodes", "-o", "json"))["items"]
+    workers = sorted(n["metadata"]["name"] for n in nodes
+                     if "node-role.kubernetes.io/control-plane" not in n["metadata"].get("labels", {}))
+    first, second = workers
+    address = {n["metadata"]["name"]: next(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP")
+               for n in nodes}
+    cidr = {n["metadata"]["name"]: n["spec"].get("podCIDR", "") for n in nodes}
+    pod = json.loads(_run(*kubectl, "-n", NAMESPACE, "get", "pod", WHEREAMI, "-o", "json"))
+    route = _run("docker", "exec", first, "ip", "route", "get", pod["status"]["podIP"])
+    via = re.search(r"\bvia (\S+)", route)
+    device = re.search(r"\bdev (\S+)", route).group(1)
+    next_hop = via.group(1) if via else questions.NO_NEXT_HOP
+    mtu = _run(*kubectl, "-n", NAMESPACE, "exec", WHEREAMI, "--", "cat", "/sys/class/net/eth0/mtu").strip()
+    first_range = ipaddress.ip_network(cidr[first])
+    return {
+        "worker_pod_range": cidr[first], "worker2_pod_range": cidr[second],
+        "worker_pod_range_host": f"{first_range.network_address + 1}/{first_range.prefixlen}",
+        "pod_network": str(ipaddress.ip_network(cidr[first]).supernet(new_prefix=16)),
+        "route_device": device, "route_device_upper": device.upper(),
+        "next_hop_ip": next_hop,
+        "next_hop_node": next((n for n, ip in address.items() if ip == next_hop), next_hop),
+        "mtu": mtu, "whereami_node": pod["spec"]["nodeName"],
+        "whereami_node_upper": pod["spec"]["nodeName"].upper(),
+        "first_worker": first, "first_worker_ip": address[first],
+    }
+
+
+VALUES = {("01-pod-network", "read-the-network"): lab01_values}
+
+
+def materialise(ex: spec.ExerciseSpec, directory: Path, context: str, target: Path) -> Path:
+    """``directory`` as a submission: unchanged for a manifests exercise, its templates filled for an answers one
+    (the starter has no placeholders and is copied as it is)."""
+    if ex.submission != "answers":
+        return directory
+    fill = VALUES.get((ex.lab, ex.id))  # predictions have no placeholders: what is right does not vary
+    values = fill(context) if fill else {}
+    shutil.copytree(directory, target, dirs_exist_ok=True)
+    for file in target.glob("*.yaml"):
+        file.write_text(questions.render_answers(file.read_text(), values))
+    return target
+
+
+# What a cluster built from the course's plan typically shows: the offline tests fill the templates with these and
+# grade them against the same network, given to the lab's pure judgement (tests/unit/test_lab01_read_network.py).
+EXAMPLE_VALUES = {
+    ("01-pod-network", "read-the-network"): {
+        "worker_pod_range": "10.244.1.0/24", "worker2_pod_range": "10.244.2.0/24",
+        "worker_pod_range_host": "10.244.1.1/24", "pod_network": "10.244.0.0/16",
+        "route_device": "eth0", "route_device_upper": "ETH0", "next_hop_ip": "172.18.0.3",
+        "next_hop_node": "k8slab-worker2", "mtu": "1500", "whereami_node": "k8slab-worker2",
+        "whereami_node_upper": "K8SLAB-WORKER2", "first_worker": "k8slab-worker", "first_worker_ip": "172.18.0.2",
+    },
+}
+
+
+def materialise_example(ex: spec.ExerciseSpec, directory: Path, target: Path) -> Path:
+    """Like ``materialise``, with EXAMPLE_VALUES instead of a live cluster's."""
+    if ex.submission != "answers":
+        return directory
+    shutil.copytree(directory, target, dirs_exist_ok=True)
+    for file in target.glob("*.yaml"):
+        file.write_text(questions.render_answers(file.read_text(), EXAMPLE_VALUES.get((ex.lab, ex.id), {})))
+    return target
