@@ -8,13 +8,15 @@
   come from loopback, and every container sees the pod's IP.
 * ``stable-names`` — a StatefulSet behind a headless Service: ``web-0.web.<ns>.svc.cluster.local`` resolves to
   web-0's IP; the grader deletes web-0 and shows the name following the replacement pod to its new IP.
-* ``dns-search`` — from the learner's own pod, the short name ``db`` resolves to a Service in another namespace
-  (a search domain from dnsConfig) while ``kubernetes.default`` still resolves; the pod's resolv.conf explains.
+* ``dns-search`` — with the client pod's DNS settings (dnsPolicy, dnsConfig: read from its spec, never from its
+  container), the short name ``db`` resolves to a Service in another namespace through the search list (ndots
+  at least 1) while ``kubernetes.default`` still resolves; the lookups run in a grader's pod with the same settings.
 
 The judgements on probe results and logs are pure functions (unit-tested); the check functions gather facts.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -27,6 +29,7 @@ from graders.labs._kit import (HOSTNAME_PATH, is_ready, learner_pods, pods_evide
                                require_service, selector_finding)
 from graders.model import Evidence, Matrix, MatrixCell, Outcome, StepResult
 from graders.probe import ProbeResult, ProbeSpec, probe_until, start_probe_pods
+from graders.questions import NO_NEXT_HOP, Fact, Question, judge as judge_answers, not_observable, observed
 from graders.workloads import workloads
 
 LAB_ID = "01-pod-network"
@@ -411,20 +414,20 @@ def _wait_replacement(cluster, ns: str, old_uid: str):
                       hint="a readiness probe that passes, and a short terminationGracePeriodSeconds, help")
 
 
-def _resolve(ctx, source: str, fqdn: str, ip: str, when: str) -> ProbeResult:
+def _resolve(ctx, source: str, fqdn: str, ip: str, when: str, pod: str = POD0) -> ProbeResult:
     dns = ProbeSpec(source, "dns", fqdn, label=f"dns {fqdn}", expect=(ip,))
     result = probe_until(ctx.prober, [dns], {dns: Outcome.ALLOWED}, attempts=12, deadline_s=30)[0]
     if result.outcome is Outcome.FAILED:
         raise probe_failed(result, fqdn)
     if result.outcome is not Outcome.ALLOWED:
-        raise CheckFailed(f"{when}, {fqdn} did not resolve to {POD0}'s IP {ip} ({result.detail})",
+        raise CheckFailed(f"{when}, {fqdn} did not resolve to {pod}'s IP {ip} ({result.detail})",
                           hint=f"the headless Service {WEB} must select the StatefulSet's pods, and the "
                                f"StatefulSet's serviceName must be {WEB}",
                           evidence=(Evidence.command("Reproduce", result.command),))
     return result
 
 
-def _get_by_name(ctx, source: str, fqdn: str, when: str) -> ProbeResult:
+def _get_by_name(ctx, source: str, fqdn: str, when: str, pod: str = POD0) -> ProbeResult:
     http = ProbeSpec(source, "http", fqdn, PORT, path=HOSTNAME_PATH, label=f"{fqdn}:{PORT}")
     result = probe_until(ctx.prober, [http], {http: Outcome.ALLOWED}, attempts=3, deadline_s=10)[0]
     reproduce = Evidence.command("Reproduce", result.command)
@@ -432,12 +435,12 @@ def _get_by_name(ctx, source: str, fqdn: str, when: str) -> ProbeResult:
         raise probe_failed(result, fqdn)
     if result.outcome is not Outcome.ALLOWED:
         what = "nothing accepts connections on port" if "refused" in result.detail else "no answer on port"
-        raise CheckFailed(f"{when}, {fqdn} resolves, but {what} {PORT} in Pod {POD0} ({result.detail})",
+        raise CheckFailed(f"{when}, {fqdn} resolves, but {what} {PORT} in Pod {pod} ({result.detail})",
                           hint=f"the pods must serve HTTP on {PORT}: agnhost `netexec --http-port={PORT}`",
                           evidence=(reproduce,))
     answer = result.output.strip()
-    if answer != POD0:
-        raise CheckFailed(f"{when}, {fqdn}:{PORT}/hostname answered {answer[:60]!r}, not {POD0}", evidence=(reproduce,))
+    if answer != pod:
+        raise CheckFailed(f"{when}, {fqdn}:{PORT}/hostname answered {answer[:60]!r}, not {pod}", evidence=(reproduce,))
     return result
 
 
@@ -467,12 +470,78 @@ def stable_names_live(ctx) -> StepResult:
                       evidence=(table, Evidence.command("Reproduce", resolved.command)))
 
 
+# ================================================================================ fix-the-names (break-fix)
+# A colleague's StatefulSet behind a headless Service, deployed broken: clients get NXDOMAIN for web-0's name.
+# The starter holds two faults (a readiness probe on a port nothing serves, so no pod is ever Ready and the
+# headless Service publishes no record; a Service selector that matches no pod). Judged like stable-names, plus
+# the clause the statement adds: the readiness probe stays, since it is what keeps a pod out of DNS until it serves.
+def _without_readiness(ctx) -> list[str]:
+    sts = ctx.find("StatefulSet", WEB)
+    spec = ((sts.obj.get("spec") or {}).get("template") or {}).get("spec") or {} if sts else {}
+    return [c.get("name", "?") for c in spec.get("containers") or [] if not c.get("readinessProbe")]
+
+
+def fix_the_names_static(ctx) -> StepResult:
+    stable_names_static(ctx)
+    bare = _without_readiness(ctx)
+    if bare:
+        sts = ctx.find("StatefulSet", WEB)
+        raise problem(sts, ("spec", "template", "spec", "containers"),
+                      f"container {', '.join(bare)} keeps no readiness probe: the names would resolve, but a pod "
+                      f"that does not serve yet would be in DNS too (the statement keeps the probe; fix what it "
+                      f"tests instead)", hint="point the probe at the port and path the container serves")
+    return StepResult("static", True, f"the headless Service {WEB} selects the StatefulSet's pods, each with a "
+                                      f"readiness probe")
+
+
+def fix_the_names_live(ctx) -> StepResult:
+    ns = ctx.namespace()
+    cluster = ctx.cluster
+    pods = _wait_rollout(cluster, ns, ctx.spec.ready_timeout)
+    start_probe_pods(cluster, ns, [PROBE_POD], avoid_node=pods[0].spec.node_name)
+    source = f"{ns}/{PROBE_POD}"
+    rows = []
+    for pod in pods:
+        fqdn = f"{pod.metadata.name}.{WEB}.{ns}.svc.cluster.local"
+        resolved = _resolve(ctx, source, fqdn, pod.status.pod_ip, "with your fix", pod=pod.metadata.name)
+        _get_by_name(ctx, source, fqdn, "with your fix", pod=pod.metadata.name)
+        rows.append((fqdn, pod.status.pod_ip, "answers HTTP on 8080"))
+    return StepResult("live", True, f"every pod's name resolves to its own IP and answers HTTP: {len(pods)} of "
+                                    f"{len(pods)}",
+                      evidence=(Evidence.table("Names, as the grader's probe pod resolved them",
+                                               ("name", "resolved to", "HTTP"), rows),
+                                Evidence.command("Reproduce", resolved.command)))
+
+
 # ================================================================================ dns-search
+# The verdict never comes from the learner's container: its image and command could doctor resolv.conf, nslookup
+# or dig. The grader reads the pod's DNS settings from its spec (the API server's copy), works out the
+# resolv.conf the kubelet writes for them, and runs the lookups from a pod of its own created with exactly the
+# same dnsPolicy and dnsConfig, in the same namespace, on the same node: the same search list and options, the
+# grader's binaries. The client's own /etc/resolv.conf is read as evidence only.
 DATA_NS = "k8slab-pod-network-data"
 CLIENT = "client"
+MIRROR_POD = "k8slab-dns-mirror"  # the grader's pod with the client's DNS settings: its lookups are the verdict
+NODE_DNS_POD = "k8slab-dns-node"  # the grader's pod with dnsPolicy Default: the node's own resolver
 SHORT_NAME = "db"
 CLUSTER_NAME = "kubernetes.default"  # resolves only through the cluster's own search domains
 SVC_SUFFIX = ".svc.cluster.local"
+KUBELET_NDOTS = 5  # the option the kubelet writes for every ClusterFirst pod
+RESOLVER_NDOTS = 1  # glibc's own default, when no option sets it (dnsPolicy None or Default without one)
+MAX_NDOTS = 15  # glibc caps ndots here
+MAX_NAMESERVERS = 3  # the kubelet keeps the first three (glibc reads no more)
+MAX_SEARCHES = 32  # the kubelet's limit on search domains
+
+
+def _unique(items) -> tuple[str, ...]:
+    """In order, without repeats (the kubelet's omitDuplicates)."""
+    return tuple(dict.fromkeys(items))
+
+
+def _atoi(text: str) -> int:
+    """C's atoi: the leading (signed) digits, 0 when there are none — how glibc reads `ndots:`."""
+    match = re.match(r"\s*([+-]?\d+)", text)
+    return int(match.group(1)) if match else 0
 
 
 @dataclass(frozen=True)
@@ -482,6 +551,26 @@ class Resolver:
     nameservers: tuple[str, ...] = ()
     searches: tuple[str, ...] = ()
     options: tuple[str, ...] = ()
+
+    @property
+    def ndots(self) -> int:
+        """A name with fewer dots than this is tried with each search domain first, any other name as it is
+        first. glibc reads each `ndots:N` in order (the last wins) and caps N at 15; a bare `ndots` is ignored."""
+        value = RESOLVER_NDOTS
+        for option in self.options:
+            if option.startswith("ndots:"):
+                value = min(_atoi(option[len("ndots:"):]), MAX_NDOTS)
+        return max(value, 0)
+
+    def same_as(self, other: "Resolver") -> bool:
+        """The same configuration: the order of options means nothing (the kubelet merges them through a map)."""
+        return (self.nameservers, self.searches, sorted(self.options)) == \
+            (other.nameservers, other.searches, sorted(other.options))
+
+    def text(self) -> str:
+        lines = [f"search {' '.join(self.searches)}"] if self.searches else []
+        lines += [f"nameserver {server}" for server in self.nameservers]
+        return "\n".join(lines + ([f"options {' '.join(self.options)}"] if self.options else []))
 
 
 def parse_resolv_conf(text: str) -> Resolver:
@@ -493,16 +582,136 @@ def parse_resolv_conf(text: str) -> Resolver:
     return Resolver(tuple(fields["nameserver"]), tuple(fields["search"]), tuple(fields["options"]))
 
 
-def judge_dns(resolver: Resolver, short: ProbeResult, cluster_name: ProbeResult, cluster_dns: str,
-              own_namespace: str) -> tuple[str, str]:
-    """(message, hint) of why the client's lookups are not what the exercise asks; ("", "") when they are."""
+@dataclass(frozen=True)
+class PodDns:
+    """A pod's DNS settings as its spec states them: dnsPolicy, hostNetwork and dnsConfig."""
+
+    policy: str = "ClusterFirst"
+    host_network: bool = False
+    nameservers: tuple[str, ...] = ()
+    searches: tuple[str, ...] = ()
+    options: tuple[tuple[str, str | None], ...] = ()  # (name, value or None)
+
+    @classmethod
+    def of(cls, pod: Mapping) -> "PodDns":
+        """From a pod object as the API returns it (camelCase fields)."""
+        spec = pod.get("spec") or {}
+        config = spec.get("dnsConfig") or {}
+        return cls(spec.get("dnsPolicy") or "ClusterFirst", bool(spec.get("hostNetwork")),
+                   tuple(config.get("nameservers") or ()), tuple(config.get("searches") or ()),
+                   tuple((o.get("name") or "", o.get("value")) for o in config.get("options") or ()))
+
+    @property
+    def effective_policy(self) -> str:
+        """What the kubelet does: ClusterFirstWithHostNet is ClusterFirst, and ClusterFirst on the host network
+        falls back to Default (the node's resolver)."""
+        if self.policy == "ClusterFirstWithHostNet" or (self.policy == "ClusterFirst" and not self.host_network):
+            return "ClusterFirst"
+        return "Default" if self.policy == "ClusterFirst" else self.policy
+
+    def spec_fields(self) -> dict:
+        """dnsPolicy and dnsConfig as a pod spec writes them: what the grader's mirror pod copies."""
+        config: dict = {}
+        if self.nameservers:
+            config["nameservers"] = list(self.nameservers)
+        if self.searches:
+            config["searches"] = list(self.searches)
+        if self.options:
+            config["options"] = [{"name": n, **({"value": v} if v is not None else {})} for n, v in self.options]
+        return {"dnsPolicy": self.policy, **({"dnsConfig": config} if config else {})}
+
+    def rows(self) -> list[tuple[str, str]]:
+        options = ", ".join(n if v is None else f"{n}: {v}" for n, v in self.options)
+        return [("dnsPolicy", self.policy), ("dnsConfig.nameservers", ", ".join(self.nameservers) or "-"),
+                ("dnsConfig.searches", ", ".join(self.searches) or "-"), ("dnsConfig.options", options or "-")]
+
+
+@dataclass(frozen=True)
+class ClusterDns:
+    """What the kubelet adds: the cluster DNS servers and domain, and the node's own resolver."""
+
+    nameservers: tuple[str, ...]
+    domain: str = "cluster.local"
+    host: Resolver = Resolver()  # the node's resolv.conf (a ClusterFirst pod gets its search domains too)
+
+    @classmethod
+    def learned(cls, reference: Resolver, namespace: str, node: Resolver | None = None) -> "ClusterDns":
+        """From the resolv.conf of a ClusterFirst pod without dnsConfig in ``namespace`` (the grader's probe pod):
+        its nameservers are the cluster DNS, its first search domain is <namespace>.svc.<domain>, and the domains
+        after the cluster's three are the node's. ``node``: the resolv.conf of a dnsPolicy Default pod, when known."""
+        prefix = f"{namespace}.svc."
+        first = reference.searches[0] if reference.searches else ""
+        domain = first[len(prefix):] if first.startswith(prefix) else "cluster.local"
+        own = (f"{namespace}.svc.{domain}", f"svc.{domain}", domain)
+        host = node if node is not None else Resolver(searches=tuple(s for s in reference.searches if s not in own))
+        return cls(reference.nameservers, domain, host)
+
+
+def effective_resolver(dns: PodDns, namespace: str, cluster: ClusterDns) -> Resolver:
+    """The resolv.conf the kubelet writes for a pod with these settings (kubelet network/dns GetPodDNS): None
+    starts empty, Default from the node's resolver, ClusterFirst from the cluster DNS with the search domains
+    <ns>.svc.<domain> svc.<domain> <domain> (then the node's) and ndots:5; dnsConfig's nameservers and searches
+    are appended without repeats, its options replace those of the same name; at most 3 nameservers."""
+    policy = dns.effective_policy
+    if policy == "None":
+        base = Resolver()
+    elif policy == "Default":
+        base = cluster.host
+    else:
+        d = cluster.domain
+        base = Resolver(cluster.nameservers, _unique((f"{namespace}.svc.{d}", f"svc.{d}", d, *cluster.host.searches)),
+                        (f"ndots:{KUBELET_NDOTS}",))
+    options: dict[str, str] = {}
+    for option in base.options:
+        name, _, value = option.partition(":")
+        options[name] = value
+    for name, value in dns.options:
+        options[name] = value or ""
+    return Resolver(_unique(base.nameservers + dns.nameservers)[:MAX_NAMESERVERS],
+                    _unique(base.searches + dns.searches)[:MAX_SEARCHES],
+                    tuple(f"{name}:{value}" if value else name for name, value in options.items()))
+
+
+def judge_settings(dns: PodDns, resolver: Resolver, cluster_dns: Sequence[str]) -> tuple[str, str]:
+    """(message, hint) of what is wrong with the resolver configuration before any lookup: the server it asks,
+    and whether a short name is completed by the search list first; ("", "") when both are right."""
+    asked = resolver.nameservers
+    others = [server for server in asked if server not in cluster_dns]
+    cluster = ", ".join(cluster_dns) or "?"
+    policy = dns.effective_policy
+    why = {"Default": "with dnsPolicy Default a pod uses its node's resolver, which knows no Service names",
+           "None": "with dnsPolicy None a pod asks only the nameservers of its dnsConfig"}.get(
+        policy, "dnsConfig.nameservers come after the cluster DNS")
+    hint = "keep the default dnsPolicy (ClusterFirst) and add the search domain with dnsConfig.searches"
+    if not asked or asked[0] not in cluster_dns:
+        return (f"Pod {CLIENT} asks {', '.join(asked) or 'no nameserver'} — not the cluster DNS {cluster}: {why}",
+                hint)
+    if others and "rotate" in resolver.options:
+        return (f"Pod {CLIENT} asks its nameservers in turn (options rotate), and {others[0]} is not the cluster DNS "
+                f"{cluster}: every other lookup goes to a server that knows no Service names", hint)
+    if resolver.ndots < 1:
+        return (f"with ndots {resolver.ndots} (dnsConfig.options) every name counts as complete, even the short name "
+                f"{SHORT_NAME}: Pod {CLIENT}'s resolver first asks for `{SHORT_NAME}.` as a top-level name — which "
+                f"the cluster DNS forwards to the servers outside the cluster — and tries the search list only "
+                f"after that fails",
+                "names with fewer dots than ndots are the ones the search list completes first: leave ndots out "
+                "(ClusterFirst gives 5) or keep it at 1 or more")
+    return "", ""
+
+
+def judge_lookups(resolver: Resolver, short: ProbeResult, cluster_name: ProbeResult,
+                  own_namespace: str) -> tuple[str, str]:
+    """(message, hint) of why the lookups with the client's settings are not what the exercise asks; ("", "")
+    when they are."""
     search = " ".join(resolver.searches) or "(none)"
-    if cluster_dns not in resolver.nameservers:
-        return (f"Pod {CLIENT} asks {', '.join(resolver.nameservers) or 'no nameserver'} — not the cluster DNS "
-                f"{cluster_dns}: with dnsPolicy Default a pod uses its node's resolver, which knows no Service names",
-                "keep the default dnsPolicy (ClusterFirst) and add the search domain with dnsConfig.searches")
+    wanted = f"{DATA_NS}{SVC_SUFFIX}"
     if short.outcome is not Outcome.ALLOWED:
-        wanted = f"{DATA_NS}{SVC_SUFFIX}"
+        if short.answers:
+            expected = ", ".join(short.spec.expect)
+            return (f"the short name {SHORT_NAME} resolves to {', '.join(short.answers)} with Pod {CLIENT}'s DNS "
+                    f"settings, not to Service {DATA_NS}/{SHORT_NAME} ({expected}): a search domain tried before "
+                    f"{wanted} finds another {SHORT_NAME} first (search list: {search})",
+                    "the search domains are tried in order: the first that has the name wins")
         strays = [d for d in resolver.searches if d.endswith(SVC_SUFFIX)
                   and d[:-len(SVC_SUFFIX)] not in (own_namespace, DATA_NS) and "." not in d[:-len(SVC_SUFFIX)]]
         if strays:
@@ -523,60 +732,387 @@ def judge_dns(resolver: Resolver, short: ProbeResult, cluster_name: ProbeResult,
     return "", ""
 
 
+def tampering(own: Resolver | None, kubelet: Resolver) -> str:
+    """What the client's own /etc/resolv.conf says that the kubelet did not write for its settings ("" when it
+    is the kubelet's, or could not be read)."""
+    if own is None or own.same_as(kubelet):
+        return ""
+    changed = [f"{what} {' '.join(mine) or '(none)'} instead of {' '.join(theirs) or '(none)'}"
+               for what, mine, theirs in (("search", own.searches, kubelet.searches),
+                                          ("nameserver", own.nameservers, kubelet.nameservers),
+                                          ("options", sorted(own.options), sorted(kubelet.options)))
+               if list(mine) != list(theirs)]
+    return (f"Pod {CLIENT}'s own /etc/resolv.conf says {'; '.join(changed)}: the file was changed inside the "
+            f"container. The kubelet writes it from the pod's dnsPolicy and dnsConfig, so the grader judges those, "
+            f"with lookups from a pod of its own")
+
+
+def mirror_pod(namespace: str, name: str, image: str, node: str | None, dns: Mapping) -> dict:
+    """A pod of the grader's with the given dnsPolicy/dnsConfig (``dns``), pinned to ``node``: it resolves
+    names exactly as a pod with those settings there does, with the grader's own tools."""
+    manifest = probe.probe_pod(namespace, name, image, node=node)
+    spec = manifest["spec"]
+    spec.update(dns)
+    container = spec["containers"][0]
+    container["args"] = ["pause"]  # it only runs lookups
+    del container["ports"], container["readinessProbe"]
+    return manifest
+
+
 def _resolv_conf(cluster, ns: str, pod: str) -> str:
     rc, conf, err = cluster.exec(ns, pod, ["cat", "/etc/resolv.conf"], timeout=5)
     if rc != 0:
-        raise CheckFailed(f"the grader could not read /etc/resolv.conf in Pod {ns}/{pod} ({err.strip()[:120]}); "
-                          f"this says nothing about your manifests", hint="keep the agnhost image for the client")
+        raise CheckFailed(f"the grader could not read /etc/resolv.conf in its Pod {ns}/{pod} "
+                          f"({err.strip()[:120]}); this says nothing about your manifests",
+                          hint="run `make doctor` to check the cluster, then grade again")
     return conf
+
+
+def _own_resolv_conf(cluster, ns: str) -> str | None:
+    """The client's own /etc/resolv.conf, or None when its image cannot show it (evidence only)."""
+    try:
+        rc, conf, _ = cluster.exec(ns, CLIENT, ["cat", "/etc/resolv.conf"], timeout=5)
+    except ClusterError:
+        return None
+    return conf if rc == 0 else None
 
 
 def _answer(result: ProbeResult) -> str:
     if result.outcome is Outcome.NOT_RUN:
-        return "not asked: the pod does not use the cluster DNS"
-    return ", ".join(result.addresses) or "no address (the name does not resolve)"
+        return "not asked: " + (result.detail or "the settings are wrong already")
+    return ", ".join(result.answers) or "no address (the name does not resolve)"
 
 
 def dns_search_live(ctx) -> StepResult:
     ns = ctx.namespace()
     cluster = ctx.cluster
-    if cluster.get_pod(ns, CLIENT) is None:
+    client = cluster.get("v1", "Pod", ns, CLIENT)
+    if client is None:
         raise CheckFailed(f"no Pod named {CLIENT} in namespace {ns}", hint=f"metadata.name: {CLIENT}",
                           evidence=(pods_evidence(learner_pods(cluster, ns)),))
     db = cluster.get_service(ctx.namespace(DATA_NS), SHORT_NAME)
     if db is None:
         raise CheckFailed(f"no Service {SHORT_NAME} in namespace {DATA_NS}: data.yaml is given — keep it as it is")
-    conf = _resolv_conf(cluster, ns, CLIENT)
-    resolver = parse_resolv_conf(conf)
-    # The cluster DNS is whatever a ClusterFirst pod of the grader's asks (the grader reads nothing outside its
-    # namespaces: an autograder's credentials stop there).
+    dns = PodDns.of(client)
+    image = probe.agnhost_image(cluster)
+    node = (client.get("spec") or {}).get("nodeName")
+    grader_pods = [mirror_pod(ns, MIRROR_POD, image, node, dns.spec_fields())]
+    if dns.effective_policy == "Default":  # the node's resolver is what such a pod starts from
+        grader_pods.append(mirror_pod(ns, NODE_DNS_POD, image, node, {"dnsPolicy": "Default"}))
+    cluster.ensure_pods(grader_pods)
+    # The cluster DNS and domain are whatever a ClusterFirst pod of the grader's gets (the grader reads nothing
+    # outside its namespaces: an autograder's credentials stop there). This also waits for the pods above.
     start_probe_pods(cluster, ns, [PROBE_POD])
-    cluster_dns = next(iter(parse_resolv_conf(_resolv_conf(cluster, ns, PROBE_POD)).nameservers), "")
-    source = f"{ns}/{CLIENT}"
+    node_conf = parse_resolv_conf(_resolv_conf(cluster, ns, NODE_DNS_POD)) if len(grader_pods) > 1 else None
+    cluster_dns = ClusterDns.learned(parse_resolv_conf(_resolv_conf(cluster, ns, PROBE_POD)), ns, node_conf)
+    reckoned = effective_resolver(dns, ns, cluster_dns)
+    mirror_text = _resolv_conf(cluster, ns, MIRROR_POD)
+    kubelet = parse_resolv_conf(mirror_text)  # what the lookups below use: the judge, should the reckoning differ
+    own_text = _own_resolv_conf(cluster, ns)
+    evidence = [Evidence.table(f"DNS settings in Pod {ns}/{CLIENT}'s spec", ("field", "value"), dns.rows()),
+                Evidence.text(f"/etc/resolv.conf the kubelet wrote for these settings (the grader's Pod {MIRROR_POD}, "
+                              f"same namespace and node)", mirror_text.strip())]
+    if not reckoned.same_as(kubelet):
+        evidence.append(Evidence.text("The grader's own reckoning of that file differs (the kubelet's is judged)",
+                                      reckoned.text()))
+    evidence.append(Evidence.text(f"/etc/resolv.conf inside Pod {CLIENT} (evidence only, not judged)",
+                                  own_text.strip() if own_text is not None else "(the client's image cannot show it)"))
+    note = tampering(parse_resolv_conf(own_text) if own_text is not None else None, kubelet)
+    source = f"{ns}/{MIRROR_POD}"
     short = ProbeSpec(source, "dns", SHORT_NAME, label=f"dns {SHORT_NAME}", expect=(db.spec.cluster_ip,))
     whole = ProbeSpec(source, "dns", CLUSTER_NAME, label=f"dns {CLUSTER_NAME}")
-    conf_table = Evidence.text(f"/etc/resolv.conf of Pod {ns}/{CLIENT}", conf.strip())
-    results = (probe_until(ctx.prober, [short, whole], lambda s: Outcome.ALLOWED, attempts=2, deadline_s=10)
-               if cluster_dns in resolver.nameservers else [ProbeResult(short, Outcome.NOT_RUN),
-                                                            ProbeResult(whole, Outcome.NOT_RUN)])
-    failed = next((r for r in results if r.outcome is Outcome.FAILED), None)
-    if failed is not None:
-        raise probe_failed(failed, failed.spec.target, (conf_table,))
-    message, hint = judge_dns(resolver, results[0], results[1], cluster_dns, ns)
-    lookups = Evidence.table(f"Lookups from Pod {CLIENT}", ("name", "outcome", "answer"),
-                             [(r.spec.target, r.outcome.word, _answer(r)) for r in results])
+    message, hint = judge_settings(dns, kubelet, cluster_dns.nameservers)
     if message:
-        evidence = [conf_table, lookups] + [Evidence.command("Reproduce", r.command) for r in results
-                                            if r.outcome is Outcome.BLOCKED][:1]
-        raise CheckFailed(message, hint=hint, evidence=tuple(evidence))
+        results = [ProbeResult(short, Outcome.NOT_RUN), ProbeResult(whole, Outcome.NOT_RUN)]
+    else:
+        results = probe_until(ctx.prober, [short, whole], lambda s: Outcome.ALLOWED, attempts=2, deadline_s=10)
+        failed = next((r for r in results if r.outcome is Outcome.FAILED), None)
+        if failed is not None:
+            raise probe_failed(failed, failed.spec.target, tuple(evidence))
+        message, hint = judge_lookups(kubelet, results[0], results[1], ns)
+    evidence.insert(1, Evidence.table(f"Lookups with Pod {CLIENT}'s DNS settings (from the grader's Pod {MIRROR_POD})",
+                                      ("name", "outcome", "answer"),
+                                      [(r.spec.target, r.outcome.word, _answer(r)) for r in results]))
+    if message:
+        evidence += [Evidence.command("Reproduce", r.command) for r in results if r.outcome is Outcome.BLOCKED][:1]
+        raise CheckFailed(f"{message}. {note}" if note else message, hint=hint, evidence=tuple(evidence))
+    if note:
+        evidence.append(Evidence.text("Note", note))
     return StepResult("live", True,
-                      f"from Pod {CLIENT}, the short name {SHORT_NAME} resolves to Service {DATA_NS}/{SHORT_NAME} "
-                      f"({db.spec.cluster_ip}) and {CLUSTER_NAME} still resolves",
-                      evidence=(conf_table, lookups))
+                      f"with Pod {CLIENT}'s DNS settings (dnsPolicy {dns.policy}, ndots {kubelet.ndots}), the short "
+                      f"name {SHORT_NAME} resolves to Service {DATA_NS}/{SHORT_NAME} ({db.spec.cluster_ip}) and "
+                      f"{CLUSTER_NAME} still resolves — looked up by the grader's own pod with the same settings",
+                      evidence=tuple(evidence))
+
+
+# ================================================================================ read-the-network
+# An answers exercise (graders.questions): the learner reads values off the live cluster into answers.yaml.
+WHEREAMI = "k8slab-whereami"
+ANSWERS_FILE = "answers.yaml"
+QUESTIONS = (
+    Question("worker_pod_range", "the pod range of the first worker (k8slab-worker)", "cidr"),
+    Question("worker2_pod_range", "the pod range of the second worker (k8slab-worker2)", "cidr"),
+    Question("route_device", f"on the first worker, the device of the route to pod {WHEREAMI}", "name"),
+    Question("route_next_hop", f"on the first worker, the next hop of the route to pod {WHEREAMI}", "ip-or-node"),
+    Question("pod_mtu", f"the MTU of eth0 inside pod {WHEREAMI}", "number"),
+    Question("whereami_node", f"the node that runs pod {WHEREAMI}", "name"),
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One line of a node's main routing table (/proc/net/route)."""
+
+    destination: ipaddress.IPv4Network
+    gateway: str | None  # None: no next hop (the destination is on the device's link, or it is a tunnel)
+    device: str
+    metric: int = 0
+
+
+def parse_proc_route(text: str) -> list[Route]:
+    """/proc/net/route: hex, little-endian IPv4 fields. Read from /proc rather than `ip route` because every
+    image has `cat`, and the upstream probe image is not guaranteed to ship iproute2."""
+    routes = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        try:
+            dest, gateway, mask = (ipaddress.IPv4Address(bytes.fromhex(f)[::-1]) for f in (fields[1], fields[2], fields[7]))
+            network = ipaddress.IPv4Network(f"{dest}/{mask}")
+            metric = int(fields[6])
+        except ValueError:
+            continue
+        routes.append(Route(network, None if int(gateway) == 0 else str(gateway), fields[0], metric))
+    return routes
+
+
+def route_to(routes: Sequence[Route], address: str) -> Route | None:
+    """The route the kernel picks for ``address``: the longest matching prefix, then the lowest metric."""
+    ip = ipaddress.IPv4Address(address)
+    matching = [r for r in routes if ip in r.destination]
+    return max(matching, key=lambda r: (r.destination.prefixlen, -r.metric), default=None)
+
+
+def pod_ranges_of(node_ip: str, pod_cidr: str | None, routes_elsewhere: Sequence[Route]) -> set[str]:
+    """The ranges another node routes towards this node — via its address (routing CNIs: kube-router, Calico BGP,
+    Flannel host-gw) or via a gateway inside the range itself (Flannel VXLAN's onlink routes) — and, when no route
+    says otherwise, the node's spec.podCIDR (CNIs that take their ranges from it)."""
+    routed = {str(r.destination) for r in routes_elsewhere
+              if r.gateway and r.destination.prefixlen > 0
+              and (r.gateway == node_ip or ipaddress.IPv4Address(r.gateway) in r.destination)}
+    if routed:
+        return routed
+    return {pod_cidr} if pod_cidr else set()
+
+
+def network_facts(workers: Sequence[str], node_ips: Mapping[str, str], pod_cidrs: Mapping[str, str | None],
+                  routes: Mapping[str, Sequence[Route]], whereami_ip: str, whereami_node: str,
+                  mtu: int | None) -> dict[str, Fact]:
+    """What the cluster shows for each question (pure: every input read by the live step). ``routes`` {node:
+    its routing table}; two workers expected, the first being the one whose route is asked about."""
+    if len(workers) != 2:
+        why = f"this lab needs two workers, the cluster has {len(workers)} ({', '.join(workers) or 'none'})"
+        return {q.id: not_observable(why) for q in QUESTIONS}
+    first, second = workers
+    facts: dict[str, Fact] = {}
+    ranges_of = {first: pod_ranges_of(node_ips.get(first, ""), pod_cidrs.get(first), routes.get(second, ())),
+                 second: pod_ranges_of(node_ips.get(second, ""), pod_cidrs.get(second), routes.get(first, ()))}
+    everyone = [ipaddress.ip_network(r) for rs in ranges_of.values() for r in rs]
+
+    def too_wide(answer: str) -> str:
+        network = ipaddress.ip_network(answer)
+        if len(everyone) > 1 and all(r.subnet_of(network) for r in everyone if r.version == network.version):
+            return ("that is the whole pod network, shared by every node: each node owns one slice of it, and that "
+                    "slice is the answer")
+        return ""
+
+    for key, node, other in (("worker_pod_range", first, second), ("worker2_pod_range", second, first)):
+        because = {r: f"that is the range of the other worker, {other}" for r in ranges_of[other] - ranges_of[node]}
+        facts[key] = (observed(*sorted(ranges_of[node]), because=because, explain=too_wide) if ranges_of[node] else
+                      not_observable(f"{node} has no spec.podCIDR and no other node routes a range to it"))
+    route = route_to(routes.get(first, ()), whereami_ip) if whereami_ip else None
+    if route is None:
+        unknown = not_observable(f"no route on {first} matches pod {WHEREAMI}'s IP ({whereami_ip or 'none yet'})")
+        facts["route_device"] = facts["route_next_hop"] = unknown
+    else:
+        facts["route_device"] = observed(route.device.lower())
+        owner = next((n for n, ip in node_ips.items() if ip == route.gateway), None)
+        hops = (route.gateway, owner) if route.gateway else (NO_NEXT_HOP,)
+        because = {ip: f"that is {n}'s own address; the next hop is where {first} sends the packet"
+                   for n, ip in node_ips.items() if n == first}
+        because.update({first: f"that is the node the route is on; the next hop is where {first} sends the packet"})
+        facts["route_next_hop"] = observed(*hops, because=because)
+    loopback = {65536: "that is the MTU of lo, the loopback device; the question is about eth0"}
+    facts["pod_mtu"] = observed(mtu, because=loopback) if mtu else not_observable(f"could not read eth0's MTU in pod {WHEREAMI}")
+    wrong_node = {n: f"{WHEREAMI} does not run on {n}" for n in (*workers, *node_ips) if n != whereami_node}
+    facts["whereami_node"] = (observed(whereami_node, because=wrong_node) if whereami_node else
+                              not_observable(f"pod {WHEREAMI} is not scheduled"))
+    return facts
+
+
+def whereami_pod(namespace: str, image: str, node: str) -> dict:
+    """The pod the questions are about: an ordinary pod on the second worker (pinned, so every cluster built from
+    the course's plan gives the same answer to "which node"; its IP and routes are read live)."""
+    return probe.probe_pod(namespace, WHEREAMI, image, node=node)
+
+
+def _read(cluster, ns: str, pod: str, argv: Sequence[str]) -> str:
+    try:
+        rc, out, _ = cluster.exec(ns, pod, list(argv), timeout=10)
+    except ClusterError:
+        return ""
+    return out if rc == 0 else ""
+
+
+def read_network_facts(ctx) -> tuple[dict[str, Fact], Evidence]:
+    """Gather the facts: nodes from the API; routes from a host-network agent on each worker; the MTU from inside
+    the whereami pod. Returns them with a table of where each came from (no values of wrong answers)."""
+    ns = ctx.namespace()
+    cluster = ctx.cluster
+    nodes = {n.metadata.name: n for n in cluster.list_nodes()}
+    workers = sorted(name for name, n in nodes.items() if CONTROL_PLANE_LABEL not in (n.metadata.labels or {}))
+    node_ips = {name: next((a.address for a in (n.status.addresses or []) if a.type == "InternalIP"), "")
+                for name, n in nodes.items()}
+    pod_cidrs = {name: n.spec.pod_cidr for name, n in nodes.items()}
+    image = probe.agnhost_image(cluster)
+    agents = {node: f"{AGENT_PREFIX}{node.rsplit('-', 1)[-1]}" for node in workers}
+    pods = [agent_pod(ns, name, image, node) for node, name in agents.items()]
+    if len(workers) >= 2:
+        pods.append(whereami_pod(ns, image, workers[1]))
+    cluster.ensure_pods(pods)
+    cluster.wait_ready([ns], timeout=60)
+    routes = {node: parse_proc_route(_read(cluster, ns, agent, ["cat", "/proc/net/route"]))
+              for node, agent in agents.items()}
+    whereami = cluster.get_pod(ns, WHEREAMI) if len(workers) >= 2 else None
+    ip = (whereami.status.pod_ip or "") if whereami is not None and whereami.status else ""
+    mtu_text = _read(cluster, ns, WHEREAMI, ["cat", "/sys/class/net/eth0/mtu"]).strip() if whereami else ""
+    facts = network_facts(workers, node_ips, pod_cidrs, routes, ip,
+                          whereami.spec.node_name if whereami is not None else "",
+                          int(mtu_text) if mtu_text.isdigit() else None)
+    sources = Evidence.table("Where the grader read each fact", ("question", "read from"), [
+        ("worker_pod_range, worker2_pod_range", "each node's spec.podCIDR, and the other worker's routes to it"),
+        ("route_device, route_next_hop", f"/proc/net/route on {workers[0] if workers else '?'} (host network), "
+                                         f"the route matching {WHEREAMI}'s IP"),
+        ("pod_mtu", f"/sys/class/net/eth0/mtu inside {WHEREAMI}"),
+        ("whereami_node", f"Pod {ns}/{WHEREAMI} spec.nodeName"),
+    ])
+    return facts, sources
+
+
+def read_the_network_live(ctx) -> StepResult:
+    facts, sources = read_network_facts(ctx)
+    return judge_answers(ctx.answers, facts, evidence=(sources,),
+                         hint=f'each question says where to look (notebook section 4); hint("{LAB_ID}", '
+                              f'"read-the-network") gives more, and its last level reads the values live')
+
+
+def live_hint(exercise_id: str) -> str:
+    """The last level of hint() for read-the-network: the values, read live now."""
+    if exercise_id != "read-the-network":
+        return ""
+    from graders.cluster import Cluster
+    from graders.exercise import Ctx
+    from graders.spec import load_lab
+
+    ex = load_lab(LAB_ID).exercise(exercise_id)
+    cluster = Cluster.connect(None, timeout=5)
+    cluster.ensure_owned_namespace(ex.default_namespace)
+    facts, _ = read_network_facts(Ctx(spec=ex, objects=(), cluster=cluster))
+    lines = [f"{q.id}: {' or '.join(str(v) for v in facts[q.id].accepted) or facts[q.id].unobservable}"
+             for q in QUESTIONS]
+    return "What this cluster shows right now:\n" + "\n".join(lines)
+
+
+# ================================================================================ predict
+# Predictions (an answers exercise): the learner says what the cluster will do, the grader makes it happen with
+# pods of its own and compares. Choices, not free text: a prediction is about the model, not about addresses.
+PREDICT_PODS = ("k8slab-p1", "k8slab-p2", "k8slab-p3")  # p1, p2 on the first worker; p3 on the second
+POD_IP, NODE_IP, OTHER = "pod-ip", "node-ip", "other"
+PREDICTIONS = (
+    Question("same_node_source", "p1 asks p2 (same node) for /clientip: which source address does p2 see?",
+             "choice", (POD_IP, NODE_IP, OTHER)),
+    Question("cross_node_source", "p1 asks p3 (the other worker) for /clientip: which source address does p3 see?",
+             "choice", (POD_IP, NODE_IP, OTHER)),
+    Question("host_network_ip", "which IP does a pod with hostNetwork: true get?", "choice", (NODE_IP, POD_IP)),
+)
+_WHY = {
+    POD_IP: "the server saw the client pod's own IP: pods reach each other without NAT",
+    NODE_IP: "the server saw the client's node address: the packet was NATed",
+    OTHER: "the server saw an address that is neither the client pod's nor a node's",
+}
+
+
+def source_seen(seen: str, client_pod_ip: str, node_ips: Sequence[str]) -> str:
+    """Classify the source address a server saw."""
+    if seen == client_pod_ip:
+        return POD_IP
+    return NODE_IP if seen in node_ips else OTHER
+
+
+def prediction_facts(seen: Mapping[str, tuple[str, str]], node_ips: Sequence[str], agent_ip: str,
+                     agent_node_ip: str) -> dict[str, Fact]:
+    """Facts of the predictions (pure). ``seen`` {question: (what the server saw, the client pod's IP)}; an empty
+    'seen' means the probe could not connect (then there is nothing to compare with)."""
+    facts: dict[str, Fact] = {}
+    for key, where in (("same_node_source", "on the same node"), ("cross_node_source", "across nodes")):
+        observed_ip, client_ip = seen.get(key, ("", ""))
+        if not observed_ip:
+            facts[key] = not_observable(f"the grader's probe {where} did not connect")
+            continue
+        kind = source_seen(observed_ip, client_ip, node_ips)
+        facts[key] = observed(kind, because={k: f"you predicted {k}, but {_WHY[kind]} ({where})"
+                                             for k in (POD_IP, NODE_IP, OTHER) if k != kind})
+    if not agent_ip:
+        facts["host_network_ip"] = not_observable("the grader's host-network pod has no IP yet")
+    else:
+        kind = NODE_IP if agent_ip == agent_node_ip else POD_IP
+        why = {POD_IP: "a host-network pod shares its node's network namespace, so its IP is the node's address",
+               NODE_IP: "this cluster gave the host-network pod an address that is not its node's"}
+        facts["host_network_ip"] = observed(kind, because={k: v for k, v in why.items() if k != kind})
+    return facts
+
+
+def predict_live(ctx) -> StepResult:
+    ns = ctx.namespace()
+    cluster = ctx.cluster
+    nodes = {n.metadata.name: n for n in cluster.list_nodes()}
+    workers = sorted(name for name, n in nodes.items() if CONTROL_PLANE_LABEL not in (n.metadata.labels or {}))
+    if len(workers) < 2:
+        raise CheckFailed(f"not verifiable on this cluster: the predictions need two workers, it has {len(workers)}")
+    node_ips = {name: next((a.address for a in (n.status.addresses or []) if a.type == "InternalIP"), "")
+                for name, n in nodes.items()}
+    image = probe.agnhost_image(cluster)
+    first, second = workers[0], workers[1]
+    agent = f"{AGENT_PREFIX}{first.rsplit('-', 1)[-1]}"
+    placement = dict(zip(PREDICT_PODS, (first, first, second)))
+    cluster.ensure_pods([*(probe.probe_pod(ns, name, image, node=node) for name, node in placement.items()),
+                         agent_pod(ns, agent, image, first)])
+    cluster.wait_ready([ns], timeout=60)
+    ips = {name: probe.pod_ip(cluster, ns, name) for name in (*PREDICT_PODS, agent)}
+    p1, p2, p3 = PREDICT_PODS
+    specs = {"same_node_source": ProbeSpec(f"{ns}/{p1}", "clientip", ips[p2], PORT, label=p2),
+             "cross_node_source": ProbeSpec(f"{ns}/{p1}", "clientip", ips[p3], PORT, label=p3)}
+    results = probe_until(ctx.prober, list(specs.values()), lambda s: Outcome.ALLOWED, attempts=3, deadline_s=15)
+    by_spec = {r.spec: r for r in results}
+    seen = {key: ((by_spec[s].client_ip or "") if by_spec[s].outcome is Outcome.ALLOWED else "", ips[p1])
+            for key, s in specs.items()}
+    facts = prediction_facts(seen, [ip for ip in node_ips.values() if ip], ips[agent], node_ips[first])
+    table = Evidence.table("What the cluster did", ("experiment", "result"), [
+        (f"{p1} ({ips[p1]}) -> {p2} on the same node", seen["same_node_source"][0] or "did not connect"),
+        (f"{p1} ({ips[p1]}) -> {p3} on {second}", seen["cross_node_source"][0] or "did not connect"),
+        (f"host-network pod {agent} on {first} ({node_ips[first]})", ips[agent] or "no IP"),
+    ])
+    return judge_answers(ctx.answers, facts, evidence=(table,),
+                         hint="predict from the network model's rules (top of the notebook), then look at the table")
+
 
 EXERCISES = {
     "four-pods": Exercise(live=four_pods_live),
     "shared-netns": Exercise(live=shared_netns_live),
     "stable-names": Exercise(static=stable_names_static, live=stable_names_live),
+    "fix-the-names": Exercise(static=fix_the_names_static, live=fix_the_names_live),
+    "read-the-network": Exercise(live=read_the_network_live, questions=QUESTIONS),
     "dns-search": Exercise(live=dns_search_live),
+    "predict": Exercise(live=predict_live, questions=PREDICTIONS),
 }
