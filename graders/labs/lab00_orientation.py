@@ -2,16 +2,24 @@
 
 Checks look at behaviour: the grader's own probe pod (agnhost) sends HTTP to the learner's pod and to the
 Service's DNS name and compares the answer (`/hostname`) with the pod's name. Static steps explain, from the
-submitted manifests alone, the wrong selector / port before any traffic is sent.
+submitted manifests alone, the wrong selector / port before any traffic is sent. The break-fix exercise starts
+from a broken setup (the starter): while the files are unchanged its failure shows only what users see; once
+edited, the symptom and every cause the files show.
 """
 from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Collection, Sequence
 
 from graders.errors import CheckFailed
 from graders.exercise import Exercise
 from graders.labels import pods_with_labels
-from graders.labs._kit import (HOSTNAME_PATH, check_service, expect_endpoints, explain_service_rejection,
-                               learner_pods, live_service, pods_evidence, probe_failed, require_cluster_ip,
-                               require_port, require_service, service_summary)
+from graders.labs._kit import (HOSTNAME_PATH, Finding, as_deployed,
+                               check_service, expect_endpoints, explain_service_rejection,
+                               is_ready, learner_pods, live_service, pods_evidence, port_findings, probe_failed,
+                               require_cluster_ip, require_port, require_service, selector_finding, service_summary)
+from graders.manifests import Manifest
 from graders.model import Evidence, Outcome, StepResult
 from graders.probe import ProbeSpec, probe_until, start_probe_pods
 from graders.workloads import workloads
@@ -140,9 +148,144 @@ def hello_service_live(ctx) -> StepResult:
                       evidence=(table,))
 
 
-explain_admission = explain_service_rejection  # the engine's hook: why the schema or API server refuses a Service
+# ---------------------------------------------------------------------- break-fix (a broken setup)
+# The starter is the welcome page as deployed: its Service is called welcome-page (so http://welcome/ does not
+# resolve) and selects app: welcome, while the pod is labelled run: welcome (no endpoints). Judged by traffic;
+# while the files are unchanged the failure shows only the symptom, once edited the symptom and its causes.
+WELCOME = "welcome"                  # the name everyone in the namespace uses: http://welcome/ (port 80)
+WELCOME_URL = f"http://{WELCOME}/"
+WELCOME_REQUESTS = 6
+BREAK_FIX_FILES = "break-fix/"
+
+
+def break_fix_causes(ms: Sequence[Manifest], namespace: str) -> list[Finding]:
+    """Why http://welcome/ does not reach the pod, read from the files: the Service's name (the DNS name), its
+    port 80, its selector and its targetPort. When no Service is called welcome but there is exactly one Service,
+    that one's selector and ports are judged too, so both of the starter's faults are named at once."""
+    services = [m for m in ms if m.kind == "Service"]
+    svc = next((s for s in services if s.name == WELCOME), None)
+    causes: list[Finding] = []
+    if svc is None:
+        found = ", ".join(s.name or "?" for s in services) or "none"
+        causes.append(Finding(
+            f"no Service named {WELCOME} in your files (Services found: {found}): the name in {WELCOME_URL} is "
+            f"looked up in the cluster's DNS, which knows a Service by its metadata.name "
+            f"({WELCOME}.{namespace}.svc.cluster.local), so a Service with any other name cannot answer it",
+            hint=f"metadata.name: {WELCOME} (a Service cannot be renamed in place: create it under the new name)"))
+        if len(services) != 1:
+            return causes
+        svc = services[0]
+    wls = workloads(ms)
+    try:
+        require_port(svc, SERVICE_PORT, f"{WELCOME_URL} means port {SERVICE_PORT}; the port the pod listens on "
+                                        f"belongs in targetPort")
+    except CheckFailed as error:
+        causes.append(Finding(error.message, error.hint))
+        return causes
+    for finding in [selector_finding(svc, wls, namespace), *port_findings(svc, wls)]:
+        if finding is not None:
+            causes.append(finding)
+    return causes
+
+
+def _unresolved(result) -> bool:
+    """A request that failed while looking the name up: curl says "Could not resolve host" (exit 6), or, when the
+    lookup of an unknown name walks the search domains out to an upstream server that never answers, "Resolving
+    timed out" (exit 28, which the probe classifies as a plain timeout)."""
+    text = f"{result.detail or ''}\n{result.output or ''}".lower()
+    return result.outcome is not Outcome.ALLOWED and ("does not resolve" in text or "resolving timed out" in text
+                                                       or "could not resolve" in text)
+
+
+def break_fix_symptoms(results: Sequence, ready_pods: Collection[str]) -> list[str]:
+    """What people in the namespace see when they open http://welcome/, in words (empty when it works)."""
+    total = len(results)
+    out = []
+    if not ready_pods:
+        out.append("no pod of yours is Running and Ready, so nothing can serve the welcome page")
+    unresolved = [r for r in results if _unresolved(r)]
+    failed = [r for r in results if r.outcome is not Outcome.ALLOWED and r not in unresolved]
+    if unresolved:
+        said = next((line.strip() for r in unresolved for line in (r.output or "").splitlines()
+                     if "resolv" in line.lower()), "could not resolve host")
+        out.append(f"the name {WELCOME} does not resolve from a pod in the namespace: {len(unresolved)} of {total} "
+                   f"requests to {WELCOME_URL} failed at the DNS lookup ({said})")
+    if failed:
+        reasons = Counter(r.detail or "no answer" for r in failed).most_common()
+        why = "; ".join(f"{n} x {reason}" if len(reasons) > 1 else reason for reason, n in reasons)
+        although = (f", although pod {', '.join(sorted(ready_pods))} is Running and Ready"
+                    if len(ready_pods) == 1 else "")
+        out.append(f"{len(failed)} of {total} requests to {WELCOME_URL} failed ({why}){although}")
+    strangers = sorted({r.output.strip()[:60] for r in results if r.outcome is Outcome.ALLOWED}
+                       - set(ready_pods))
+    if strangers:
+        out.append(f"{WELCOME_URL} was answered by {', '.join(strangers)}, which is not your pod")
+    return out
+
+
+def break_fix_failure(symptoms: Sequence[str], *, deployed: bool, causes: Sequence[Finding],
+                      namespace: str) -> tuple[str, str]:
+    """(message, hint): as deployed the symptom and where to start, no cause; once edited every cause too."""
+    symptom = "; ".join(symptoms)
+    if deployed:
+        return (f"The welcome page is down: {symptom}. Nothing in {BREAK_FIX_FILES} has changed yet: this is the "
+                f"setup as it was deployed. Find out why on the cluster, fix the files, check again",
+                f"start where the request starts: which name it asks for and which Services exist (`kubectl -n "
+                f"{namespace} get services`), then what each Service sends to (`kubectl -n {namespace} get "
+                f"endpointslices`) and the pod behind it")
+    if not causes:
+        return symptom, f"`kubectl -n {namespace} get services,endpointslices,pods -o wide`"
+    if len(causes) == 1:
+        return f"{symptom}. Cause: {causes[0].message}", causes[0].hint
+    listed = " ".join(f"({n}) {c.message}" for n, c in enumerate(causes, 1))
+    return f"{symptom}. {len(causes)} causes: {listed}", " ".join(f"({n}) {c.hint}" for n, c in enumerate(causes, 1))
+
+
+def break_fix_live(ctx) -> StepResult:
+    ns = ctx.spec.default_namespace
+    cluster = ctx.cluster
+    start_probe_pods(cluster, ns, [PROBE_POD])
+    source = f"{ns}/{PROBE_POD}"
+    pods = learner_pods(cluster, ns)
+    ready = {p.metadata.name for p in pods if is_ready(p)}
+    specs = [ProbeSpec(source, "http", WELCOME, SERVICE_PORT, path=HOSTNAME_PATH, label=WELCOME_URL)
+             for _ in range(WELCOME_REQUESTS)]
+    # CoreDNS caches "no such name" for a few seconds and kube-proxy programs a new Service a moment after its
+    # endpoints: ask again while a request fails
+    results = probe_until(ctx.prober, specs, lambda s: Outcome.ALLOWED, attempts=6, deadline_s=20)
+    broken = next((r for r in results if r.outcome is Outcome.FAILED and "does not resolve" not in r.detail), None)
+    if broken is not None:
+        raise probe_failed(broken, WELCOME_URL)
+    answers = Counter(r.output.strip() for r in results if r.outcome is Outcome.ALLOWED)
+    table = Evidence.table(f"GET {WELCOME_URL}hostname from {source}", ("answered by / reason", "requests"),
+                           [(name, str(n)) for name, n in sorted(answers.items())]
+                           + [(reason, str(n)) for reason, n in sorted(Counter(
+                               r.detail or "no answer" for r in results if r.outcome is not Outcome.ALLOWED).items())])
+    reproduce = Evidence.command("Reproduce", results[0].command)
+    symptoms = break_fix_symptoms(results, ready)
+    if not symptoms:
+        return StepResult("live", True,
+                          f"{WELCOME_URL} works again: {len(results)} of {len(results)} requests from {source} were "
+                          f"answered by your pod {', '.join(sorted(answers))}", evidence=(table, reproduce))
+    deployed = as_deployed(ctx.objects, ctx.spec.starter_dir)
+    causes = [] if deployed else break_fix_causes(ctx.objects, ns)
+    message, hint = break_fix_failure(symptoms, deployed=deployed, causes=causes, namespace=ns)
+    evidence = (table, reproduce) if deployed else (table, pods_evidence(pods), reproduce)
+    raise CheckFailed(message, hint=hint, evidence=evidence)
+
+
+def explain_admission(message: str) -> str:
+    """The engine's hook: why the schema or API server refuses a Service ("" when there is nothing to add)."""
+    if re.search(r"metadata\.name: Invalid value: \"[^\"]*\..*DNS-1035 label", message):
+        return ("a Service's name is a single DNS label (lowercase letters, digits and '-', no dots): the cluster "
+                "DNS adds the namespace itself, so Service welcome in this namespace already answers to "
+                "welcome, welcome.<namespace> and welcome.<namespace>.svc.cluster.local")
+    return explain_service_rejection(message)
+
+
 
 EXERCISES = {
     "hello-pod": Exercise(static=None, live=hello_pod_live),
     "hello-service": Exercise(static=hello_service_static, live=hello_service_live),
+    "break-fix": Exercise(static=None, live=break_fix_live),
 }

@@ -6,6 +6,9 @@ Every exercise is graded by behaviour, at the highest step of the evidence ladde
   will: which pods a Service's selector picks (and, when none, which labels do exist), which port a (named)
   targetPort resolves to in each selected pod template and whether that container listens there (agnhost
   ``netexec --http-port``), the Service type, nodePort, externalName and the readiness probe's timing.
+* **break-fix** starts from a broken setup (the starter, deployed as is): the Service catalog has no endpoints.
+  Judged like the rest by traffic; its failure shows only the symptom while the files are unchanged, and the
+  symptom with every cause the files show once they were edited.
 * **live** looks at what the cluster really does: the EndpointSlices must list exactly the ready pods the
   selector picks; HTTP ``GET /hostname`` through every path (ClusterIP, the three DNS names, the named port,
   every node's NodePort and the load-balancer IP *from outside the cluster*) must reach the selected pods, with
@@ -23,23 +26,25 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from graders import probe
 from graders.errors import CheckFailed
 from graders.exercise import Exercise
 from graders.labels import format_labels
+from graders.labs import _kit
 from graders.labs._kit import (
-    HOSTNAME_PATH, Spread, check_service, endpoints_evidence, expect_endpoints, explain_service_rejection,
-    http_specs, is_ready, judge_outside, judge_spread, live_service, naming_traffic_fields, outside_vantage,
-    port_field, problem, require_cluster_ip, require_port, require_service, run_spread, selected, selector_finding,
-    service_summary, service_table, service_type, spread_evidence, start_client, target_of, wait_client,
-    workloads_evidence)
+    HOSTNAME_PATH, Finding, Spread, as_deployed,
+    check_service, endpoints_evidence, expect_endpoints, explain_service_rejection,
+    http_specs, is_ready, judge_outside, judge_spread, learner_pods, live_service, naming_traffic_fields,
+    outside_vantage, pods_evidence, port_field, problem, require_cluster_ip, require_port, require_service,
+    run_spread, selected, selector_finding, selector_of, service_ports, service_summary, service_table, service_type,
+    spread_evidence, start_client, target_of, wait_client, workloads_evidence)
 from graders.manifests import Manifest
 from graders.model import Evidence, Outcome, StepResult
 from graders.netpol.selectors import service_selects
-from graders.workloads import Workload, workloads
+from graders.workloads import Workload, cite, workloads
 
 LAB_ID = "03-services"
 
@@ -256,6 +261,11 @@ def explain_admission(message: str) -> str:
     if "may not be used when `type` is 'ClusterIP'" in message:
         return ("without `type` a Service is ClusterIP, which opens no node port, so nodePort is refused: add "
                 "type: NodePort")
+    if "`selector` does not match template `labels`" in message:
+        return ("a Deployment finds its pods by spec.selector.matchLabels, so its pod template must carry every "
+                "label the selector lists: relabel the pods in both places (spec.selector.matchLabels is immutable "
+                "on an existing Deployment: on a real cluster delete and re-create it), or change the Service's "
+                "selector instead")
     m = re.search(r'externalName: Invalid value: "([^"]*)"', message)
     if m:
         return explain_external_name(m.group(1))
@@ -505,6 +515,205 @@ def readiness_live(ctx) -> StepResult:
                                 spread_evidence(after, pods, f"after {victim} became unready"), ev_after))
 
 
+# ================================================================================ break-fix (a broken setup)
+# The starter is the catalog as a colleague deployed it: the Service `catalog` has no endpoints (its selector asks
+# for tier: api, the pods are tier: backend) and, behind that, sends to port 80 where catalog-api serves 8080.
+# Judged by traffic like every exercise; what the failure says depends on whether the files were changed: as
+# deployed, only what users see (the learner diagnoses it with kubectl); once edited, the symptom and its causes.
+CATALOG = "catalog"                 # the Service; the shop's frontend calls http://catalog/ (port 80)
+CATALOG_API = "catalog-api"         # the Deployment whose pods must answer
+CATALOG_WORKER = "catalog-worker"   # the feed importer: shares app: catalog, serves nothing, must keep running
+CATALOG_URL = f"http://{CATALOG}/"
+BREAK_FIX_REQUESTS = 24             # to one address: P(one of 2 replicas never hit) = 2 x (1/2)^24 ~ 1e-7
+BREAK_FIX_FILES = "break-fix/"
+
+
+def static_break_fix(ms: Sequence[Manifest], namespace: str) -> str:
+    """What the shop relies on besides the fix: the name catalog, port 80, and both Deployments. The starter has
+    all of them, so this step passes for it and the live step shows the symptom."""
+    svc = require_service(ms, CATALOG, f"the shop's frontend calls {CATALOG_URL}; the name comes from the "
+                                       f"Service's metadata.name, so renaming it breaks every client")
+    require_port(svc, 80, f"the frontend calls {CATALOG_URL}, which is port 80 of the Service; the port the pods "
+                          f"listen on belongs in targetPort, not in port")
+    wls = workloads(ms)
+    for name, role in ((CATALOG_API, "serves the catalog"), (CATALOG_WORKER, "imports the supplier feeds")):
+        if not any(w.kind == "Deployment" and w.name == name for w in wls):
+            raise CheckFailed(f"Deployment {namespace}/{name} is missing from your files: it {role}, and a fix of "
+                              f"the Service must keep it running (removing what gets in the way breaks something "
+                              f"else)",
+                              hint=f"keep {name} as deployed and change the Service (or the catalog-api pods' "
+                                   f"labels) instead")
+    return (f"Service {CATALOG} (port 80) and Deployments {CATALOG_API} and {CATALOG_WORKER} are in your files; "
+            f"whether the frontend gets answers is judged by traffic")
+
+
+def _workload(wls: Sequence[Workload], name: str) -> Workload | None:
+    return next((w for w in wls if w.kind == "Deployment" and w.name == name), None)
+
+
+def break_fix_causes(ms: Sequence[Manifest], namespace: str) -> list[Finding]:
+    """Why the frontend gets no (or not only right) answers, read from the files: the selector first (no pod, the
+    wrong pods, too many pods), then whether catalog-api listens where the Service sends. Empty when the files
+    show no cause (then the live evidence has to speak)."""
+    svc = next((m for m in ms if m.kind == "Service" and m.name == CATALOG), None)
+    wls = workloads(ms)
+    api = _workload(wls, CATALOG_API)
+    if svc is None or api is None:
+        return []
+    causes: list[Finding] = []
+    finding = selector_finding(svc, wls, namespace)
+    chosen = selected(svc, wls)
+    selector = format_labels(selector_of(svc))
+    if finding is not None:
+        causes.append(finding)
+    elif api not in chosen:
+        causes.append(Finding(
+            f"{cite(svc, ('spec', 'selector'))}: selects {selector}, which picks the pods of "
+            f"{', '.join(w.ref for w in chosen)} but not those of {api.ref} ({format_labels(api.labels)}), the pods "
+            f"that serve the catalog",
+            hint="spec.selector must list labels every catalog-api pod carries (its pod template's labels)"))
+    others = [w for w in chosen if w is not api]
+    if api in chosen and others:
+        what = "; ".join(f"{w.ref} ({format_labels(w.labels)}"
+                         f"{', ' + w.serving()[1] if w.serving()[0] is not None else ''})" for w in others)
+        causes.append(Finding(
+            f"{cite(svc, ('spec', 'selector'))}: selects {selector}, which also selects the pods of {what}: "
+            f"they become endpoints of {CATALOG} too and get their share of the requests, which they cannot answer. "
+            f"A selector must pick exactly the pods that serve, so it needs the label that tells them apart",
+            hint="add the label that only the catalog-api pods carry to the selector (compare "
+                 f"`kubectl get pods --show-labels`)"))
+    port = next((p for p in service_ports(svc) if p.get("port") == 80), None)
+    if port is not None:
+        cause = _target_port_cause(svc, port, api)
+        if cause is not None:
+            causes.append(cause)
+    return causes
+
+
+def _target_port_cause(svc: Manifest, port: dict, api: Workload) -> Finding | None:
+    """Whether the Service's port 80 lands on a port the catalog-api pods serve (whether or not they are selected:
+    a learner who fixed only the selector should hear about this one too)."""
+    target = target_of(port)
+    where = cite(svc, port_field(svc, port, "targetPort" if "targetPort" in port else "port"))
+    if isinstance(target, str):
+        resolved = api.named_ports().get(target)
+        if resolved is None:
+            return Finding(f"{where}: targetPort {target!r} names no container port of the pods of "
+                           f"{api.cite('containers')} (their ports: {api.port_list()}), so they are left out of the "
+                           f"endpoints", hint="a named targetPort must equal the `name` of a containerPort")
+    else:
+        resolved = target
+    listening, how = api.serving()
+    if listening is None or resolved in listening:
+        return None
+    serving = ", ".join(map(str, sorted(listening))) or "no port"
+    via = f"targetPort {target!r} = {resolved}" if isinstance(target, str) else f"targetPort {target}"
+    return Finding(f"{where}: sends port 80 to {via}, but the pods of {api.cite('containers')} are not listening "
+                   f"on port {resolved}: they serve {serving} ({how}), so every connection that reaches them is "
+                   f"refused", hint="targetPort is the port the container listens on (its containerPort); port (80) "
+                                    "is the one clients use")
+
+
+def break_fix_symptoms(total: int, answers: Counter, failures: Sequence[str], api_pods: Collection[str],
+                       endpoint_pods: Collection[str], worker_pods: int, worker_expected: bool) -> list[str]:
+    """What users and operators see, in words (empty when the catalog works): requests to http://catalog/ that
+    fail or reach the wrong pods, api pods that never answer, pods of the wrong kind among the endpoints, and a
+    feed importer that no longer runs. Pure, so the wording is unit-tested."""
+    out = []
+    if not api_pods:
+        out.append(f"Deployment {CATALOG_API} has no ready pod, so nothing can serve the catalog")
+    if failures:
+        reasons = Counter(failures).most_common()
+        why = "; ".join(f"{n} x {reason}" if len(reasons) > 1 else reason for reason, n in reasons)
+        answered = sum(answers.values())
+        rest = f"; the other {answered} were answered" if answered else ""
+        although = (f", although the {len(api_pods)} {CATALOG_API} pod{'s are' if len(api_pods) > 1 else ' is'} "
+                    f"Running and Ready") if api_pods and not answered else ""
+        out.append(f"{len(failures)} of {total} requests to {CATALOG_URL} from a pod in the namespace failed "
+                   f"({why}){rest}{although}")
+    strangers = sorted(set(answers) - set(api_pods))
+    if strangers:
+        out.append(f"requests to {CATALOG_URL} were answered by {', '.join(s[:60] for s in strangers)}, which is "
+                   f"not a {CATALOG_API} pod")
+    silent = sorted(set(api_pods) - set(answers))
+    if silent and answers:
+        out.append(f"{CATALOG_API} pod{'s' if len(silent) > 1 else ''} {', '.join(silent)} never answered")
+    unlisted = sorted(set(api_pods) - set(endpoint_pods))
+    if unlisted and not failures:
+        out.append(f"Service {CATALOG} does not list {', '.join(unlisted)} as ready endpoints")
+    foreign = sorted(set(endpoint_pods) - set(api_pods))
+    if foreign:
+        out.append(f"Service {CATALOG} also lists {', '.join(foreign)} as ready endpoints, which are not "
+                   f"{CATALOG_API} pods")
+    if worker_expected and not worker_pods:
+        out.append(f"Deployment {CATALOG_WORKER} runs no ready pod: the supplier feeds are no longer imported")
+    return out
+
+
+def break_fix_failure(symptoms: Sequence[str], *, deployed: bool, causes: Sequence[Finding],
+                      namespace: str) -> tuple[str, str]:
+    """(message, hint) of a failing break-fix check. As deployed: the symptom and where to start, no cause. Once
+    edited: the symptom and every cause the files show."""
+    symptom = "; ".join(symptoms)
+    if deployed:
+        return (f"The shop's frontend cannot use the catalog: {symptom}. Nothing in {BREAK_FIX_FILES} has changed "
+                f"yet: this is the setup as it was deployed. Find out why on the cluster, fix the files, check again",
+                f"follow one request: the Service {CATALOG} (`kubectl -n {namespace} get service {CATALOG} -o wide`), "
+                f"the endpoints it has (`kubectl -n {namespace} get endpointslices -l "
+                f"kubernetes.io/service-name={CATALOG}`), the pods that should be behind it and the port they "
+                f"listen on")
+    if not causes:
+        return (f"{symptom}", f"`kubectl -n {namespace} get service,endpointslices,pods -o wide` shows where the "
+                              f"Service sends the requests")
+    if len(causes) == 1:
+        return f"{symptom}. Cause: {causes[0].message}", causes[0].hint
+    listed = " ".join(f"({n}) {c.message}" for n, c in enumerate(causes, 1))
+    return f"{symptom}. {len(causes)} causes: {listed}", " ".join(f"({n}) {c.hint}" for n, c in enumerate(causes, 1))
+
+
+def break_fix_live(ctx) -> StepResult:
+    ns = ctx.spec.default_namespace
+    cluster = ctx.cluster
+    source = start_client(ctx)
+    wls = workloads(ctx.objects)
+    api_wl, worker_wl = _workload(wls, CATALOG_API), _workload(wls, CATALOG_WORKER)  # both there: static says so
+    selector = live_service(cluster, ns, CATALOG).spec.selector or {}
+    deadline = time.monotonic() + _kit.ENDPOINTS_SETTLE
+    while True:  # EndpointSlices may trail pod readiness by a moment
+        pods = learner_pods(cluster, ns)
+        api = {p.metadata.name: p for p in pods if service_selects(api_wl.labels, p.metadata.labels) and is_ready(p)}
+        chosen = {p.metadata.name for p in pods if selector and service_selects(selector, p.metadata.labels)
+                  and is_ready(p)}
+        eps = cluster.endpoints(ns, CATALOG)
+        ready_eps = {e.pod or e.ip for e in eps if e.ready}
+        if ready_eps == chosen or time.monotonic() >= deadline:
+            break
+        time.sleep(0.3)
+    workers = [p for p in pods if service_selects(worker_wl.labels, p.metadata.labels) and is_ready(p)]
+    wait_client(ctx)
+    specs = http_specs(source, [(CATALOG_URL, CATALOG, 80)], BREAK_FIX_REQUESTS)
+    # with ready endpoints kube-proxy may need a moment to program them: retry rounds until every api pod answered
+    spread = run_spread(ctx.prober, specs, reach=api, rounds=3 if ready_eps else 1)
+    answers = spread.answers()
+    symptoms = break_fix_symptoms(len(spread.results), answers, [r.detail or "no answer" for r in spread.failures()],
+                                  api, ready_eps, len(workers), worker_wl.replicas > 0)
+    table = spread_evidence(spread, api, f"Which pod answered GET {CATALOG_URL}hostname")
+    reproduce = Evidence.command("Reproduce", probe.reproduce_command(specs[0], cluster.context))
+    if not symptoms:
+        spread_text = ", ".join(f"{name} {answers.get(name, 0)}" for name in sorted(api))
+        return StepResult("live", True,
+                          f"the frontend's requests to {CATALOG_URL} work again: {sum(answers.values())}/"
+                          f"{len(spread.results)} answered by the {len(api)} {CATALOG_API} pods ({spread_text}); "
+                          f"Service {CATALOG}'s endpoints are exactly those pods, and {CATALOG_WORKER} still runs",
+                          evidence=(table, endpoints_evidence(CATALOG, eps), reproduce))
+    deployed = as_deployed(ctx.objects, ctx.spec.starter_dir)
+    causes = [] if deployed else break_fix_causes(ctx.objects, ns)
+    message, hint = break_fix_failure(symptoms, deployed=deployed, causes=causes, namespace=ns)
+    evidence = (table, reproduce) if deployed else (table, endpoints_evidence(CATALOG, eps), pods_evidence(pods),
+                                                    reproduce)
+    raise CheckFailed(message, hint=hint, evidence=evidence)
+
+
 # a failing live check also names the Service fields that hand the traffic to other pods or another controller
 EXERCISES = {
     "clusterip": Exercise(static=_static(static_clusterip),
@@ -518,4 +727,5 @@ EXERCISES = {
     "externalname": Exercise(static=_static(static_externalname), live=externalname_live),
     "readiness": Exercise(static=_static(static_readiness),
                           live=naming_traffic_fields(readiness_live, "api-service")),
+    "break-fix": Exercise(static=_static(static_break_fix), live=naming_traffic_fields(break_fix_live, CATALOG)),
 }

@@ -1,4 +1,4 @@
-"""Grader of lab 05-network-policy: six NetworkPolicy exercises over one small world.
+"""Grader of lab 05-network-policy: seven NetworkPolicy exercises over one small world.
 
 The world (labs/05-network-policy/world.yaml) is the seed's diagram: web, api and db in ``production``, test in
 ``staging`` (labelled app=web, like the web frontend it tests). The grader creates it (the engine sets the
@@ -18,13 +18,19 @@ Checks:
           (batched: one exec per source pod; retried only while a cell disagrees), and show expected, static
           and live side by side. Static right but live different means the CNI is not enforcing (or has not
           programmed the policies yet) -- said so, never blamed on the learner.
+  break-fix  (break-fix-lockdown) the starter is a realistic broken setup, not a skeleton: no static step, so
+          whatever the policies say is applied and probed; the failure lists each wrong connection with what
+          live traffic did and the command reproducing it. While the submission is still the setup as
+          deployed (``DEPLOYED``), the causes are left out -- finding them is the exercise.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import functools
+import hashlib
 import ipaddress
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,13 +91,22 @@ class ExerciseTarget:
     address outside the cluster, db after a move): the static check judges their columns, probes never do."""
 
     statement: str
-    direction: Direction  # the direction the exercise is about
+    direction: Direction | None  # the direction the exercise is about; None: both (see egress_sources)
     columns: tuple[Column, ...]
     expects: tuple[Expect, ...]
     default: bool = True
     by_address: Callable[[str, Column, tuple[str, ...]], bool | None] | None = None
     needs_dns: bool = False
     imagined: tuple[dict, ...] = ()
+    egress_sources: tuple[str, ...] = ()  # direction None: the sources whose egress the target restricts
+    break_fix: bool = False  # the starter is a broken setup to diagnose: its failure shows symptoms, not causes
+
+    def cell_direction(self, source: str) -> Direction:
+        """The direction a cell from ``source`` is about: the exercise's, or (both directions) Egress for the
+        sources whose egress the target restricts and Ingress for the others."""
+        if self.direction is not None:
+            return self.direction
+        return Direction.EGRESS if source in self.egress_sources else Direction.INGRESS
 
     @property
     def imagined_keys(self) -> frozenset[str]:
@@ -203,6 +218,18 @@ TARGETS: dict[str, ExerciseTarget] = {
         Direction.EGRESS, (*BASIC, Column(NEW_NODE_POD, 80), Column(OUTSIDE, 80)),
         (Expect(API, "", False), Expect(API, WEB, True), Expect(API, TEST, True)),
         by_address=_in_pod_network_outside_control_plane, imagined=(NEW_NODE_POD_DOC, OUTSIDE_POD)),
+    "break-fix-lockdown": ExerciseTarget(
+        f"the SEC-142 lockdown as its header says: into production only anyone -> web:80, web -> api:8080 "
+        f"(production's web only) and api -> db:5432 (api only), no other port (api:8081-8084, db:5433); api "
+        f"connects to db:5432 and to DNS (the kube-dns pods, UDP and TCP 53) and nowhere else (not web, not "
+        f"staging, not kube-dns:9153, not {OTHER_KUBE_SYSTEM}:53, which stands for any other pod of "
+        f"kube-system); everything else open",
+        None, (*EVERY_PORT, DNS_UDP, DNS_TCP, DNS_METRICS, Column(OTHER_KUBE_SYSTEM, 53, "UDP"),
+               Column(OTHER_KUBE_SYSTEM, 53, "TCP", show_protocol=True)),
+        (Expect("", API, False), Expect(WEB, API, True, port=8080),
+         Expect("", DB, False), Expect(API, DB, True, port=5432),
+         Expect(API, "", False), Expect(API, DB, True, port=5432), Expect(API, KUBE_DNS, True, port=53)),
+        needs_dns=True, imagined=(OTHER_KUBE_SYSTEM_POD,), egress_sources=(API,), break_fix=True),
 }
 
 
@@ -390,18 +417,26 @@ def _why(engine: PolicyEngine, source: str, column: Column) -> str:
 # ---- Diagnosis: the mistake named in the learner's terms (lab.yaml quotes the sentences), with file:line ---
 
 
+WRONG_DIRECTION = ", but this exercise is about"  # graders.netpol.mistakes: a policy isolating the other direction
+
+
 def diagnose(exercise: str, engine: PolicyEngine, table: Reachability, at: Locate = no_location) -> tuple[str, ...]:
     """Every known mistake visible in these policies, each in one sentence that names it (and, through ``at``,
     the file:line of the policy at fault)."""
-    direction = TARGETS[exercise].direction
+    target = TARGETS[exercise]
     found: dict[str, None] = {}  # each sentence once, in the order found
 
     def say(text: str) -> None:
         found.setdefault(text, None)
 
-    isolated = {(column.pod if direction is Direction.INGRESS else source).split("/")[0]
+    def say_but_direction(text: str) -> None:  # an exercise about both directions: no policy has the wrong one
+        if WRONG_DIRECTION not in text:
+            say(text)
+
+    isolated = {(column.pod if target.cell_direction(source) is Direction.INGRESS else source).split("/")[0]
                 for (source, column), expected in table.expected.items() if expected is Outcome.BLOCKED}
-    policy_mistakes(engine, direction, isolated, (PRODUCTION, STAGING), POD_NETWORK, say, at)
+    policy_mistakes(engine, target.direction or Direction.INGRESS, isolated, (PRODUCTION, STAGING), POD_NETWORK,
+                    say if target.direction else say_but_direction, at)
     for source, column in table.wrong_cells():  # what admits a blocked cell, what blocks an allowed one
         why = IMAGINED_WHY.get((column.pod, table.observed.get(source, column) is Outcome.ALLOWED))
         twin = IMAGINED_TWIN.get(column.pod)
@@ -410,6 +445,7 @@ def diagnose(exercise: str, engine: PolicyEngine, table: Reachability, at: Locat
         if table.observed.get(source, column) is not Outcome.ALLOWED and is_dns(column) and column.port == 53:
             _dns_blocked(engine, source, column, say)
             continue
+        direction = target.cell_direction(source)
         for pod in destination_pods(engine, column) or [column.pod]:
             verdict = engine.evaluate(source, pod, column.port, column.protocol)
             if table.observed.get(source, column) is Outcome.ALLOWED:
@@ -443,6 +479,8 @@ HINTS = {
     "api-egress-dns": "once egress is isolated, DNS is just another destination: kube-dns pods, port 53, UDP and TCP",
     "named-ports-range": "a named port is looked up on the destination pod; endPort is inclusive",
     "ipblock-except": f"one ipBlock: cidr {POD_NETWORK} with an except for the control-plane node's range",
+    "break-fix-lockdown": "start from one symptom: which policies select its source (egress) and its destination "
+                          "(ingress)? Does a rule of each admit the other side on that port -- and only that side?",
 }
 
 
@@ -549,6 +587,8 @@ def outside_destination(ctx) -> Iterator[tuple[dict[str, str], str]]:
 
 def live_check(ctx) -> StepResult:
     exercise = ctx.spec.id
+    if TARGETS[exercise].break_fix:
+        return break_fix_check(ctx)
     pods = deploy_world(ctx)
     addresses = {key: pod.status.pod_ip for key, pod in pods.items()}
     placement = _placement_problem(exercise, addresses)
@@ -577,4 +617,106 @@ def live_check(ctx) -> StepResult:
     return StepResult("live", True, message, evidence=evidence if getattr(ctx, "verbose", False) else ())
 
 
-EXERCISES = {exercise: Exercise(static=static_check, live=live_check) for exercise in TARGETS}
+# ---- break-fix: the starter is a broken setup; its failure shows what cannot talk to what, live ---------------
+
+
+def policy_fingerprint(docs: Iterable[Mapping[str, Any]], default_namespace: str = PRODUCTION) -> tuple:
+    """What a set of NetworkPolicies means, without comments, layout, key order or document order: two
+    submissions with the same fingerprint are the same policies."""
+    return tuple(sorted((doc.get("metadata", {}).get("namespace") or default_namespace,
+                         doc.get("metadata", {}).get("name", ""), json.dumps(doc.get("spec"), sort_keys=True))
+                        for doc in docs if doc.get("kind") == "NetworkPolicy"))
+
+
+def fingerprint_digest(docs: Iterable[Mapping[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(policy_fingerprint(docs)).encode()).hexdigest()
+
+
+# The broken setup each break-fix exercise deploys, by digest: the starter files are the learner's own (edited in
+# place), so the grader cannot read the pristine version from disk. tests/unit/test_lab05_break_fix.py keeps it
+# equal to labs/05-network-policy/<exercise>/.
+DEPLOYED = {"break-fix-lockdown": "d43df03c61088d784309c2cbb6efaa4a24966f6e26961836944e595495aa6f9d"}
+
+
+def deployed_as_is(exercise: str, objects: Iterable[Manifest]) -> bool:
+    """Whether the submission is still the broken setup the exercise starts from."""
+    return fingerprint_digest(m.obj for m in objects) == DEPLOYED.get(exercise)
+
+
+def symptom(source: str, column: Column, expected: Outcome, static: Outcome) -> str:
+    """What a wrong cell means for the app, in words a colleague would report it with."""
+    if is_dns(column) and column.port == 53 and static is Outcome.BLOCKED:
+        if column.protocol == "UDP":
+            return f"{short(source)} cannot resolve names (a lookup of {DNS_NAME} gets no answer)"
+        return f"DNS over TCP from {short(source)} gets no answer (large answers and retries over TCP fail)"
+    if static is Outcome.BLOCKED:
+        return f"{short(source)} cannot open a connection it needs"
+    return f"{short(source)} can open a connection that must be refused"
+
+
+def symptom_lines(planned: StaticReport, report: StaticReport, seen) -> list[str]:
+    """One line per wrong cell: the cell, what it means, and what live traffic did (with the command that
+    reproduces it); a cell of an imagined destination is judged from the policies alone."""
+    lines = []
+    imagined = TARGETS[planned.exercise].imagined_keys
+    cells = [(report, cell) for cell in report.wrong]
+    cells += [(planned, cell) for cell in planned.wrong if cell[1].pod in imagined]
+    for judged, (source, column) in cells:
+        expected = judged.reachability.expected.get(source, column)
+        static = judged.reachability.observed.get(source, column)
+        line = (f"{source} -> {column.label} should be {expected.word} but is {static.word}: "
+                f"{symptom(source, column, expected, static)}")
+        if judged is planned:
+            line += f" ({column.pod} is imagined: judged from the policies, never probed)"
+        else:
+            live = seen.live.observed.get(source, column)
+            agrees = "" if live is static else f", although the policies say {static.word}"
+            command = seen.commands.get((source, column), "")
+            line += f" (live probe: {live.word if live else 'not run'}{agrees}"
+            line += f"; reproduce: {command})" if command else ")"
+        lines.append(line)
+    return lines
+
+
+def break_fix_failure(planned: StaticReport, report: StaticReport, seen, evidence: Sequence[Evidence],
+                      as_deployed: bool) -> CheckFailed:
+    """The failure of a break-fix exercise. As deployed (the starter, unchanged): the symptoms only, so the
+    learner has something to investigate and nothing given away; once edited: the symptoms and their causes."""
+    lines = symptom_lines(planned, report, seen)
+    what = "the setup as deployed is broken" if as_deployed else "the policies are not fixed yet"
+    head = (f"{what}: {len(lines)} connection(s) differ from what it must do "
+            f"({TARGETS[planned.exercise].statement})")
+    causes = () if as_deployed else tuple(dict.fromkeys((*planned.diagnoses, *report.diagnoses)))
+    tail = ("investigate each symptom on the cluster (which policies select the pods on each side, and what "
+            "their rules admit), fix the files, and check again" if as_deployed else "")
+    message = "\n".join([head, *(f"- {line}" for line in lines), *(f"- {cause}" for cause in causes),
+                         *([tail] if tail else [])])
+    if not as_deployed and planned.explanations:
+        evidence = (*evidence, Evidence.text("why each wrong cell is what it is", "\n\n".join(planned.explanations)))
+    return CheckFailed(message, hint=HINTS[planned.exercise], evidence=tuple(evidence))
+
+
+def break_fix_check(ctx) -> StepResult:
+    """Deploy the world, apply the submission (however broken), probe every cell and judge. No static step
+    before it: the symptoms a learner diagnoses are what live traffic does."""
+    exercise = ctx.spec.id
+    planned = evaluate(exercise, ctx.objects)  # the whole statement, imagined destinations included
+    pods = deploy_world(ctx)
+    addresses = {key: pod.status.pod_ip for key, pod in pods.items()}
+    dns_pods = live_dns_pods(ctx.cluster) if TARGETS[exercise].needs_dns else None
+    report = evaluate(exercise, ctx.objects, addresses, dns_pods)
+    dns_ips = {f"{KUBE_SYSTEM}/{p['metadata']['name']}": p["status"]["podIP"] for p in dns_pods or []}
+    seen = observe(ctx.prober, report.reachability, _cell_probes(report, addresses, dns_ips),
+                   functools.partial(_why, report.engine), attempts=PROBE_ATTEMPTS, deadline_s=PROBE_DEADLINE_S,
+                   missing="no kube-dns pod to probe")
+    evidence = (Evidence.text("expected | static | live", grids(report, seen.live)),
+                Evidence.matrix("expected vs live", seen.matrix(name=_short_label)))
+    if not (planned.matches and report.matches):
+        raise break_fix_failure(planned, report, seen, evidence, deployed_as_is(exercise, ctx.objects))
+    message = judge(seen, evidence, PROBE_ATTEMPTS)
+    return StepResult("live", True, message, evidence=evidence if getattr(ctx, "verbose", False) else ())
+
+
+# A break-fix exercise has no static step: the broken setup is applied and probed, whatever its policies say.
+EXERCISES = {exercise: Exercise(static=None if target.break_fix else static_check, live=live_check)
+             for exercise, target in TARGETS.items()}

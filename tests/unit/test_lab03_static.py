@@ -33,6 +33,9 @@ STATIC = {
     "externalname": lab.static_externalname,
     "readiness": lab.static_readiness,
 }
+# Judged from the symptom on the cluster (its starter is valid, it is what was deployed): the static step has
+# nothing to say; tests/unit/test_lab03_break_fix.py and the live suite prove it.
+JUDGED_LIVE = {"break-fix"}
 # Rejected by the API server on a cluster (the engine shows its words, then the lab's explain_admission).
 API_REJECTS = {("nodeport", "nodeport-out-of-range"), ("nodeport", "type-missing"),
                ("externalname", "url-not-hostname"), ("externalname", "type-missing"),
@@ -70,9 +73,9 @@ def _static(ex, directory) -> str:
     return STATIC[ex.id](_manifests(ex, directory), ex.default_namespace)
 
 
-EXERCISES = [pytest.param(ex, id=ex.id) for ex in LAB.exercises]
+EXERCISES = [pytest.param(ex, id=ex.id) for ex in LAB.exercises if ex.id not in JUDGED_LIVE]
 MISTAKES = [pytest.param(ex, m, id=f"{ex.id}/{m.id}") for ex in LAB.exercises for m in ex.mistakes
-            if (ex.id, m.id) not in SCHEMA_REJECTS | LIVE_ONLY | {("externalname", "type-missing")}]
+            if ex.id not in JUDGED_LIVE and (ex.id, m.id) not in SCHEMA_REJECTS | LIVE_ONLY | {("externalname", "type-missing")}]
 
 
 def test_every_exercise_has_a_static_and_a_live_check():
@@ -168,7 +171,7 @@ def test_live_only_mistakes_pass_static(key):
 
 
 @pytest.mark.parametrize("ex,directory", [pytest.param(ex, d, id=f"{ex.id}/{d.name}") for ex in LAB.exercises
-                                          for d in ex.alternative_dirs])
+                                          if ex.id not in JUDGED_LIVE for d in ex.alternative_dirs])
 def test_alternatives_pass_static(ex, directory):
     assert _static(ex, directory)
 
