@@ -1,0 +1,865 @@
+"""Lab 04-ingress: the seed's Ingress on the course's controller (Traefik), then Gateway API with a 90/10 canary.
+
+Every exercise is graded by behaviour, from OUTSIDE the cluster: a short-lived container on the cluster's docker
+network (``graders.outside``) sends HTTP requests to the Ingress controller's load-balancer IP (Traefik's
+LoadBalancer Service, an address MetalLB announces on that network) with the Host header of app.example.com (and
+of a host nobody configured). The backends run agnhost ``netexec --http-override=/hostname``, which answers every
+path with the pod's name, so each answer says which backend the controller chose.
+
+* **routing**: which backend answered each (host, path) — /api and /api/v1 the api, /apiary and / the frontend,
+  an unknown host the controller's own 404. The controller needs a moment (its provider throttles updates) to
+  pick up a new Ingress or route: the requests are repeated until they come out right or a short deadline passes.
+* **canary** (Gateway API): 200 sequential requests to /api in one container, counted per backend; the canary's
+  share must fall in a stated range around 10 %.
+* **causes**: when the behaviour is wrong, the submitted objects are read the way the controller reads them (the
+  IngressClass, each path's pathType, the backend Service and its port, the rule's host; a route's parentRef, a
+  listener's port and hostname, the weights) and every cause found is named with its file:line. The causes never
+  decide the grade: the requests do.
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from graders import probe
+from graders.errors import CheckFailed, K8sLabError
+from graders.exercise import Exercise
+from graders.labs._kit import Finding, is_ready, learner_pods, outside_vantage
+from graders.manifests import Manifest
+from graders.model import Evidence, Outcome, StepResult
+from graders.workloads import cite
+
+LAB_ID = "04-ingress"
+
+HOST = "app.example.com"
+UNKNOWN_HOST = "unknown.example.org"       # no Ingress or route names it: the controller must answer 404 itself
+CONTROLLER_NAMESPACE = "traefik"
+CONTROLLER_SERVICE = "traefik"
+COURSE_CLASS = "traefik"                   # the IngressClass and the GatewayClass of the course's controller
+ENTRY_POINTS = {8000: "web", 8443: "websecure"}   # Traefik's entry points (container ports) a listener can use
+NOT_FOUND = "404"                          # what the controller answers when no route matches
+NOT_FOUND_BODY = "404 page not found"
+API, CANARY, FRONTEND = "api", "api-canary", "frontend"   # the pods' app labels
+REPEAT = 3                                 # requests per (host, path): Services have 1-2 pods, any one answers
+ROUTES_DEADLINE = 12.0                     # how long a new Ingress/route may take to be served (Traefik throttles 2 s)
+ADDRESS_TIMEOUT = 10.0
+CANARY_REQUESTS = 200
+CANARY_SHARE = 0.10
+# the accepted canary count out of 200: a true 10 % canary (Binomial(200, 0.1), mean 20) falls outside with
+# probability 3.9e-5 (below) + 7.2e-6 (above); a 50/50 split lands inside with probability 1.7e-18
+CANARY_RANGE = (6, 40)
+CANARY_MISS_PROBABILITY = "below 1 in 20,000"
+TLS_SECRET_TYPE = "kubernetes.io/tls"
+ROUTER_TLS = "traefik.ingress.kubernetes.io/router.tls"
+CERT_MANAGER_ANNOTATIONS = ("cert-manager.io/cluster-issuer", "cert-manager.io/issuer")
+COURSE_CA_NAME = "k8slab course CA"
+TRAEFIK_DEFAULT_CERT = "TRAEFIK DEFAULT CERT"
+CA_PEM_TAG = "PEM"
+
+
+# ================================================================================ what was asked
+@dataclass(frozen=True)
+class Route:
+    """One request and the backends allowed to answer it (NOT_FOUND: the controller itself, with 404)."""
+
+    host: str
+    path: str
+    accept: frozenset
+    why: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.host}{self.path}"
+
+    @property
+    def wanted(self) -> str:
+        if self.accept == {NOT_FOUND}:
+            return "the controller's 404 (no rule for this host)"
+        return " or ".join(backend_text(b) for b in sorted(self.accept))
+
+
+def _route(host: str, path: str, *accept: str, why: str = "") -> Route:
+    return Route(host, path, frozenset(accept), why)
+
+
+HOST_PATH_ROUTES = (
+    _route(HOST, "/api", API),
+    _route(HOST, "/api/v1", API, why="Prefix /api matches /api and everything below it"),
+    _route(HOST, "/apiary", FRONTEND, why="Prefix matches whole path elements: /apiary is not below /api"),
+    _route(HOST, "/", FRONTEND),
+    _route(HOST, "/about", FRONTEND),
+    _route(UNKNOWN_HOST, "/", NOT_FOUND, why="only app.example.com is routed"),
+    _route(UNKNOWN_HOST, "/api", NOT_FOUND, why="only app.example.com is routed"),
+)
+# with the canary, the api's requests may be answered by either version; the share is judged separately
+TLS_ROUTES = tuple(r for r in HOST_PATH_ROUTES if r.host == HOST)   # over HTTPS, verified against the course CA
+GATEWAY_ROUTES = tuple(_route(r.host, r.path, *(r.accept | ({CANARY} if API in r.accept else set())), why=r.why)
+                       for r in HOST_PATH_ROUTES)
+
+
+def backend_text(app: str) -> str:
+    return {API: "the api (api-service)", CANARY: "the canary (api-canary-service)",
+            FRONTEND: "the frontend (frontend-service)", NOT_FOUND: "the controller's 404"}.get(app, app)
+
+
+# ================================================================================ answers (pure)
+def who_answered(result: probe.ProbeResult, apps: Mapping[str, str]) -> str:
+    """Which backend (the app label of the pod that answered), NOT_FOUND, or what else came back."""
+    if result.outcome is not Outcome.ALLOWED:
+        return f"no answer ({result.detail or 'failed'})"
+    return classify_body(result.output, apps)
+
+
+def classify_body(body: str, apps: Mapping[str, str]) -> str:
+    text = body.strip()
+    if text in apps:
+        return apps[text]
+    if text == NOT_FOUND_BODY:
+        return NOT_FOUND
+    if text in ("Bad Gateway", "Service Unavailable", "no available server"):
+        return f"the controller's {text!r} (the backend has no ready endpoint it can reach)"
+    return f"{text[:60]!r}" if text else "an empty answer"
+
+
+def observe(routes: Sequence[Route], results: Sequence[probe.ProbeResult],
+            apps: Mapping[str, str]) -> dict[Route, Counter]:
+    """{route: Counter(who answered)}; results are in the order of ``route_specs``."""
+    by_label = {r.label: r for r in routes}
+    out: dict[Route, Counter] = {r: Counter() for r in routes}
+    for result in results:
+        out[by_label[result.spec.label]][who_answered(result, apps)] += 1
+    return out
+
+
+def wrong_routes(observed: Mapping[Route, Counter]) -> list[Route]:
+    return [r for r, answers in observed.items() if not answers or set(answers) - r.accept]
+
+
+def answers_text(answers: Counter) -> str:
+    total = sum(answers.values())
+    parts = [f"{backend_text(who)} ({n} of {total})" if len(answers) > 1 or n != total else backend_text(who)
+             for who, n in answers.most_common()]
+    return ", ".join(parts) or "nothing"
+
+
+def symptoms(observed: Mapping[Route, Counter]) -> list[str]:
+    """What a client sees, one sentence per wrong request (pure; the wording is unit-tested)."""
+    wrong = wrong_routes(observed)
+    if wrong and all(observed[r] and set(observed[r]) == {NOT_FOUND} for r in wrong) and \
+            all(r.host == HOST for r in wrong):
+        paths = ", ".join(r.path for r in wrong)
+        return [f"every request for {HOST} ({paths}) got the controller's 404: no rule of the controller matches "
+                f"this host, so your routing is not served at all"]
+    same = {tuple(sorted(observed[r])) for r in wrong}
+    if len(wrong) > 1 and len(same) == 1 and len(next(iter(same))) == 1 and all(r.host == HOST for r in wrong):
+        paths = ", ".join(r.path for r in wrong)
+        return [f"every request for {HOST} ({paths}) got {backend_text(next(iter(same))[0])}"]
+    out = []
+    for r in wrong:
+        because = f" ({r.why})" if r.why else ""
+        out.append(f"GET http://{r.label} was answered by {answers_text(observed[r])}; expected {r.wanted}{because}")
+    return out
+
+
+def routes_table(observed: Mapping[Route, Counter], title: str) -> Evidence:
+    rows = [(f"Host: {r.host}  GET {r.path}", r.wanted, answers_text(a), "ok" if r not in wrong_routes({r: a})
+             else "WRONG") for r, a in observed.items()]
+    return Evidence.table(title, ("request", "expected", "answered by", ""), rows)
+
+
+# ================================================================================ causes in the files (pure)
+def _spec(m: Manifest) -> dict:
+    spec = m.obj.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def service_ports(objects: Iterable[Manifest]) -> dict[str, list[tuple[int, str]]]:
+    """{Service name: [(port, name)]} of the submitted Services."""
+    out = {}
+    for m in objects:
+        if m.kind == "Service":
+            out[m.name] = [(p.get("port"), str(p.get("name") or "")) for p in _spec(m).get("ports") or []
+                           if isinstance(p, dict)]
+    return out
+
+
+def _ports_text(ports: Sequence[tuple[int, str]]) -> str:
+    return ", ".join(f"{n}" + (f" (name {name})" if name else "") for n, name in ports) or "none"
+
+
+def backend_causes(m: Manifest, path: tuple, service: str, port: dict, services: Mapping[str, list]) -> list[Finding]:
+    """A backend that names a Service the namespace lacks, or a port that Service does not have."""
+    if service not in services:
+        return [Finding(f"{cite(m, (*path, 'name'))}: names no Service named {service} in this namespace (Services "
+                        f"in your files: {', '.join(sorted(services)) or 'none'}): the controller cannot send this "
+                        f"path anywhere, so it leaves it out and those requests fall through to another rule (or "
+                        f"get 404)", hint="a backend names the Service by its metadata.name, in the Ingress's "
+                                          "own namespace")]
+    ports = services[service]
+    number, name = port.get("number"), port.get("name")
+    if number is not None and number not in [p for p, _ in ports]:
+        return [Finding(f"{cite(m, (*path, 'port', 'number'))}: Service {service} has no port {number} (its ports: "
+                        f"{_ports_text(ports)}): a backend names the Service's port — the one clients use — not the "
+                        f"container's targetPort, so the controller finds nothing to send these requests to",
+                        hint=f"port.number: the Service's `port` ({_ports_text(ports)})")]
+    if name is not None and name not in [n for _, n in ports]:
+        return [Finding(f"{cite(m, (*path, 'port', 'name'))}: Service {service} has no port named {name} (its ports: "
+                        f"{_ports_text(ports)})", hint="port.name must equal the `name` of one of the Service's ports")]
+    return []
+
+
+def ingress_causes(objects: Sequence[Manifest], classes: Sequence[str], string_prefix: bool = True
+                   ) -> list[Finding]:
+    """Why the controller routes these Ingresses differently from what the exercise asks (pure: the submitted
+    objects, the IngressClasses that exist, and whether the controller matches Prefix paths as strings, as Traefik
+    does by default)."""
+    services = service_ports(objects)
+    causes: list[Finding] = []
+    for m in (o for o in objects if o.kind == "Ingress"):
+        spec = _spec(m)
+        cls = spec.get("ingressClassName") or (m.metadata.get("annotations") or {}).get("kubernetes.io/ingress.class")
+        if cls and cls not in classes:
+            causes.append(Finding(
+                f"{cite(m, ('spec', 'ingressClassName'))}: ingressClassName {cls}: there is no IngressClass {cls} on "
+                f"this cluster (there is: {', '.join(classes) or 'none'}), so nothing on this cluster serves it — no "
+                f"controller reads this Ingress and the Ingress stays without an address. The seed was written for "
+                f"ingress-nginx, which this cluster does not run (the community controller was retired in March "
+                f"2026)", hint=f"ingressClassName: {COURSE_CLASS} (`kubectl get ingressclass`)"))
+        elif not cls and not classes:
+            causes.append(Finding(f"{cite(m, ('spec',))}: no ingressClassName and no default IngressClass: no "
+                                  f"controller picks this Ingress up", hint=f"ingressClassName: {COURSE_CLASS}"))
+        for ri, rule in enumerate(spec.get("rules") or []):
+            if not isinstance(rule, dict):
+                continue
+            if not rule.get("host"):
+                causes.append(Finding(
+                    f"{cite(m, ('spec', 'rules', ri))}: the rule has no host, so this Ingress answers for every host: "
+                    f"a request with Host: {UNKNOWN_HOST} reaches your backends as well",
+                    hint=f"host: {HOST} in the rule (one rule per host)"))
+            paths_ = [p for p in ((rule.get("http") or {}).get("paths")) or [] if isinstance(p, dict)]
+            prefixes = {str(p.get("path") or "").rstrip("/") for p in paths_ if p.get("pathType") == "Prefix"}
+            for pi, p in enumerate(paths_):
+                where = ("spec", "rules", ri, "http", "paths", pi)
+                path = str(p.get("path") or "")
+                if p.get("pathType") == "Exact" and path not in ("", "/") and path.rstrip("/") not in prefixes:
+                    causes.append(Finding(
+                        f"{cite(m, (*where, 'pathType'))}: pathType Exact matches the path {path} and nothing "
+                        f"else, and no Prefix path covers what is below it, so {path.rstrip('/')}/v1 is not matched "
+                        f"and falls through to /",
+                        hint=f"add a Prefix path for what is below {path} (see the notebook: how Traefik matches a "
+                             f"Prefix)"))
+                if p.get("pathType") == "Prefix" and string_prefix and path not in ("", "/") and \
+                        not path.endswith("/"):
+                    causes.append(Finding(
+                        f"{cite(m, (*where, 'path'))}: pathType Prefix {path}: the Ingress specification matches a "
+                        f"Prefix path element by element ({path}, {path}/v1, not {path}ary), but Traefik, by default, "
+                        f"matches it character by character — {path}ary starts with the string {path}, so it is "
+                        f"routed here too (traefik/traefik#11200; the controller option "
+                        f"--providers.kubernetesingress.strictPrefixMatching, off by default, changes that)",
+                        hint=f"write what you mean in a form every controller reads the same: Exact {path} plus "
+                             f"Prefix {path}/"))
+                svc = ((p.get("backend") or {}).get("service")) or {}
+                if svc.get("name"):
+                    causes.extend(backend_causes(m, (*where, "backend", "service"), svc["name"],
+                                                 svc.get("port") or {}, services))
+    return causes + priority_causes(objects)
+
+
+ROUTER_PRIORITY = "traefik.ingress.kubernetes.io/router.priority"
+
+
+def traefik_rule(host: str, path: str, path_type: str) -> str:
+    """The rule Traefik's Ingress provider builds for one path (its default priority is this string's length)."""
+    parts = [f"Host(`{host}`)"] if host else []
+    if path:
+        parts.append(f"{'Path' if path_type == 'Exact' else 'PathPrefix'}(`{path}`)")
+    return " && ".join(parts)
+
+
+def priority_causes(objects: Sequence[Manifest]) -> list[Finding]:
+    """Exact paths that a Prefix route of the same host outranks on Traefik: routes are tried by priority, which
+    is by default the length of the rule, not the specification's order (Exact first, then the longest path)."""
+    routers = []
+    for m in (o for o in objects if o.kind == "Ingress"):
+        raw = str((m.metadata.get("annotations") or {}).get(ROUTER_PRIORITY, "")).strip()
+        explicit = int(raw) if raw.lstrip("-").isdigit() else None
+        for ri, rule in enumerate(_spec(m).get("rules") or []):
+            if not isinstance(rule, dict):
+                continue
+            for pi, p in enumerate(((rule.get("http") or {}).get("paths")) or []):
+                if isinstance(p, dict):
+                    text = traefik_rule(str(rule.get("host") or ""), str(p.get("path") or ""), str(p.get("pathType")))
+                    routers.append((m, ("spec", "rules", ri, "http", "paths", pi), str(rule.get("host") or ""),
+                                    str(p.get("path") or ""), p.get("pathType"), text,
+                                    explicit if explicit is not None else len(text)))
+    causes = []
+    for m, where, host, path, kind, text, priority in routers:
+        if kind != "Exact" or path in ("", "/"):
+            continue
+        winner = next((r for r in routers if r[2] == host and r[4] == "Prefix" and path.startswith(r[3])
+                       and r[6] > priority), None)
+        if winner is not None:
+            causes.append(Finding(
+                f"{cite(m, (*where, 'path'))}: Traefik tries its routes by priority, and a route's priority is by "
+                f"default the length of the rule it builds: {text} ({len(text)} characters) is shorter than "
+                f"{winner[5]} ({winner[6]}), so the {winner[3]} route wins for {path} too. The Ingress "
+                f"specification's precedence (Exact first, then the longest path) does not decide here",
+                hint=f"the annotation {ROUTER_PRIORITY} sets the priority of every route of its Ingress (the larger "
+                     f"wins): give the api's paths their own Ingress with a priority above {winner[6]}, or the "
+                     f"frontend's a lower one"))
+    return causes
+
+
+def _hostname_matches(listener: str, host: str) -> bool:
+    if listener.startswith("*."):
+        return host.endswith(listener[1:]) and host.count(".") >= listener.count(".")
+    return listener == host
+
+
+def gateway_causes(objects: Sequence[Manifest], namespace: str) -> list[Finding]:
+    """Why the Gateway/HTTPRoutes do not route as asked: parentRefs, GatewayClass, listener port and hostname,
+    backends (pure)."""
+    gateways = {m.name: m for m in objects if m.kind == "Gateway"}
+    services = service_ports(objects)
+    causes: list[Finding] = []
+    for gw in gateways.values():
+        spec = _spec(gw)
+        if spec.get("gatewayClassName") != COURSE_CLASS:
+            causes.append(Finding(
+                f"{cite(gw, ('spec', 'gatewayClassName'))}: gatewayClassName {spec.get('gatewayClassName')}: nothing "
+                f"on this cluster serves it (the course's GatewayClass is {COURSE_CLASS})",
+                hint=f"gatewayClassName: {COURSE_CLASS}"))
+        for li, listener in enumerate(spec.get("listeners") or []):
+            port = listener.get("port")
+            if port not in ENTRY_POINTS:
+                have = ", ".join(f"{p} ({n})" for p, n in ENTRY_POINTS.items())
+                causes.append(Finding(
+                    f"{cite(gw, ('spec', 'listeners', li, 'port'))}: listener {listener.get('name')} is on port "
+                    f"{port}, but Traefik has no entry point on port {port}: on Traefik a listener's port must be the "
+                    f"port of one of its entry points inside the pod — {have}; the load-balancer IP's port 80 "
+                    f"leads to 8000", hint="port: 8000 for HTTP"))
+    for route in (m for m in objects if m.kind == "HTTPRoute"):
+        spec = _spec(route)
+        hostnames = [str(h) for h in spec.get("hostnames") or []]
+        for pi, ref in enumerate(spec.get("parentRefs") or []):
+            if not isinstance(ref, dict):
+                continue
+            where = ("spec", "parentRefs", pi)
+            if ref.get("namespace") not in (None, namespace) or ref.get("kind", "Gateway") != "Gateway":
+                continue
+            gw = gateways.get(ref.get("name"))
+            if gw is None:
+                causes.append(Finding(
+                    f"{cite(route, (*where, 'name'))}: the parentRef names no Gateway named {ref.get('name')} in "
+                    f"{namespace} (Gateways in your files: {', '.join(sorted(gateways)) or 'none'}): a route attaches "
+                    f"only to the Gateway it names, so this one is served by nothing",
+                    hint="parentRefs[].name is the Gateway's metadata.name"))
+                continue
+            listeners = [lst for lst in _spec(gw).get("listeners") or [] if isinstance(lst, dict)]
+            section = ref.get("sectionName")
+            if section:
+                listeners = [lst for lst in listeners if lst.get("name") == section]
+                if not listeners:
+                    causes.append(Finding(f"{cite(route, (*where, 'sectionName'))}: Gateway {gw.name} has no listener "
+                                          f"named {section}", hint="sectionName is a listener's name"))
+                    continue
+            for lst in listeners:
+                lhost = lst.get("hostname")
+                wanted = hostnames or [HOST]
+                if lhost and not any(_hostname_matches(lhost, h) for h in wanted):
+                    li = (_spec(gw).get("listeners") or []).index(lst)
+                    causes.append(Finding(
+                        f"{cite(gw, ('spec', 'listeners', li, 'hostname'))}: listener {lst.get('name')} accepts only "
+                        f"hostname {lhost}, and the HTTPRoute {route.name} is for {', '.join(wanted)}: the hostnames "
+                        f"do not intersect, so the route is not attached to that listener (its status says "
+                        f"NoMatchingListenerHostname)", hint=f"hostname: {HOST} on the listener, or leave it out"))
+        for ri, rule in enumerate(spec.get("rules") or []):
+            for bi, ref in enumerate((rule or {}).get("backendRefs") or []):
+                if isinstance(ref, dict) and ref.get("kind", "Service") == "Service" and ref.get("name"):
+                    port = {"number": ref["port"]} if "port" in ref else {}
+                    causes.extend(backend_causes(route, ("spec", "rules", ri, "backendRefs", bi), ref["name"], port,
+                                                 services))
+    return causes
+
+
+def declared_canary_share(objects: Sequence[Manifest]) -> float | None:
+    """The canary's share of /api as the weights in the files say (None when no rule sends to both)."""
+    for route in (m for m in objects if m.kind == "HTTPRoute"):
+        for rule in _spec(route).get("rules") or []:
+            refs = [r for r in (rule or {}).get("backendRefs") or [] if isinstance(r, dict)]
+            names = {r.get("name") for r in refs}
+            if {"api-service", "api-canary-service"} <= names:
+                weights = {r.get("name"): r.get("weight", 1) for r in refs}
+                total = sum(w for w in weights.values() if isinstance(w, int))
+                return weights["api-canary-service"] / total if total else 0.0
+    return None
+
+
+def judge_canary(counts: Counter, n: int, declared: float | None = None) -> tuple[bool, str]:
+    """Whether the canary's count among ``n`` requests to /api is within CANARY_RANGE; the sentence says it."""
+    canary = counts.get(CANARY, 0)
+    stable = counts.get(API, 0)
+    other = n - canary - stable
+    low, high = CANARY_RANGE
+    share = f"{100 * canary / n:.0f} %" if n else "-"
+    seen = (f"of {n} requests to http://{HOST}/api, the canary answered {canary} ({share}) and the api {stable}"
+            + (f"; {other} got another answer" if other else ""))
+    if low <= canary <= high and not other:
+        return True, (f"{seen}: within {low}-{high}, the range a 10 % canary falls in except with probability "
+                      f"{CANARY_MISS_PROBABILITY}")
+    why = ""
+    if declared is not None and abs(declared - CANARY_SHARE) > 0.02:
+        why = f". Your weights give the canary {100 * declared:.0f} % of the requests, not 10 %"
+    if other:
+        return False, f"{seen}: every request to /api must reach the api or its canary{why}"
+    return False, (f"{seen}, which is outside the range {low}-{high} of {n} the grader accepts for a 10 % canary "
+                   f"(a true 10 % canary falls outside it with probability {CANARY_MISS_PROBABILITY}){why}")
+
+
+def tls_causes(objects: Sequence[Manifest]) -> list[Finding]:
+    """Why Traefik serves no (or the wrong) certificate for the host, read from the files (pure)."""
+    secrets = {m.name: m for m in objects if m.kind == "Secret"}
+    causes: list[Finding] = []
+    for m in (o for o in objects if o.kind == "Ingress"):
+        spec = _spec(m)
+        annotations = m.metadata.get("annotations") or {}
+        entries = [t for t in spec.get("tls") or [] if isinstance(t, dict)]
+        if not entries:
+            causes.append(Finding(f"{cite(m, ('spec',))}: has no tls section, so Traefik has no certificate of yours "
+                                  f"for {HOST}", hint="spec.tls: [{hosts: [app.example.com], secretName: app-tls}]"))
+            continue
+        for ti, entry in enumerate(entries):
+            name = entry.get("secretName")
+            if name and name not in secrets:
+                issuer = next(((k, annotations[k]) for k in CERT_MANAGER_ANNOTATIONS if k in annotations), None)
+                extra = ""
+                if issuer:
+                    extra = (f". The annotation {issuer[0]}: {issuer[1]} asks cert-manager to create that Secret, but "
+                             f"no cert-manager runs on this cluster (and no issuer {issuer[1]} exists): an annotation "
+                             f"nothing reads does nothing, silently")
+                causes.append(Finding(
+                    f"{cite(m, ('spec', 'tls', ti, 'secretName'))}: names no Secret named {name} in your files "
+                    f"(Secrets: {', '.join(sorted(secrets)) or 'none'}), so Traefik cannot load the certificate and "
+                    f"serves its own default one{extra}",
+                    hint=f"a Secret of type {TLS_SECRET_TYPE} named {name}, in the Ingress's namespace (`kubectl "
+                         f"create secret tls {name} --cert=... --key=... --dry-run=client -o yaml`)"))
+        if str(annotations.get(ROUTER_TLS, "")).lower() != "true":
+            causes.append(Finding(
+                f"{cite(m, ('metadata',))}: has no annotation {ROUTER_TLS}: \"true\". On Traefik the tls section only "
+                f"supplies the certificate; the routes this Ingress creates stay plain-HTTP routes, and the course's "
+                f"entry point websecure does not turn TLS on by itself, so nothing terminates TLS for {HOST}",
+                hint=f"metadata.annotations: {{{ROUTER_TLS}: \"true\"}}"))
+    return causes
+
+
+def secret_certificate_causes(objects: Sequence[Manifest], known: Mapping[str, str]) -> list[Finding]:
+    """A Secret that holds one of the course's certificates for another host (``known``: {host: PEM} of certs/).
+    Traefik picks a certificate by SNI: a Secret for another name is never served for app.example.com (pure)."""
+    import base64
+    causes = []
+    for m in (o for o in objects if o.kind == "Secret"):
+        text = str((m.obj.get("stringData") or {}).get("tls.crt") or "")
+        if not text:
+            try:
+                text = base64.b64decode(str((m.obj.get("data") or {}).get("tls.crt") or "")).decode("utf-8", "replace")
+            except ValueError:
+                continue
+        host = next((h for h, pem in known.items() if pem.strip() and pem.strip() == text.strip()), None)
+        if host and not _hostname_matches(host.replace("wildcard.", "*."), HOST):
+            causes.append(Finding(
+                f"{cite(m, ('data',))}: Secret {m.name} holds the course's certificate for {host} "
+                f"(certs/{host}.crt), not for {HOST}: Traefik picks a certificate by the SNI name the client asks "
+                f"for, has none for {HOST}, and serves its default one",
+                hint=f"the certificate and key of certs/{HOST}.crt and certs/{HOST}.key"))
+    return causes
+
+
+def parse_certificate(output: str) -> dict[str, str]:
+    """The served certificate's fields from curl's ``-w %{certs}`` lines ("Subject:...", "Issuer:...",
+    "X509v3 Subject Alternative Name:DNS:...", "Start date:...", "Expire date:..."); the first (leaf) of each."""
+    info: dict[str, str] = {}
+    for line in output.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and key.strip() not in info:
+            info[key.strip()] = value.strip()
+    return info
+
+
+def certificate_names(info: Mapping[str, str]) -> list[str]:
+    san = info.get("X509v3 Subject Alternative Name", "")
+    return [part.strip()[4:] for part in san.split(",") if part.strip().startswith("DNS:")]
+
+
+def certificate_causes(info: Mapping[str, str], host: str = HOST) -> list[Finding]:
+    """What is wrong with the certificate the controller served for ``host`` (pure)."""
+    if not info:
+        return []
+    issuer, names = info.get("Issuer", ""), certificate_names(info)
+    if TRAEFIK_DEFAULT_CERT in issuer or TRAEFIK_DEFAULT_CERT in info.get("Subject", ""):
+        return [Finding(f"Traefik served its own default certificate (CN={TRAEFIK_DEFAULT_CERT}, self-signed): it has "
+                        f"no certificate for {host} from your Secret",
+                        hint="the tls section's secretName must name your Secret, of type kubernetes.io/tls")]
+    causes = []
+    if names and not any(_hostname_matches(n, host) for n in names):
+        causes.append(Finding(f"the served certificate is for {', '.join(names)} (its subjectAltName), not {host}: a "
+                              f"client checks the name it asked for against the certificate's DNS names and refuses "
+                              f"the connection", hint=f"use the certificate issued for {host} (certs/{host}.crt)"))
+    if COURSE_CA_NAME not in issuer:
+        causes.append(Finding(f"the served certificate was issued by {issuer or 'an unknown issuer'}, not by the "
+                              f"course CA ({COURSE_CA_NAME}), so a client that trusts the course CA refuses it",
+                              hint="use a certificate from certs/, issued by the course CA"))
+    return causes
+
+
+
+def failure(found: Sequence[str], causes: Sequence[Finding], fallback_hint: str) -> CheckFailed:
+    symptom = "; ".join(found)
+    if not causes:
+        return CheckFailed(symptom, hint=fallback_hint)
+    if len(causes) == 1:
+        return CheckFailed(f"{symptom}. Cause: {causes[0].message}", hint=causes[0].hint)
+    listed = " ".join(f"({n}) {c.message}" for n, c in enumerate(causes, 1))
+    return CheckFailed(f"{symptom}. {len(causes)} causes: {listed}",
+                       hint=" ".join(f"({n}) {c.hint}" for n, c in enumerate(causes, 1) if c.hint))
+
+
+# ================================================================================ the cluster
+def _service_address(cluster) -> str:
+    """The load-balancer IP of the course's controller Service (MetalLB gives it one on the docker network); ""
+    when it cannot be read (the autograder's credentials may not read the controller's namespace)."""
+    try:
+        svc = cluster.get_service(CONTROLLER_NAMESPACE, CONTROLLER_SERVICE)
+    except K8sLabError:
+        return ""
+    ingress = (svc.status.load_balancer.ingress or []) if svc is not None and svc.status and \
+        svc.status.load_balancer else []
+    return next((i.ip or i.hostname for i in ingress if i.ip or i.hostname), "")
+
+
+def _status_address(ctx) -> str:
+    """The address the controller wrote into the status of the learner's own Ingress or Gateway."""
+    ns = ctx.spec.default_namespace
+    for m in ctx.objects:
+        if m.kind not in ("Ingress", "Gateway"):
+            continue
+        try:
+            live = ctx.cluster.get(m.api_version, m.kind, ns, m.name) or {}
+        except K8sLabError:
+            continue
+        status = live.get("status") or {}
+        for entry in ((status.get("loadBalancer") or {}).get("ingress") or []) + (status.get("addresses") or []):
+            address = entry.get("ip") or entry.get("hostname") or entry.get("value")
+            if address:
+                return address
+    return ""
+
+
+def controller_address(ctx) -> str:
+    """Where the course's Ingress controller receives requests: its Service's load-balancer IP, else the address
+    it wrote into your Ingress's or Gateway's status. "" when neither appears within ADDRESS_TIMEOUT."""
+    deadline = time.monotonic() + ADDRESS_TIMEOUT
+    while True:
+        address = _service_address(ctx.cluster) or _status_address(ctx)
+        if address or time.monotonic() >= deadline:
+            return address
+        time.sleep(0.5)
+
+
+def no_address(ctx, causes: Sequence[Finding]) -> CheckFailed:
+    error = failure([f"the course's Ingress controller ({CONTROLLER_NAMESPACE}/{CONTROLLER_SERVICE}) shows no "
+                     f"address, and your objects' status has none either: no controller has taken them"], causes,
+                    "`kubectl -n traefik get pods,svc`; `make doctor` checks the cluster")
+    return CheckFailed(error.message, hint=error.hint)
+
+
+def known_ingress_classes(cluster) -> list[str]:
+    """The IngressClasses of the cluster; the course's own when they cannot be listed (cluster-scoped: the
+    autograder's credentials may not)."""
+    try:
+        return cluster.ingress_classes()
+    except K8sLabError:
+        return [COURSE_CLASS]
+
+
+def backend_apps(ctx) -> dict[str, str]:
+    """{pod name: app label} of the ready backend pods."""
+    return {p.metadata.name: (p.metadata.labels or {}).get("app", "?")
+            for p in learner_pods(ctx.cluster, ctx.spec.default_namespace) if is_ready(p)}
+
+
+def route_specs(source: str, address: str, routes: Sequence[Route], repeat: int = REPEAT) -> list[probe.ProbeSpec]:
+    return [probe.ProbeSpec(source, "http", address, 80, host_header=r.host, path=r.path, label=r.label)
+            for r in routes for _ in range(repeat)]
+
+
+def send_until_right(runner, specs, routes, apps, deadline_s: float = ROUTES_DEADLINE):
+    """Send every request; while some answer is wrong, wait and send them all again (the controller picks up a new
+    Ingress or route within a few seconds). Returns (observed, results) of the last round."""
+    started = time.monotonic()
+    while True:
+        results = runner.run(specs)
+        observed = observe(routes, results, apps)
+        if not wrong_routes(observed) or time.monotonic() - started + 1.5 >= deadline_s:
+            return observed, results
+        time.sleep(1.5)
+
+
+def _reproduce(results, observed) -> Evidence:
+    wrong = {r.label for r in wrong_routes(observed)}
+    first = next((r for r in results if r.spec.label in wrong), results[0])
+    return Evidence.command("Reproduce (from a container on the cluster's docker network)", first.command)
+
+
+@dataclass(frozen=True)
+class ScriptSpec(probe.ProbeSpec):
+    """One probe that is a short POSIX sh script (curl with options a plain http probe lacks: HTTPS with a CA and
+    SNI, status codes, many requests counted). Runs like any probe, in the batch of the outside container; its
+    Reproduce line is the same `sh -c` script."""
+
+    script: str = ""
+
+    def argv(self) -> list[str]:
+        return ["sh", "-c", self.script]
+
+
+def counting_spec(source: str, address: str, count: int = CANARY_REQUESTS) -> ScriptSpec:
+    """``count`` sequential requests to /api in ONE probe, counted per answer (sort | uniq -c): 200 answers fit in
+    one short result line, and sequential requests see the controller's weighted round robin as a client would.
+    Every request is bounded (-m 1)."""
+    curl = f"curl -s -m 1 -H 'Host: {HOST}' http://{address}:80/api"
+    return ScriptSpec(source, "http", address, 80, host_header=HOST, path="/api", label=f"{count} x {HOST}/api",
+                      script=f"i=0; while [ $i -lt {count} ]; do {curl}; echo; i=$((i+1)); done | sort | uniq -c")
+
+
+def _ca_file(ca_pem: str) -> str:
+    """A here-document that writes the course CA into the client container (the grader's own trust store)."""
+    return f"cat > /tmp/ca.$$.pem <<'{CA_PEM_TAG}'\n{ca_pem.strip()}\n{CA_PEM_TAG}\n"
+
+
+def https_spec(source: str, address: str, route: Route, ca_pem: str) -> ScriptSpec:
+    """GET https://<host><path> with SNI = the host (--resolve sends it to the controller's IP), verified against
+    the course CA: curl fails (exit 60) when the certificate is not for the host or not from the CA."""
+    # curl's first error line says why (exit 60: the name or the issuer); the lines after it are advice
+    script = (_ca_file(ca_pem) + f"curl -sS -m 2 --cacert /tmp/ca.$$.pem --resolve {route.host}:443:{address} "
+                                 f"https://{route.host}{route.path} 2>/tmp/err.$$; rc=$?; "
+                                 f"[ $rc -eq 0 ] || head -n 1 /tmp/err.$$; exit $rc")
+    return ScriptSpec(source, "http", address, 443, host_header=route.host, path=route.path, label=route.label,
+                      script=script)
+
+
+def certificate_spec(source: str, address: str, host: str = HOST) -> ScriptSpec:
+    """The certificate the controller serves for SNI ``host`` (not verified: -k), as curl describes it."""
+    script = (f"curl -sk -o /dev/null -m 2 -w '%{{certs}}' --resolve {host}:443:{address} https://{host}/ "
+              f"| grep -E '^(Subject|Issuer|X509v3 Subject Alternative Name|Start date|Expire date):'")
+    return ScriptSpec(source, "http", address, 443, host_header=host, label=f"certificate for {host}", script=script)
+
+
+def plain_http_spec(source: str, address: str, host: str = HOST) -> ScriptSpec:
+    """What plain HTTP gets: the status code and where a redirect points (reported, not graded)."""
+    script = (f"curl -sS -o /dev/null -m 2 -H 'Host: {host}' -w '%{{http_code}} %{{redirect_url}}' "
+              f"http://{address}/")
+    return ScriptSpec(source, "http", address, 80, host_header=host, label=f"http://{host}/", script=script)
+
+
+def parse_counts(output: str, apps: Mapping[str, str]) -> Counter:
+    """`uniq -c` lines ("    180 api-6d...") -> Counter(app label or other answer)."""
+    counts: Counter = Counter()
+    for line in output.splitlines():
+        m = re.match(r"^\s*(\d+)\s?(.*)$", line)
+        if m:
+            counts[classify_body(m.group(2), apps) if m.group(2).strip() else "no answer"] += int(m.group(1))
+    return counts
+
+
+def _namespace_objects(ctx, kind: str) -> list[Manifest]:
+    return [m for m in ctx.objects if m.kind == kind]
+
+
+def _status_rows(ctx, kind: str, api_version: str) -> list[tuple[str, str, str]]:
+    """(object, condition, status/reason/message) of the live Gateways or HTTPRoutes: what the controller says."""
+    rows = []
+    for m in _namespace_objects(ctx, kind):
+        try:
+            live = ctx.cluster.get(api_version, kind, ctx.spec.default_namespace, m.name) or {}
+        except K8sLabError:
+            continue
+        status = live.get("status") or {}
+        conditions = list(status.get("conditions") or [])
+        for parent in status.get("parents") or []:
+            conditions += parent.get("conditions") or []
+        for listener in status.get("listeners") or []:
+            conditions += [{**c, "type": f"listener {listener.get('name')}: {c.get('type')}"}
+                           for c in listener.get("conditions") or []]
+        if not conditions:
+            rows.append((f"{kind} {m.name}", "-", "no status: no controller has accepted it"))
+        for c in conditions:
+            rows.append((f"{kind} {m.name}", str(c.get("type")),
+                         f"{c.get('status')} {c.get('reason', '')}: {str(c.get('message', ''))[:120]}"))
+    return rows
+
+
+# ================================================================================ exercises
+def host_path_live(ctx) -> StepResult:
+    address = controller_address(ctx)
+    if not address:
+        raise no_address(ctx, ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster)))
+    apps = backend_apps(ctx)
+    vantage = outside_vantage(ctx)
+    specs = route_specs(vantage.source, address, HOST_PATH_ROUTES)
+    observed, results = send_until_right(vantage.runner, specs, HOST_PATH_ROUTES, apps)
+    table = routes_table(observed, f"Requests from {vantage.where} to Traefik's load-balancer IP {address}:80")
+    found = symptoms(observed)
+    if found:
+        error = failure(found, ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster)),
+                        f"`kubectl -n {ctx.spec.default_namespace} describe ingress` and `kubectl get ingressclass`")
+        raise CheckFailed(error.message, hint=error.hint, evidence=(table, _reproduce(results, observed)))
+    note = f". Note: {vantage.note}" if vantage.note else ""
+    return StepResult("live", True,
+                      f"through Traefik's load-balancer IP {address}, from {vantage.where}: /api and /api/v1 reached "
+                      f"the api, /apiary, /about and / the frontend, and Host {UNKNOWN_HOST} got the controller's 404 "
+                      f"({len(results)} requests){note}",
+                      evidence=(table, Evidence.command("Try it", results[0].command)))
+
+
+def gateway_canary_live(ctx) -> StepResult:
+    ns = ctx.spec.default_namespace
+    address = controller_address(ctx)
+    if not address:
+        raise no_address(ctx, gateway_causes(ctx.objects, ns))
+    apps = backend_apps(ctx)
+    vantage = outside_vantage(ctx)
+    specs = route_specs(vantage.source, address, GATEWAY_ROUTES)
+    observed, results = send_until_right(vantage.runner, specs, GATEWAY_ROUTES, apps)
+    table = routes_table(observed, f"Requests from {vantage.where} to Traefik's load-balancer IP {address}:80")
+    status = Evidence.table("What the controller says (status conditions)", ("object", "condition", "status"),
+                            _status_rows(ctx, "Gateway", "gateway.networking.k8s.io/v1")
+                            + _status_rows(ctx, "HTTPRoute", "gateway.networking.k8s.io/v1"))
+    found = symptoms(observed)
+    if found:
+        error = failure(found, gateway_causes(ctx.objects, ns),
+                        f"`kubectl -n {ns} describe gateway,httproute` shows whether the route is attached")
+        raise CheckFailed(error.message, hint=error.hint, evidence=(table, status, _reproduce(results, observed)))
+    # a second round only when the first is off: the controller may add a just-ready backend a moment late
+    for attempt in range(2):
+        result = vantage.runner.run([counting_spec(vantage.source, address)])[0]
+        if result.outcome is not Outcome.ALLOWED:
+            raise CheckFailed(f"the grader's {CANARY_REQUESTS} requests to http://{HOST}/api could not run "
+                              f"({result.detail}); this says nothing about your manifests", hint="grade again",
+                              evidence=(Evidence.command("Reproduce", result.command),))
+        counts = parse_counts(result.output, apps)
+        ok, sentence = judge_canary(counts, CANARY_REQUESTS, declared_canary_share(ctx.objects))
+        if ok:
+            break
+        time.sleep(2.0)
+    share_table = Evidence.table(f"Who answered {CANARY_REQUESTS} sequential requests to http://{HOST}/api",
+                                 ("backend", "answers"), [(backend_text(k), str(v)) for k, v in counts.most_common()])
+    reproduce = Evidence.command("Reproduce (from a container on the cluster's docker network)", result.command)
+    if not ok:
+        raise CheckFailed(sentence[0].upper() + sentence[1:],
+                          hint="backendRefs[].weight: each backend gets weight / (sum of the weights) of the requests",
+                          evidence=(share_table, table, reproduce))
+    note = f". Note: {vantage.note}" if vantage.note else ""
+    return StepResult("live", True,
+                      f"through Traefik's load-balancer IP {address}, from {vantage.where}, the Gateway routes /api "
+                      f"to the api, /apiary and / to the frontend, and 404 for Host {UNKNOWN_HOST}; {sentence}{note}",
+                      evidence=(share_table, table, status, reproduce))
+
+
+def _course_ca(ctx) -> str:
+    ca = ctx.spec.starter_dir.parent / "certs" / "ca.crt"
+    try:
+        return ca.read_text(encoding="utf-8")
+    except OSError as error:
+        raise CheckFailed(f"the course CA {ca} cannot be read ({error}); this says nothing about your manifests",
+                          hint="restore labs/04-ingress/certs/ from the course repository") from None
+
+
+def plain_http_text(result: probe.ProbeResult) -> str:
+    if result.outcome is not Outcome.ALLOWED:
+        return f"plain http://{HOST}/ got no answer ({result.detail})"
+    code, _, location = result.output.strip().partition(" ")
+    if code.startswith("3") and location:
+        return f"plain http://{HOST}/ is redirected ({code}) to {location}"
+    what = {"404": "404: no plain-HTTP route for this host (router.tls made the routes HTTPS-only; Traefik does not "
+                   "redirect HTTP to HTTPS unless told to)"}.get(code, f"{code} (served over plain HTTP as well)")
+    return f"plain http://{HOST}/ got {what}"
+
+
+def tls_live(ctx) -> StepResult:
+    ns = ctx.spec.default_namespace
+    ca_pem = _course_ca(ctx)
+    address = controller_address(ctx)
+    if not address:
+        raise no_address(ctx, tls_causes(ctx.objects)
+                         + ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster)))
+    apps = backend_apps(ctx)
+    vantage = outside_vantage(ctx)
+    routes = [https_spec(vantage.source, address, r, ca_pem) for r in TLS_ROUTES for _ in range(2)]
+    extra = [certificate_spec(vantage.source, address), plain_http_spec(vantage.source, address)]
+    started = time.monotonic()
+    while True:
+        results = vantage.runner.run(routes + extra)
+        observed = observe(TLS_ROUTES, results[:len(routes)], apps)
+        if not wrong_routes(observed) or time.monotonic() - started + 1.5 >= ROUTES_DEADLINE:
+            break
+        time.sleep(1.5)
+    cert_result, http_result = results[len(routes):]
+    info = parse_certificate(cert_result.output) if cert_result.outcome is Outcome.ALLOWED else {}
+    cert_rows = [(k, info[k]) for k in ("Subject", "X509v3 Subject Alternative Name", "Issuer", "Start date",
+                                        "Expire date") if k in info] or [("-", cert_result.detail or "no certificate")]
+    cert_table = Evidence.table(f"The certificate Traefik serves for SNI {HOST}", ("field", "value"), cert_rows)
+    table = routes_table(observed, f"HTTPS requests from {vantage.where} to {address}:443 (SNI and Host {HOST}, "
+                                   f"verified against the course CA)")
+    found = symptoms(observed)
+    if found:
+        known = {}
+        for crt in (ctx.spec.starter_dir.parent / "certs").glob("*.crt"):
+            known[crt.name[:-len(".crt")]] = crt.read_text(encoding="utf-8")
+        error = failure(found, certificate_causes(info) + secret_certificate_causes(ctx.objects, known)
+                        + tls_causes(ctx.objects),
+                        f"`kubectl -n {ns} describe ingress` and `kubectl -n {ns} get secrets`")
+        raise CheckFailed(error.message, hint=error.hint,
+                          evidence=(table, cert_table, Evidence.command("Reproduce", results[0].command)))
+    for m in (o for o in ctx.objects if o.kind == "Ingress"):
+        for entry in _spec(m).get("tls") or []:
+            name = (entry or {}).get("secretName")
+            live = ctx.cluster.get("v1", "Secret", ns, name) if name else None
+            kind = (live or {}).get("type")
+            if live is not None and kind != TLS_SECRET_TYPE:
+                secret = next((s for s in ctx.objects if s.kind == "Secret" and s.name == name), None)
+                where = cite(secret, ("type",)) if secret is not None else f"Secret {ns}/{name}"
+                raise CheckFailed(
+                    f"HTTPS works, but {where}: the Secret has type {kind}; a certificate and its key belong in a "
+                    f"Secret of type {TLS_SECRET_TYPE}. Traefik happens to read tls.crt and tls.key from any Secret, "
+                    f"but for type {TLS_SECRET_TYPE} the API server checks that both keys are there, and other "
+                    f"controllers, cert-manager and Gateway API listeners (certificateRefs) expect that type",
+                    hint=f"type: {TLS_SECRET_TYPE} (kubectl create secret tls writes it)",
+                    evidence=(table, cert_table))
+    names = ", ".join(certificate_names(info)) or "?"
+    note = f". Note: {vantage.note}" if vantage.note else ""
+    return StepResult("live", True,
+                      f"https://{HOST} from {vantage.where}, through {address}:443: the certificate for {names} "
+                      f"issued by {info.get('Issuer', '?')} (valid until {info.get('Expire date', '?')}) was verified "
+                      f"against the course CA, and /api, /api/v1 reached the api, /apiary, /about and / the "
+                      f"frontend. {plain_http_text(http_result)}{note}",
+                      evidence=(cert_table, table, Evidence.command("Try it", results[0].command)))
+
+
+def explain_admission(message: str) -> str:
+    """Why the API server refuses a Gateway API object a learner often writes (empty when nothing to add)."""
+    if "Must have port for Service reference" in message:
+        return ("a backendRef to a Service must name the Service's port (port: 80): Gateway API has no default "
+                "port, because a Service can expose several")
+    if re.search(r"spec\.ingressClassName", message):
+        return "ingressClassName is the name of an IngressClass (`kubectl get ingressclass`)"
+    return ""
+
+
+EXERCISES = {
+    "host-path": Exercise(live=host_path_live),
+    "gateway-canary": Exercise(live=gateway_canary_live),
+    "tls": Exercise(live=tls_live),
+}
