@@ -6,24 +6,38 @@
   reset waits for the namespace controller (5-12 s) -- what every exercise cost before emptying existed.
 
 Each includes apply, readiness wait, static checks, live probes and teardown; the reference solutions must pass.
-Usage: bench_lab_grading.py [LAB ...] (default 03-services 05-network-policy).
+Usage: bench_lab_grading.py [LAB ...] (default 01-pod-network 03-services 04-ingress 05-network-policy).
+An answers exercise's reference answers are read off the cluster first (tests/observed.py), outside the timing.
 """
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from _common import bench_cluster, loadavg
 
-from graders import engine, spec
+from graders import engine, paths, spec
+
+sys.path.insert(0, str(paths.repo_root() / "tests"))
+from observed import materialise  # noqa: E402 — tests/ is not a package
 
 GOAL_S = 60.0
 
 
-def _grade(cluster, lab: str, exercise: str | None = None) -> tuple[float, float, float]:
+def _solutions(cluster, lab: str, root: Path) -> Path:
+    """The lab's reference solutions as one submission folder, answers exercises filled in for this cluster."""
+    for ex in spec.load_lab(lab).exercises:
+        shutil.copytree(ex.solution_dir, root / ex.id)
+        materialise(ex, root / ex.id, cluster.context, root / ex.id)
+    return root
+
+
+def _grade(cluster, lab: str, submission: Path, exercise: str | None = None) -> tuple[float, float, float]:
     started = time.monotonic()
-    result = engine.grade(lab, exercise, spec.load_lab(lab).exercise(exercise).solution_dir if exercise else
-                          spec.load_lab(lab).exercises[0].solution_dir.parent, cluster=cluster)
+    result = engine.grade(lab, exercise, submission / exercise if exercise else submission, cluster=cluster)
     elapsed = time.monotonic() - started
     if not result.passed:
         failed = [e for e in result.exercises if not e.passed]
@@ -33,7 +47,7 @@ def _grade(cluster, lab: str, exercise: str | None = None) -> tuple[float, float
 
 
 def main(argv: list[str]) -> int:
-    labs = argv or ["03-services", "05-network-policy"]
+    labs = argv or ["01-pod-network", "03-services", "04-ingress", "05-network-policy"]
     namespaces = sorted({ns for lab in labs for ns in spec.load_lab(lab).all_namespaces})
     with bench_cluster("bench_lab_grading", namespaces) as cluster:
         if cluster is None:
@@ -41,8 +55,9 @@ def main(argv: list[str]) -> int:
         print(f"bench_lab_grading: load average at start {loadavg()}")
         worst = 0.0
         for lab in labs:
-            whole, score, points = _grade(cluster, lab)
-            per_exercise = sum(_grade(cluster, lab, ex.id)[0] for ex in spec.load_lab(lab).exercises)
+            submission = _solutions(cluster, lab, Path(tempfile.mkdtemp(prefix="k8slab-bench-")) / lab)
+            whole, score, points = _grade(cluster, lab, submission)
+            per_exercise = sum(_grade(cluster, lab, submission, ex.id)[0] for ex in spec.load_lab(lab).exercises)
             worst = max(worst, whole)
             print(f"  {lab}: whole lab {whole:.1f} s ({score:g}/{points:g} points; goal < {GOAL_S:.0f} s)  "
                   f"one call per exercise {per_exercise:.1f} s  ratio {per_exercise / whole:.1f}x")

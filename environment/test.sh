@@ -47,7 +47,7 @@ pytest_stage "live tests" -m live tests/live "${LIVE_ARGS[@]}" || exit $?
 [ "$PIPELINE_ALLOWED" = 1 ] || exit 0
 say "live pipeline tests (nbgrader against the cluster)"
 # Every lab with a notebook: solution full, stub 0, a mistake partial with its message, grades CSV.
-PIPELINE_LABS="${K8SLAB_PIPELINE_LABS:-00-orientation 01-pod-network 03-services 05-network-policy}"
+PIPELINE_LABS="${K8SLAB_PIPELINE_LABS:-00-orientation 01-pod-network 03-services 04-ingress 05-network-policy}"
 echo "LIVE PIPELINE covers: $PIPELINE_LABS (set K8SLAB_PIPELINE_LABS to change)"
 lab_args=(); for lab in $PIPELINE_LABS; do lab_args+=(--lab "$lab"); done
 pytest_stage "live pipeline tests" -m live tests/pipeline "${lab_args[@]}" || exit $?

@@ -33,6 +33,9 @@ SCHEMA_VERSION = 3
 EXECUTE_TIMEOUT = 300
 CODE_STUB = ("# Your notes and experiments for this exercise (not graded).\n"
              "# Your answer is the YAML in this exercise's folder: edit it, then run the check cell above.")
+# Lab folders the notebook reads by a path relative to itself (04-ingress: the course CA's certificates), so
+# a release must carry them next to the notebook. Everything else a notebook reads comes from the installed repo.
+LAB_ASSET_DIRS = ("certs",)
 SOLUTION_MARK = "Reference solution (instructor copy"
 TEST_IMPORT = "from graders.course.runtime import scored"
 _CHECK_CALL = r"""check\(\s*["']{lab}["']\s*,\s*["'](?P<ex>[A-Za-z0-9-]+)["']"""
@@ -92,11 +95,17 @@ def exercise_cells(lab: str, exercise, solution_files: dict[str, str]) -> list[n
     points = float(exercise.points)
     pts = f"{points:g} point{'s' if points != 1 else ''}"
     files = ", ".join(f"`{ex}/{f}`" for f in exercise.files)
+    if getattr(exercise, "submission", "manifests") == "answers":
+        how = ("The autograder checks each answer against what *its* cluster shows when it grades, exactly like the "
+               "check cell does on yours. Values that differ from one cluster to another (which worker got which pod "
+               "range, node addresses) are judged on the grading cluster: answer from the cluster you are graded on.")
+    else:
+        how = ("The autograder applies *your files* in a fresh namespace and scores the cluster's behaviour, exactly "
+               "like the check cell does.")
     heading = nbformat.v4.new_markdown_cell(
         f"#### Graded: {exercise.title} ({pts})\n\n"
         f"Your answer is {files}. Edit the file{'s' if len(exercise.files) > 1 else ''}, run "
-        f"`check(\"{lab}\", \"{ex}\")` until it passes, then submit. The autograder applies *your files* in a "
-        f"fresh namespace and scores the cluster's behaviour, exactly like the check cell does.")
+        f"`check(\"{lab}\", \"{ex}\")` until it passes, then submit. {how}")
     heading.metadata["nbgrader"] = _nbgrader_meta(f"{ex}-heading", locked=True)
     var = "REFERENCE_" + re.sub(r"\W", "_", ex).upper()
     if solution_files:
@@ -319,6 +328,9 @@ def build(course_dir: Path, labs: list[str] | None = None, root: Path | None = N
                 dest = lab_src / exercise.id / name
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(starter, dest)
+        for asset in LAB_ASSET_DIRS:
+            if (root / "labs" / lab_spec.id / asset).is_dir():
+                shutil.copytree(root / "labs" / lab_spec.id / asset, lab_src / asset)
         bodies = [m["body"] for cell in nb.cells if cell.cell_type == "markdown"
                   for m in mermaid.MERMAID_FENCE.finditer(cell.source)]
         all_diagrams.extend(bodies)

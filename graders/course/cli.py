@@ -20,7 +20,7 @@ def register(subparsers) -> None:
 
 
 def add_commands(sub) -> None:
-    """The course commands (build, check-release, autograde, answers, mark, grades) on a subparsers object."""
+    """The course commands (build, check-release, autograde, answers, mark, grades, report) on a subparsers object."""
 
     p = sub.add_parser("build", help="create or refresh an nbgrader course directory from labs/")
     p.add_argument("dir", type=Path, help="course directory (created if missing)")
@@ -62,6 +62,15 @@ def add_commands(sub) -> None:
     p.add_argument("dir", type=Path)
     p.add_argument("--to", type=Path, default=None, help="CSV path (default DIR/grades.csv)")
     p.set_defaults(func=_cmd_grades)
+
+    p = sub.add_parser("report", help="class report: pass rates, score histograms, frequent failure causes "
+                                      "(one HTML page + JSON)")
+    p.add_argument("dir", type=Path, help="course directory")
+    p.add_argument("--lab", action="append", dest="labs", metavar="LAB",
+                   help="only this lab (repeatable; default every graded lab)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="HTML path (default DIR/class-report.html); the JSON goes next to it")
+    p.set_defaults(func=_cmd_report)
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -124,6 +133,16 @@ def _cmd_grades(args: argparse.Namespace) -> int:
 
     out = export_grades(args.dir.resolve(), args.to)
     print(f"wrote {out}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from graders.course.report import summary_lines, write_report
+
+    reports, html_path, json_path = write_report(args.dir.resolve(), args.labs, args.out)
+    for line in summary_lines(reports):
+        print(line)
+    print(f"wrote {paths.relative(html_path)} and {paths.relative(json_path)}")
     return 0
 
 

@@ -32,7 +32,7 @@ import yaml
 
 from graders import paths, spec
 from graders.autograding import PREPARED_ENV
-from graders.cluster import CONTEXT_ENV, Cluster, default_context
+from graders.cluster import CONTEXT_ENV, Cluster, default_context, new_run_id
 from graders.course.gradebook import nbgrader_executable, open_gradebook
 from graders.course.grants import SCRATCH_CONTEXT, Grants, scoped_kubeconfig
 from graders.course.sandbox import (SANDBOX_KERNEL, docker_usable, ensure_sandbox_image, kernel_spec,
@@ -119,7 +119,7 @@ class _Harness:
         for ex in self.lab_spec.exercises:
             result.points[ex.id] = ex.points
         submitted = self.course_dir / "submitted" / student / self.lab
-        run_id = time.strftime("%H%M%S") + "-" + _safe_id(student)[:20]
+        run_id = new_run_id(_safe_id(student))
         container = f"k8slab-autograde-{_safe_id(student)}-{os.getpid()}"
         grants = Grants(self.admin, list(self.lab_spec.all_namespaces), run_id, self.lab_spec.namespace_labels)
         with tempfile.TemporaryDirectory(prefix="k8slab-autograde-") as tmp:

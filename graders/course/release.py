@@ -5,7 +5,7 @@ from pathlib import Path
 
 import nbformat
 
-from graders import paths, spec
+from graders import hints, paths, spec
 from graders.course import build
 
 
@@ -20,8 +20,9 @@ def release_leaks(course_dir: Path, lab: str, root: Path | None = None) -> list[
     # solution line that appears in none of them is solution content.
     lab_dir = root / "labs" / lab
     public: set[str] = set()
+    # hints.yaml is not public in this sense: its last level is the answer, and a release never carries it.
     for path in lab_dir.rglob("*"):
-        if path.is_file() and path.suffix in (".yaml", ".yml", ".md"):
+        if path.is_file() and path.suffix in (".yaml", ".yml", ".md") and path.name != hints.HINTS_FILE:
             public.update(line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines())
     secret: set[str] = set()
     for exercise in lab_spec.exercises:

@@ -13,6 +13,7 @@ import pytest
 
 from graders import engine, paths, render, spec
 from graders.cluster import FIXTURE_LABEL
+from observed import materialise
 
 pytestmark = pytest.mark.live
 
@@ -60,7 +61,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("case", selected, ids=[c.id for c in selected])
 
 
-def test_exercise_variant(case: Case, k8slab_cluster) -> None:
+def test_exercise_variant(case: Case, k8slab_cluster, tmp_path) -> None:
     if case.variant == CLEANUP:
         ours = {ns for lab in case.lab.split(",") for ns in spec.load_lab(lab, paths.repo_root()).all_namespaces}
         present = sorted(ours & set(k8slab_cluster.owned_namespaces()))
@@ -76,7 +77,10 @@ def test_exercise_variant(case: Case, k8slab_cluster) -> None:
         assert not ours & set(k8slab_cluster.owned_namespaces())
         return
     # "empty", as a notebook's check(): the namespaces and the grader's pods stay for the next case
-    result = engine.grade(case.lab, case.exercise, case.directory, cluster=k8slab_cluster, teardown="empty")
+    # an answers exercise's solution and mistakes are templates: filled with what this cluster shows
+    exercise = spec.load_lab(case.lab, paths.repo_root()).exercise(case.exercise)
+    directory = materialise(exercise, case.directory, k8slab_cluster.context, tmp_path / "submission")
+    result = engine.grade(case.lab, case.exercise, directory, cluster=k8slab_cluster, teardown="empty")
     outcome = result.exercise(case.exercise)
     shown = render.exercise_text(outcome, verbose=True)
     if case.variant == "solution" or case.variant.startswith(ALTERNATIVE):

@@ -15,6 +15,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from graders import notebook_build, paths, spec
+from observed import materialise
 
 pytestmark = pytest.mark.live
 
@@ -22,13 +23,15 @@ LABS_WITH_NOTEBOOKS = [lab.id for lab in spec.all_labs(paths.repo_root())
                        if notebook_build.source_path(lab.id).exists()]
 
 
-def course_with_solutions(root: Path, lab: spec.LabSpec) -> Path:
-    """A copy of labs/, solutions/ and environment/ where the lab's starter files are replaced by the solutions."""
+def course_with_solutions(root: Path, lab: spec.LabSpec, context: str) -> Path:
+    """A copy of labs/, solutions/ and environment/ where the lab's starter files are replaced by the solutions
+    (an answers exercise's filled in with what the cluster shows)."""
     for folder in ("labs", "solutions", "environment"):
         shutil.copytree(paths.repo_root() / folder, root / folder, ignore=shutil.ignore_patterns("*.ipynb"))
     for ex in lab.exercises:
         target = root / "labs" / lab.id / ex.id
         shutil.copytree(ex.solution_dir, target, dirs_exist_ok=True)
+        materialise(ex, target, context, target)
     return root / "labs" / lab.id
 
 
@@ -38,7 +41,7 @@ def test_notebook_runs_top_to_bottom_with_solutions(lab_id, tmp_path, k8slab_clu
     if chosen and lab_id not in chosen:
         pytest.skip(f"not selected by --lab {' '.join(chosen)}")
     lab = spec.load_lab(lab_id, paths.repo_root())
-    lab_dir = course_with_solutions(tmp_path, lab)
+    lab_dir = course_with_solutions(tmp_path, lab, k8slab_cluster.context)
     nb = notebook_build.render(lab_id)
     monkeypatch.setenv("K8SLAB_ROOT", str(tmp_path))
     client = NotebookClient(nb, timeout=600, kernel_name="python3",

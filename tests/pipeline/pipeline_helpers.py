@@ -10,11 +10,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
+from observed import materialise
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_ROOT = Path(__file__).resolve().parent / "fixture"
@@ -66,13 +68,20 @@ def hand_in(course_dir: Path, lab: str, student: str, files: dict[str, Path] | N
     return dest
 
 
-def solution_files(lab_spec, only: set[str] | None = None) -> dict[str, Path]:
+def solution_files(lab_spec, only: set[str] | None = None, context: str | None = None) -> dict[str, Path]:
+    """{"<exercise>/<file>": path} of the reference solution. An answers exercise's solution is a template filled
+    with what the cluster behind ``context`` shows (tests/observed.py); without a context it is left out."""
     out = {}
     for exercise in lab_spec.exercises:
         if only is not None and exercise.id not in only:
             continue
+        directory = exercise.solution_dir
+        if exercise.submission == "answers":
+            if context is None:
+                continue
+            directory = materialise(exercise, directory, context, Path(tempfile.mkdtemp(prefix="k8slab-answers-")))
         for name in exercise.files:
-            out[f"{exercise.id}/{name}"] = exercise.solution_dir / name
+            out[f"{exercise.id}/{name}"] = directory / name
     return out
 
 

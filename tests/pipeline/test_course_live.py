@@ -53,11 +53,11 @@ def _written_points(course_dir, lab) -> float:
                if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade"))
 
 
-def _mistake_files(lab_spec):
+def _mistake_files(lab_spec, admin):
     """All solutions, except the first exercise that has a known mistake, which carries that mistake."""
     exercise = next(e for e in lab_spec.exercises if e.mistakes)
     mistake = exercise.mistakes[0]
-    files = solution_files(lab_spec)
+    files = solution_files(lab_spec, context=admin.context)
     for name in exercise.files:
         wrong = exercise.mistake_dir(mistake) / name
         if wrong.is_file():
@@ -80,9 +80,9 @@ def test_solution_full_stub_zero_mistake_partial(admin, tmp_path, request, lab):
     _only_selected(request, lab)
     lab_spec = spec.load_lab(lab)
     course_dir = _released(tmp_path, lab)
-    hand_in(course_dir, lab, "sam", solution_files(lab_spec))
+    hand_in(course_dir, lab, "sam", solution_files(lab_spec, context=admin.context))
     hand_in(course_dir, lab, "stu")
-    files, exercise, mistake = _mistake_files(lab_spec)
+    files, exercise, mistake = _mistake_files(lab_spec, admin)
     hand_in(course_dir, lab, "mia", files)
 
     results = {r.student: r for r in harness.autograde(course_dir, lab, ["sam", "stu", "mia"])}

@@ -15,7 +15,7 @@ from traitlets.config.loader import PyFileConfigLoader
 from pipeline_helpers import (DEMO, FIXTURE_ROOT, REPO, add_student_cell, build_course, hand_in, nbgrader, read_csv,
                       records_file, solution_files, zip_lab)
 from graders import spec
-from graders.course import answers, build, feedback, harness, mermaid, sandbox
+from graders.course import answers, build, feedback, harness, mermaid, report, sandbox
 from graders.course import cli as course_cli
 from graders.course.release import release_leaks
 
@@ -180,6 +180,18 @@ def test_test_cells_score_feedback_and_grades_csv(demo_course, demo_spec, tmp_pa
     rows = {r["student_id"]: r for r in read_csv(out)}
     assert {s: float(rows[s]["score"]) for s in RECORDS} == {"alice": 5.0, "bob": 3.5, "carol": 0.0}
     assert all(float(r["max_score"]) == 6.0 for r in rows.values())  # 5 autograded + 1 written answer
+    # The class report (k8slab course report): the gradebook plus the verified records the harness keeps.
+    for student, records in RECORDS.items():
+        harness.record_verified(demo_course, demo_spec, student, records, harness.SubmissionResult(
+            student, DEMO, points={e.id: e.points for e in demo_spec.exercises}))
+    reports, page, data = report.write_report(demo_course, [DEMO], root=FIXTURE_ROOT)
+    [lab] = reports
+    assert lab.students == ("alice", "bob", "carol") and lab.totals == (5.0, 3.5, 0.0) and lab.points == 6
+    hello, second = lab.exercises
+    assert (hello.passed, hello.graded, second.passed) == (2, 3, 1)
+    assert [(c.kind, c.id, c.students) for c in hello.causes] == [("mistake", "wrong-port", ("carol",))]
+    assert [a.id for a in lab.answers] == ["hello-why"] and lab.answers[0].marked == (0.0, 0.0, 0.0)  # left blank
+    assert "wrong-port" in page.read_text() and json.loads(data.read_text())["labs"][0]["lab"] == DEMO
 
 
 def test_a_course_built_before_the_course_package_still_grades(demo_spec, tmp_path):
@@ -371,4 +383,7 @@ def test_real_lab_release_has_no_solution(tmp_path, lab):
     assert release_leaks(course_dir, lab, REPO) == []
     released = {p.relative_to(course_dir / "release" / lab).as_posix()
                 for p in (course_dir / "release" / lab).rglob("*") if p.is_file()}
-    assert released == {f"{lab}.ipynb", *build.student_files(lab_spec)}
+    assets = {p.relative_to(REPO / "labs" / lab).as_posix() for d in build.LAB_ASSET_DIRS
+              for p in (REPO / "labs" / lab / d).rglob("*") if p.is_file()}
+    assert released == {f"{lab}.ipynb", *build.student_files(lab_spec), *assets}
+    assert "hints.yaml" not in released, "the last hint level is the answer"
