@@ -136,6 +136,14 @@ step "add-ons: kube-router (routing + NetworkPolicy)"
 apply "$MANIFESTS/10-kube-router.yaml"
 wait_for "kube-router on every node" 300 rollout kube-system daemonset/kube-router
 wait_for "3 nodes Ready" 300 nodes_ready
+# Outside names get NXDOMAIN at once, as from an online cluster's upstream (see the manifest for why). Applying
+# an unchanged ConfigMap keeps its resourceVersion: CoreDNS restarts only when its Corefile really changed.
+corefile_version() { k -n kube-system get configmap coredns -o jsonpath='{.metadata.resourceVersion}'; }
+before="$(corefile_version)"; apply "$MANIFESTS/15-coredns-offline.yaml"
+if [ "$(corefile_version)" != "$before" ]; then
+  step "CoreDNS: NXDOMAIN for names outside the cluster (no upstream on an internal network)"
+  k -n kube-system rollout restart deployment/coredns >/dev/null
+fi
 wait_for "CoreDNS" 300 rollout kube-system deployment/coredns
 wait_for "kube-proxy" 120 rollout kube-system daemonset/kube-proxy
 if [ "${K8SLAB_ADDONS:-all}" = core ]; then   # kube-router + kube-proxy + CoreDNS only

@@ -525,6 +525,9 @@ MIRROR_POD = "k8slab-dns-mirror"  # the grader's pod with the client's DNS setti
 NODE_DNS_POD = "k8slab-dns-node"  # the grader's pod with dnsPolicy Default: the node's own resolver
 SHORT_NAME = "db"
 CLUSTER_NAME = "kubernetes.default"  # resolves only through the cluster's own search domains
+# The lowest ndots for which every resolver (glibc, musl, BIND's nslookup) completes CLUSTER_NAME through the
+# search list: musl and nslookup never search a name that has at least ndots dots.
+MIN_NDOTS = CLUSTER_NAME.count(".") + 1
 SVC_SUFFIX = ".svc.cluster.local"
 KUBELET_NDOTS = 5  # the option the kubelet writes for every ClusterFirst pod
 RESOLVER_NDOTS = 1  # glibc's own default, when no option sets it (dnsPolicy None or Default without one)
@@ -692,10 +695,20 @@ def judge_settings(dns: PodDns, resolver: Resolver, cluster_dns: Sequence[str]) 
     if resolver.ndots < 1:
         return (f"with ndots {resolver.ndots} (dnsConfig.options) every name counts as complete, even the short name "
                 f"{SHORT_NAME}: Pod {CLIENT}'s resolver first asks for `{SHORT_NAME}.` as a top-level name — which "
-                f"the cluster DNS forwards to the servers outside the cluster — and tries the search list only "
-                f"after that fails",
-                "names with fewer dots than ndots are the ones the search list completes first: leave ndots out "
-                "(ClusterFirst gives 5) or keep it at 1 or more")
+                f"the cluster DNS forwards to the servers outside the cluster — and then tries the search list "
+                f"(glibc) or gives up (musl, nslookup)",
+                f"names with fewer dots than ndots are the ones the search list completes first: leave ndots out "
+                f"(ClusterFirst gives 5) or keep it at {MIN_NDOTS} or more")
+    # Only where the search list could complete the cluster name at all; without the cluster's domains that is
+    # the cause to name (judge_lookups).
+    if resolver.ndots < MIN_NDOTS and any(d.startswith("svc.") for d in resolver.searches):
+        dots = CLUSTER_NAME.count(".")
+        return (f"with ndots {resolver.ndots} (dnsConfig.options) the cluster name {CLUSTER_NAME} ({dots} dot) counts as "
+                f"complete: musl (Alpine-based images) and nslookup ask for it only as the top-level name "
+                f"`{CLUSTER_NAME}.`, which does not exist, and never try the search list (glibc tries it after that "
+                f"fails), so whether it resolves would depend on the C library of each image",
+                f"the search list is applied to names with fewer dots than ndots: leave ndots out (ClusterFirst "
+                f"gives 5) or keep it at {MIN_NDOTS} or more, above the dots of every cluster name a pod uses")
     return "", ""
 
 

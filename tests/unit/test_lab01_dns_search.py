@@ -114,10 +114,13 @@ def _settings(pod):
 
 @pytest.mark.parametrize("pod, fragment", [
     (_pod(searches=[DATA]), ""),
-    (_pod(searches=[DATA], options=[{"name": "ndots", "value": "1"}]), ""),  # db (no dot) is still searched first
+    # db (no dot) is still searched first, but kubernetes.default (one dot) is not by musl and nslookup
+    (_pod(searches=[DATA], options=[{"name": "ndots", "value": "1"}]), "never try the search list"),
+    (_pod(searches=[DATA], options=[{"name": "ndots", "value": "2"}]), ""),
     (_pod(searches=[DATA], nameservers=["8.8.8.8"]), ""),  # asked only when the cluster DNS does not answer
     (_pod(searches=[DATA], options=[{"name": "ndots", "value": "0"}]), "every name counts as complete"),
-    (_pod(searches=[DATA], options=[{"name": "ndots", "value": ""}]), ""),  # written as a bare `ndots`: ignored
+    # written as a bare `ndots`, which resolvers ignore: their default ndots 1 applies
+    (_pod(searches=[DATA], options=[{"name": "ndots", "value": ""}]), "never try the search list"),
     (_pod("Default", searches=[DATA]), "not the cluster DNS"),
     (_pod("None", nameservers=["172.18.0.1"], searches=[DATA]), "with dnsPolicy None a pod asks only"),
     (_pod(searches=[DATA], nameservers=["8.8.8.8"], options=[{"name": "rotate"}]), "asks its nameservers in turn"),
