@@ -86,7 +86,14 @@ def normalise(question: Question, raw: Any) -> Any:
     """The answer as compared, or raises ValueError with what is wrong with how it is written."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
-    if isinstance(raw, bool) or isinstance(raw, (list, dict)):
+    if isinstance(raw, bool):  # YAML reads an unquoted yes/no/true/false/on/off as a boolean
+        for word in (("yes", "no"), ("true", "false"), ("on", "off")):
+            if question.kind == "choice" and word[not raw] in question.choices:
+                return word[not raw]
+        raise ValueError(f"YAML read this answer as the boolean {str(raw).lower()} (an unquoted yes, no, true, "
+                         f"false, on or off): write one of the expected values"
+                         + (f" ({' | '.join(question.choices)})" if question.choices else ""))
+    if isinstance(raw, (list, dict)):
         raise ValueError(f"must be a single value, got {raw!r}")
     text = str(raw).strip()
     if question.kind == "cidr":

@@ -74,7 +74,8 @@ def materialise(ex: spec.ExerciseSpec, directory: Path, context: str, target: Pa
         return directory
     fill = VALUES.get((ex.lab, ex.id))  # predictions have no placeholders: what is right does not vary
     values = fill(context) if fill else {}
-    shutil.copytree(directory, target, dirs_exist_ok=True)
+    if Path(directory).resolve() != Path(target).resolve():  # the notebook test fills a copy in place
+        shutil.copytree(directory, target, dirs_exist_ok=True)
     for file in target.glob("*.yaml"):
         file.write_text(questions.render_answers(file.read_text(), values))
     return target

@@ -138,10 +138,24 @@ def test_a_route_without_next_hop_is_answered_none(tmp_path):
     ("number", "15oo", "not a whole number"),
     ("ip-or-node", "a b", "neither an IP address nor a node name"),
     ("number", [1500], "single value"),
+    ("number", True, "read this answer as the boolean true"),
 ])
 def test_badly_written_answers_are_named(kind, raw, problem):
     with pytest.raises(ValueError, match=problem):
         questions.normalise(questions.Question("q", "?", kind), raw)
+
+
+@pytest.mark.parametrize("choices, raw, read", [
+    (("yes", "no"), True, "yes"), (("yes", "no"), False, "no"), (("true", "false"), False, "false"),
+    (("on", "off"), True, "on"),
+])
+def test_an_unquoted_yes_or_no_is_the_choice_it_spells(choices, raw, read):
+    assert questions.normalise(questions.Question("q", "?", "choice", choices), raw) == read
+
+
+def test_an_unquoted_boolean_that_is_no_choice_says_how_yaml_read_it():
+    with pytest.raises(ValueError, match=r"boolean false .* \(pod-ip \| node-ip\)"):
+        questions.normalise(questions.Question("q", "?", "choice", ("pod-ip", "node-ip")), False)
 
 
 def test_unknown_and_missing_questions_are_reported_with_lines(tmp_path):
