@@ -1,4 +1,4 @@
-"""Grader of lab 05-network-policy: seven NetworkPolicy exercises over one small world.
+"""Grader of lab 05-network-policy: seven NetworkPolicy exercises and one of predictions over one small world.
 
 The world (labs/05-network-policy/world.yaml) is the seed's diagram: web, api and db in ``production``, test in
 ``staging`` (labelled app=web, like the web frontend it tests). The grader creates it (the engine sets the
@@ -22,6 +22,9 @@ Checks:
           whatever the policies say is applied and probed; the failure lists each wrong connection with what
           live traffic did and the command reproducing it. While the submission is still the setup as
           deployed (``DEPLOYED``), the causes are left out -- finding them is the exercise.
+  predict  (an answers exercise; not in ``TARGETS``) the learner predicts connections under policies the grader
+          ships (predict-policies.yaml), which it applies one at a time and probes; the facts are what the probes
+          saw, and "not verifiable on this cluster" where the CNI does not enforce them.
 """
 from __future__ import annotations
 
@@ -52,6 +55,7 @@ from graders.netpol.mistakes import Locate, locator, no_location, policy_mistake
 from graders.netpol.observe import Cell, CellProbes, judge, observe
 from graders.netpol.truthtable import Column, Expect, Reachability, outcome_of, side_by_side
 from graders.netpol.verdicts import PolicyEngine
+from graders.questions import Fact, Question, judge as judge_answers, not_observable, observed
 
 LAB_ID = "05-network-policy"
 
@@ -252,11 +256,17 @@ def world_objects(exercise: str, addresses: Mapping[str, str] | None = None,
         key = f"{doc['metadata']['namespace']}/{doc['metadata']['name']}"
         if addresses is None or addresses.get(key):
             docs.append(copy.deepcopy(doc))
+    return _placed(docs, addresses, dns_pods, TARGETS[exercise].needs_dns)
+
+
+def _placed(docs: list[dict], addresses: Mapping[str, str] | None, dns_pods: Sequence[dict] | None,
+            needs_dns: bool) -> list[dict]:
+    """``docs`` with the pods' addresses (when given) and, when ``needs_dns``, the cluster's DNS pods."""
     for doc in docs:
         if doc.get("kind") == "Pod" and addresses is not None:
             key = f"{doc['metadata']['namespace']}/{doc['metadata']['name']}"
             doc["status"] = {"podIP": addresses[key]} if addresses.get(key) else {}
-    if TARGETS[exercise].needs_dns:
+    if needs_dns:
         if dns_pods is None:
             docs.extend(copy.deepcopy(d) for d in _docs("cluster-dns.yaml"))
         else:
@@ -717,6 +727,249 @@ def break_fix_check(ctx) -> StepResult:
     return StepResult("live", True, message, evidence=evidence if getattr(ctx, "verbose", False) else ())
 
 
+# ================================================================================ predict
+# Predictions (an answers exercise, after lab 01's): the learner says what the cluster does under GIVEN policies,
+# before seeing it. The policies are the grader's own (labs/05-network-policy/predict-policies.yaml, pinned by
+# PREDICT_DIGEST); each question is one connection while one of them is applied alone. The grader first sends every
+# question's connection with no policy at all (each must work: else there is nothing to compare with), then, policy
+# by policy, applies it, sends its connections -- retrying while the cluster disagrees with what the policy says,
+# since a CNI programs a new policy with a delay -- and deletes it. The facts are what the probes saw, trusted only
+# where the cluster shows it enforces the policies: a connection a policy blocks that gets through anyway makes
+# every question "not verifiable on this cluster" (no credit, never a pass), and stops the rounds.
+
+PREDICT_POLICIES = "predict-policies.yaml"
+# sha256 of policy_fingerprint(predict-policies.yaml): the questions are about its policies as shipped.
+# tests/unit/test_lab05_predict.py keeps it equal to the file.
+PREDICT_DIGEST = "b819c557c46aa7c6cc36c6aa47348b18e5c328759d564bb141f68659a3a0e906"
+NO_POLICY = ""  # the first round: every question's connection with no policy applied
+# Each round retries a connection while the cluster disagrees with the round's policy, until the deadline: a
+# loaded kube-router took over 10 s to lift a deleted policy, so the rounds allow more attempts than the other
+# exercises (a round stays bounded by PROBE_DEADLINE_S; after a round showing no enforcement, the rest is not sent).
+PREDICT_ATTEMPTS = 15
+PREDICT_PAUSE_S = 1.0
+ALLOW, BLOCK = Outcome.ALLOWED.word, Outcome.BLOCKED.word  # the two choices: "allowed", "blocked"
+PredictCell = tuple[str, str, Column]  # (the given policy applied alone, or NO_POLICY; source; destination)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One question: a connection (``source`` -> ``column``; a DNS column is a lookup) while ``policy`` alone is
+    applied, and ``why`` the cluster does what it does -- said to a wrong prediction (lab.yaml quotes it)."""
+
+    question: Question
+    policy: str
+    source: str
+    column: Column
+    why: str
+
+    @property
+    def cell(self) -> PredictCell:
+        return (self.policy, self.source, self.column)
+
+
+def _prediction(question_id: str, policy: str, source: str, column: Column, asked: str, why: str) -> Prediction:
+    return Prediction(Question(question_id, f"only {policy} applied: {asked}", "choice", (ALLOW, BLOCK)),
+                      policy, source, column, why)
+
+
+PREDICTS = (
+    _prediction("deny_web_to_api", "default-deny-ingress", WEB, API_8080,
+                "can production/web connect to production/api:8080?",
+                "default-deny-ingress selects every pod of production, api included, and admits nothing: pods of "
+                "the same namespace get no exception"),
+    _prediction("deny_web_to_test", "default-deny-ingress", WEB, TEST_80,
+                "can production/web connect to staging/test:80?",
+                "no policy selects staging/test, so it accepts every connection; and an Ingress policy never "
+                "limits what the pods it selects may send"),
+    _prediction("two_peers_db_to_api", "allow-web-to-api-two-peers", DB, API_8080,
+                "can production/db connect to production/api:8080?",
+                "the two list items under `from` are two peers, ORed: the namespaceSelector item on its own admits "
+                "every pod of a namespace labelled env=production, db included"),
+    _prediction("one_peer_db_to_api", "allow-web-to-api-one-peer", DB, API_8080,
+                "can production/db connect to production/api:8080?",
+                "one list item is one peer whose selectors are ANDed: only pods labelled app=web in a namespace "
+                "labelled env=production get in, and db is labelled app=db"),
+    _prediction("deny_egress_api_dns", "api-deny-egress", API, DNS_UDP,
+                "does a DNS lookup from production/api get its answer?",
+                "api's egress is isolated and the policy has no egress rules: a DNS query to the kube-dns pods (UDP "
+                "port 53) is a connection like any other, and nothing allows it"),
+)
+PREDICTIONS = tuple(p.question for p in PREDICTS)
+# Connections sent besides the questions' own, shown next to them: what the same policy does to other pods
+# (staging's test carries app=web too; an isolated api reaches nothing, db included).
+PREDICT_EXTRA: dict[str, tuple[tuple[str, Column], ...]] = {
+    "allow-web-to-api-two-peers": ((WEB, API_8080), (TEST, API_8080)),
+    "allow-web-to-api-one-peer": ((WEB, API_8080), (TEST, API_8080)),
+    "api-deny-egress": ((API, DB_5432),),
+}
+
+
+def predict_rounds() -> dict[str, tuple[tuple[str, Column], ...]]:
+    """The connections of each round, in order: with no policy (every question's connection), then with each given
+    policy alone (its questions' connections, then those shown next to them)."""
+    rounds: dict[str, tuple[tuple[str, Column], ...]] = {
+        NO_POLICY: tuple(dict.fromkeys((p.source, p.column) for p in PREDICTS))}
+    for p in PREDICTS:
+        rounds[p.policy] = tuple(dict.fromkeys((*rounds.get(p.policy, ()), (p.source, p.column))))
+    for policy, extra in PREDICT_EXTRA.items():
+        rounds[policy] = tuple(dict.fromkeys((*rounds[policy], *extra)))
+    return rounds
+
+
+def given_policies() -> dict[str, dict]:
+    """The policies of predict-policies.yaml by name; a K8sLabError when the file is not as shipped."""
+    docs = [doc for doc in _docs(PREDICT_POLICIES) if doc.get("kind") == "NetworkPolicy"]
+    if fingerprint_digest(docs) != PREDICT_DIGEST:
+        raise K8sLabError(f"labs/{LAB_ID}/{PREDICT_POLICIES} was changed: the questions of predict are about its "
+                          f"policies as the course ships them, so the grader does not apply another version",
+                          hint=f"restore it (git checkout -- labs/{LAB_ID}/{PREDICT_POLICIES}) and check again")
+    return {doc["metadata"]["name"]: copy.deepcopy(doc) for doc in docs}
+
+
+def connection(cell: PredictCell) -> str:
+    """A cell's connection in words."""
+    _, source, column = cell
+    return f"a DNS lookup from {source}" if is_dns(column) else f"{source} -> {column.label}"
+
+
+def predict_static(policies: Mapping[str, dict], addresses: Mapping[str, str] | None = None,
+                   dns_pods: Sequence[dict] | None = None) -> dict[PredictCell, bool]:
+    """What the given policies say about every connection of every round (pure: the world, its addresses and the
+    kube-dns pods -- world.yaml's and cluster-dns.yaml's unless given -- and one policy at a time)."""
+    world = _placed([copy.deepcopy(d) for d in _docs("world.yaml")], addresses, dns_pods, needs_dns=True)
+    verdicts: dict[PredictCell, bool] = {}
+    for policy, cells in predict_rounds().items():
+        applied = [copy.deepcopy(policies[policy])] if policy else []
+        engine = PolicyEngine(inventory_from_objects([*world, *applied], default_namespace=PRODUCTION))
+        for source, column in cells:
+            verdicts[(policy, source, column)] = _cell_allowed(engine, source, column)
+    return verdicts
+
+
+Seen = Mapping[PredictCell, tuple[Outcome, str, str]]  # per cell: what the probe saw, its detail, its command
+
+
+def _unseen(cell: PredictCell, static: Mapping[PredictCell, bool], seen: Seen) -> str:
+    """Why one cell proves nothing ("" when it does): not sent, a probe that could not run, a connection that does
+    not work even with no policy, or one the cluster blocks although the policy allows it."""
+    outcome, detail, _ = seen.get(cell, (Outcome.NOT_RUN, "the grader did not get to it", ""))
+    what, policy = connection(cell), cell[0]
+    if outcome is Outcome.NOT_RUN:
+        return f"{what} was not sent ({detail})"
+    if outcome is Outcome.FAILED:
+        return f"the grader's probe of {what} could not run ({detail})"
+    if not policy and outcome is not Outcome.ALLOWED:
+        return (f"with no policy at all, {what} did not work ({detail}; retried for up to {PROBE_DEADLINE_S:g} s), "
+                f"so there is nothing to compare a policy's effect with")
+    if policy and outcome is not outcome_of(static[cell]):
+        return (f"the cluster blocked {what} although {policy} allows it ({detail}): something else blocks it, or the "
+                f"CNI had not yet removed the policy of an earlier round")
+    return ""
+
+
+def leak(static: Mapping[PredictCell, bool], seen: Seen) -> str:
+    """Why the cluster is not enforcing the given policies ("" when it is): a connection a policy blocks that the
+    cluster let through, after retrying."""
+    for cell, (outcome, _, _) in seen.items():
+        if cell[0] and cell in static and not static[cell] and outcome is Outcome.ALLOWED:
+            return (f"the cluster let {connection(cell)} through although {cell[0]} blocks it: the CNI does not "
+                    f"enforce NetworkPolicy (Flannel, for one, never does) or had not programmed the policy after "
+                    f"retrying for up to {PROBE_DEADLINE_S:g} s")
+    return ""
+
+
+def prediction_facts(static: Mapping[PredictCell, bool], seen: Seen) -> dict[str, Fact]:
+    """The facts of the predictions (pure): what the probes saw, for each question whose connection worked with no
+    policy and behaved as its policy says; every question not observable when the cluster does not enforce."""
+    leaked = leak(static, seen)
+    if leaked:
+        return {p.question.id: not_observable(leaked) for p in PREDICTS}
+    facts: dict[str, Fact] = {}
+    for p in PREDICTS:
+        problem = _unseen((NO_POLICY, p.source, p.column), static, seen) or _unseen(p.cell, static, seen)
+        if problem:
+            facts[p.question.id] = not_observable(problem)
+            continue
+        allowed = seen[p.cell][0] is Outcome.ALLOWED
+        right, wrong = (ALLOW, BLOCK) if allowed else (BLOCK, ALLOW)
+        did = "let it through" if allowed else "blocked it"
+        facts[p.question.id] = observed(right, because={wrong: f"you predicted {wrong}, but the cluster {did}: "
+                                                               f"{p.why}"})
+    return facts
+
+
+def predict_evidence(static: Mapping[PredictCell, bool], seen: Seen) -> tuple[Evidence, ...]:
+    """What the cluster did, round by round, next to what the policy says; then the command behind each row."""
+    rows, commands = [], []
+    for cell, allowed in static.items():
+        outcome, detail, command = seen.get(cell, (Outcome.NOT_RUN, "", ""))
+        says = outcome_of(allowed)
+        did = outcome.word + (f" ({detail})" if detail and outcome is not says else "")
+        rows.append((cell[0] or "(no policy)", connection(cell), says.word, did))
+        if command:
+            commands.append(f"{cell[0] or '(no policy)'}, {connection(cell)}:\n  {command}")
+    table = Evidence.table("What the cluster did, round by round (one given policy applied at a time)",
+                           ("applied", "connection", "the policy says", "the cluster did"), rows)
+    return (table, Evidence.text("reproduce a row (while its policy is applied)", "\n".join(commands))) \
+        if commands else (table,)
+
+
+def _predict_spec(source: str, column: Column, addresses: Mapping[str, str]):
+    from graders.probe import ProbeSpec
+
+    if is_dns(column):
+        return ProbeSpec(source, "dns", DNS_NAME, label=column.label)
+    return ProbeSpec(source, column.protocol.lower(), addresses[column.pod], column.port, label=column.label)
+
+
+def predict_observe(ctx, policies: Mapping[str, dict], addresses: Mapping[str, str], dns: bool,
+                    static: Mapping[PredictCell, bool]) -> dict[PredictCell, tuple[Outcome, str, str]]:
+    """Send every round's connections (the cluster side): apply the round's policy, probe until the cluster agrees
+    with it (bounded), delete the policy. After a round whose blocked connection got through, the rest is not sent."""
+    from graders.probe import probe_until
+
+    seen: dict[PredictCell, tuple[Outcome, str, str]] = {}
+    for policy, cells in predict_rounds().items():
+        stopped = leak(static, seen)
+        if stopped:
+            seen.update({(policy, s, c): (Outcome.NOT_RUN, "not sent: an earlier round showed the cluster does not "
+                                                           "enforce the policies", "") for s, c in cells})
+            continue
+        specs = {}
+        for source, column in cells:
+            if is_dns(column) and not dns:
+                seen[(policy, source, column)] = (Outcome.NOT_RUN, f"no kube-dns pod ({KUBE_DNS_SELECTOR}) runs in "
+                                                                   f"{KUBE_SYSTEM}", "")
+            else:
+                specs[(policy, source, column)] = _predict_spec(source, column, addresses)
+        doc = policies[policy] if policy else None
+        if doc is not None:
+            ctx.cluster.apply([doc])
+        try:
+            want = {spec: outcome_of(static[cell]) for cell, spec in specs.items()}
+            results = probe_until(ctx.prober, list(specs.values()), want, attempts=PREDICT_ATTEMPTS,
+                                  deadline_s=PROBE_DEADLINE_S, pause_s=PREDICT_PAUSE_S)
+        finally:
+            if doc is not None:
+                ctx.cluster.delete(doc)
+        seen.update({cell: (r.outcome, r.detail, r.command) for cell, r in zip(specs, results)})
+    return seen
+
+
+def predict_live(ctx) -> StepResult:
+    policies = given_policies()
+    pods = deploy_world(ctx)
+    addresses = {key: pod.status.pod_ip for key, pod in pods.items()}
+    dns_pods = live_dns_pods(ctx.cluster)
+    static = predict_static(policies, addresses, dns_pods)
+    seen = predict_observe(ctx, policies, addresses, bool(dns_pods), static)
+    return judge_answers(ctx.answers, prediction_facts(static, seen), evidence=predict_evidence(static, seen),
+                         hint=f"predict from the rules of sections 1-3 and 5 (a pod no policy selects, ORed peers, "
+                              f"egress and DNS), then compare with the table; hint(\"{LAB_ID}\", \"predict\") "
+                              f"gives more")
+
+
 # A break-fix exercise has no static step: the broken setup is applied and probed, whatever its policies say.
 EXERCISES = {exercise: Exercise(static=None if target.break_fix else static_check, live=live_check)
              for exercise, target in TARGETS.items()}
+EXERCISES["predict"] = Exercise(live=predict_live, questions=PREDICTIONS)  # answers: no target matrix, no static

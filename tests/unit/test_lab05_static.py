@@ -22,9 +22,11 @@ from graders.spec import load_lab
 
 ROOT = paths.repo_root()
 LAB = load_lab(lab05.LAB_ID, ROOT)
-EXERCISES = [ex.id for ex in LAB.exercises]
-MISTAKES = [(ex.id, m.id) for ex in LAB.exercises for m in ex.mistakes]
-ALTERNATIVES = [(ex.id, d) for ex in LAB.exercises for d in ex.alternative_dirs]
+# Answers exercises (predict) have no target matrix and no static step: tests/unit/test_lab05_predict.py
+JUDGED_BY_ANSWERS = {ex.id for ex in LAB.exercises if ex.submission == "answers"}
+EXERCISES = [ex.id for ex in LAB.exercises if ex.id not in JUDGED_BY_ANSWERS]
+MISTAKES = [(ex.id, m.id) for ex in LAB.exercises if ex.id not in JUDGED_BY_ANSWERS for m in ex.mistakes]
+ALTERNATIVES = [(ex.id, d) for ex in LAB.exercises if ex.id not in JUDGED_BY_ANSWERS for d in ex.alternative_dirs]
 
 
 def report_for(directory: Path, exercise: str) -> lab05.StaticReport:
@@ -36,7 +38,8 @@ def report_for(directory: Path, exercise: str) -> lab05.StaticReport:
 
 
 def test_every_exercise_has_a_target_and_the_spec_lists_every_target() -> None:
-    assert set(EXERCISES) == set(lab05.TARGETS) == set(lab05.EXERCISES)
+    assert JUDGED_BY_ANSWERS == {"predict"}
+    assert set(EXERCISES) == set(lab05.TARGETS) == set(lab05.EXERCISES) - JUDGED_BY_ANSWERS
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
