@@ -26,11 +26,12 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from graders import probe
-from graders.errors import CheckFailed
+from graders.errors import CheckFailed, K8sLabError
 from graders.exercise import Exercise
 from graders.labels import format_labels
 from graders.labs import _kit
@@ -44,6 +45,8 @@ from graders.labs._kit import (
 from graders.manifests import Manifest
 from graders.model import Evidence, Outcome, StepResult
 from graders.netpol.selectors import service_selects
+from graders.probe import ProbeResult
+from graders.questions import Fact, Question, judge as judge_answers, not_observable, observed
 from graders.workloads import Workload, cite, workloads
 
 LAB_ID = "03-services"
@@ -714,6 +717,324 @@ def break_fix_live(ctx) -> StepResult:
     raise CheckFailed(message, hint=hint, evidence=evidence)
 
 
+# ================================================================================ predict (before the exercises)
+# Predictions (an answers exercise): the learner says what four kinds of Service will do, the grader makes it happen
+# with pods and Services of its own in the lab's namespace and compares. Nothing is stored with the course: every
+# fact is read off the cluster at grading time (EndpointSlices, DNS answers, a request to a node port).
+PREDICT_LABEL = "k8slab.dev/predict"        # the grader's own label: no learner selector can carry a k8slab.dev/ key
+PREDICT_PODS = ("k8slab-web-a", "k8slab-web-b", "k8slab-web-c")  # a on node A; b, c on node B (when there is one)
+SOLO_POD, UNREADY_POD = PREDICT_PODS[0], PREDICT_PODS[2]
+PREDICT_SERVICE = "k8slab-web"              # ClusterIP over the three pods
+PREDICT_HEADLESS = "k8slab-web-headless"    # the same pods, clusterIP: None
+PREDICT_NODEPORT = "k8slab-solo"            # NodePort over k8slab-web-a only (externalTrafficPolicy: Cluster)
+PREDICT_ALIAS = "k8slab-alias"              # ExternalName for k8slab-web's own DNS name: nothing leaves the cluster
+UNREADY_TIMEOUT = 10.0                      # readiness probe every 1 s, 1 failure: unready within ~2 s
+ANSWERED, NOT_ANSWERED = "answered", "not-answered"
+CNAME, OWN_IP, NXDOMAIN = "cname", "own-ip", "nxdomain"
+PREDICTIONS = (
+    Question("ready_endpoints", f"{PREDICT_SERVICE} selects 3 pods and one of them fails its readiness probe: how "
+                                f"many ready endpoints does the Service have?", "number"),
+    Question("headless_addresses", f"{PREDICT_HEADLESS} (clusterIP: None) selects the same 3 pods, one unready: how "
+                                   f"many addresses does its DNS name resolve to?", "number"),
+    Question("node_port_other_node", f"{PREDICT_NODEPORT} (NodePort) selects one pod, on node A: does its node port "
+                                     f"on node B (no pod of it there) answer?", "choice", (ANSWERED, NOT_ANSWERED)),
+    Question("external_name_answer", f"what does the cluster DNS answer for the ExternalName Service {PREDICT_ALIAS}?",
+             "choice", (CNAME, OWN_IP, NXDOMAIN)),
+)
+
+
+@dataclass(frozen=True)
+class PredictRun:
+    """What the experiments showed; None where it could not be observed (``why_not[question]`` says why)."""
+
+    selected: int = len(PREDICT_PODS)
+    unready: int = 1
+    ready_endpoints: int | None = None
+    headless_addresses: int | None = None
+    node_port_answered: bool | None = None
+    alias: str | None = None  # CNAME, OWN_IP or NXDOMAIN
+    why_not: Mapping[str, str] = field(default_factory=dict)
+
+
+def _not_seen(run: PredictRun, question: str) -> Fact:
+    return not_observable(run.why_not.get(question) or "the grader's experiment did not run")
+
+
+def _count_fact(run: PredictRun, count: int, because: Mapping[int, str], what: str) -> Fact:
+    """A number fact; the reasons in ``because`` hold only when the cluster did what the model says."""
+    if count != run.selected - run.unready:  # an unusual cluster: the table shows what it did, no more can be said
+        return observed(count, explain=lambda _: f"not what the cluster showed for {what} (see the table)")
+    return observed(count, because={k: v for k, v in because.items() if k != count},
+                    explain=lambda _: f"the Service selects {run.selected} pods and {run.unready} of them is not "
+                                      f"ready")
+
+
+def prediction_facts(run: PredictRun) -> dict[str, Fact]:
+    """The facts of the predictions (pure): each question's right answer as this cluster showed it, and why each
+    wrong one is wrong, in words that teach the model."""
+    facts: dict[str, Fact] = {}
+    if run.ready_endpoints is None:
+        facts["ready_endpoints"] = _not_seen(run, "ready_endpoints")
+    else:
+        facts["ready_endpoints"] = _count_fact(run, run.ready_endpoints, {
+            run.selected: "the unready pod stays in the EndpointSlice but with ready: false, and a Service sends "
+                          "traffic to ready endpoints only",
+            0: "one unready pod does not take the others out: each pod's readiness counts on its own",
+        }, f"the ready endpoints of {PREDICT_SERVICE}")
+    if run.headless_addresses is None:
+        facts["headless_addresses"] = _not_seen(run, "headless_addresses")
+    else:
+        facts["headless_addresses"] = _count_fact(run, run.headless_addresses, {
+            1: "a headless Service (clusterIP: None) has no virtual IP: its name resolves to the pods' own IPs, one "
+               "A record per ready pod",
+            run.selected: "only ready pods are published in DNS: the unready pod's address is left out of the "
+                          "headless name's answer",
+            0: "a headless Service's name does resolve: to the IPs of its ready pods",
+        }, f"the DNS name of {PREDICT_HEADLESS}")
+    if run.node_port_answered is None:
+        facts["node_port_other_node"] = _not_seen(run, "node_port_other_node")
+    elif run.node_port_answered:
+        facts["node_port_other_node"] = observed(ANSWERED, because={
+            NOT_ANSWERED: "with externalTrafficPolicy: Cluster (the default) every node accepts the node port and "
+                          "forwards the request to a ready pod on any node"})
+    else:
+        facts["node_port_other_node"] = observed(NOT_ANSWERED, because={
+            ANSWERED: "on this cluster the node that runs no pod of the Service did not answer its node port"})
+    if run.alias is None:
+        facts["external_name_answer"] = _not_seen(run, "external_name_answer")
+    elif run.alias == CNAME:
+        facts["external_name_answer"] = observed(CNAME, because={
+            OWN_IP: "an ExternalName Service gets no ClusterIP of its own: the cluster DNS answers its name with a "
+                    "CNAME to spec.externalName",
+            NXDOMAIN: "an ExternalName Service does have a DNS name inside the cluster: a CNAME to "
+                      "spec.externalName, which the client then resolves in turn"})
+    else:
+        facts["external_name_answer"] = observed(run.alias, explain=lambda _: "not what this cluster's DNS "
+                                                                              "answered (see the table)")
+    return facts
+
+
+def address_count(result: ProbeResult | None) -> tuple[int | None, str]:
+    """How many addresses a name resolved to, or (None, why) when the lookup cannot tell."""
+    if result is None:
+        return None, "the grader's DNS lookup did not run"
+    if result.outcome is Outcome.FAILED:
+        return None, f"the grader's DNS lookup could not run ({result.detail})"
+    if result.addresses:
+        return len(result.addresses), ""
+    if "NXDOMAIN" in result.detail:
+        return 0, ""
+    return None, f"the grader's DNS lookup got no answer ({result.detail or 'no output'})"
+
+
+def alias_answer(cname: ProbeResult | None, lookup: ProbeResult | None) -> tuple[str | None, str]:
+    """What the DNS answered for the ExternalName Service: CNAME, OWN_IP (an address, no CNAME) or NXDOMAIN."""
+    if cname is None or lookup is None:
+        return None, "the grader's DNS lookup did not run"
+    if cname.records:
+        return CNAME, ""
+    if cname.outcome is Outcome.FAILED or not cname.detail.startswith("no CNAME record"):
+        return None, f"the grader's CNAME query got no answer ({cname.detail or 'no output'})"
+    if lookup.addresses:
+        return OWN_IP, ""
+    if lookup.outcome is Outcome.BLOCKED and "NXDOMAIN" in lookup.detail:
+        return NXDOMAIN, ""
+    return None, f"the grader's DNS lookup got no answer ({lookup.detail or 'no output'})"
+
+
+def node_port_answer(results: Sequence[ProbeResult]) -> tuple[bool | None, str]:
+    """Whether requests to a node port answered; (None, why) when no request could run."""
+    if any(r.outcome is Outcome.ALLOWED for r in results):
+        return True, ""
+    failed = next((r for r in results if r.outcome is not Outcome.BLOCKED), None)
+    if failed is not None or not results:
+        return None, f"the grader's request could not run ({failed.detail if failed else 'no request'})"
+    return False, ""
+
+
+def predict_pod(namespace: str, name: str, image: str, node: str) -> dict:
+    """A grader's web pod (netexec). The one to be made unready is ready while /tmp/ready exists: an exec probe
+    every second, so only that pod has one, and it is deleted after each check (no exec loop left running)."""
+    pod = probe.probe_pod(namespace, name, image, node=node, labels={PREDICT_LABEL: "web"})
+    if name != UNREADY_POD:
+        return pod
+    container = pod["spec"]["containers"][0]
+    container.pop("args", None)
+    container["command"] = ["sh", "-c", f"touch {READY_FILE} && exec /agnhost netexec --http-port={probe.HTTP_PORT} "
+                                        f"--udp-port={probe.UDP_PORT}"]
+    container["readinessProbe"] = {"exec": {"command": ["cat", READY_FILE]}, "periodSeconds": 1,
+                                   "failureThreshold": 1}
+    return pod
+
+
+def predict_services(namespace: str) -> list[dict]:
+    """The grader's four Services: ClusterIP, headless, NodePort over one pod, ExternalName."""
+    def service(name: str, spec: dict) -> dict:
+        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+                "spec": spec}
+
+    web = {PREDICT_LABEL: "web"}
+    ports = [{"name": "http", "port": 80, "targetPort": probe.HTTP_PORT, "protocol": "TCP"}]
+    return [service(PREDICT_SERVICE, {"selector": web, "ports": ports}),
+            service(PREDICT_HEADLESS, {"clusterIP": "None", "selector": web, "ports": ports}),
+            service(PREDICT_NODEPORT, {"type": "NodePort", "externalTrafficPolicy": "Cluster",
+                                       "selector": {probe.PROBE_NAME_LABEL: SOLO_POD}, "ports": ports}),
+            service(PREDICT_ALIAS, {"type": "ExternalName",
+                                    "externalName": f"{PREDICT_SERVICE}.{namespace}.svc.{CLUSTER_DOMAIN}"})]
+
+
+def _wait_pod(cluster, ns: str, name: str, ready: bool, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        pod = cluster.get_pod(ns, name)
+        if pod is not None and is_ready(pod) == ready:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.25)
+
+
+def _settled_endpoints(cluster, ns: str, service: str, want: set[str], timeout: float | None = None):
+    """The Service's endpoints once its ready ones are the pods ``want`` (EndpointSlices trail pod readiness by a
+    moment), or as they are after ``timeout`` s: what is counted is what the cluster shows then."""
+    deadline = time.monotonic() + (_kit.ENDPOINTS_SETTLE if timeout is None else timeout)
+    while True:
+        eps = cluster.endpoints(ns, service)
+        if {e.pod for e in eps if e.ready} == want or time.monotonic() >= deadline:
+            return eps
+        time.sleep(0.3)
+
+
+def _remove_unready(cluster, ns: str) -> None:
+    """Delete the pod made unready: a grader's pod must not stay unready (every later check waits for all pods of
+    the namespace to be ready); the next predict check creates it again."""
+    try:
+        cluster.delete({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": UNREADY_POD, "namespace": ns}})
+    except K8sLabError:
+        pass
+
+
+def _unready_experiment(ctx, why_not: dict) -> tuple[list, list]:
+    """Make k8slab-web-c unready; returns the settled endpoints of the ClusterIP and the headless Service."""
+    cluster, ns = ctx.cluster, ctx.namespace()
+    _settled_endpoints(cluster, ns, PREDICT_SERVICE, set(PREDICT_PODS))  # the starting point: all three ready
+    rc, _, err = cluster.exec(ns, UNREADY_POD, ["rm", "-f", READY_FILE], timeout=10)
+    reason = ""
+    if rc != 0:
+        reason = f"the grader could not make {UNREADY_POD} unready (exit {rc}: {err.strip()[:200]})"
+    elif not _wait_pod(cluster, ns, UNREADY_POD, False, UNREADY_TIMEOUT):
+        reason = f"{UNREADY_POD} was still ready {UNREADY_TIMEOUT:g} s after its readiness check started failing"
+    if reason:
+        why_not.update(ready_endpoints=reason, headless_addresses=reason)
+        return [], []
+    ready = {name for name in PREDICT_PODS if (pod := cluster.get_pod(ns, name)) is not None and is_ready(pod)}
+    return (_settled_endpoints(cluster, ns, PREDICT_SERVICE, ready),
+            _settled_endpoints(cluster, ns, PREDICT_HEADLESS, ready))
+
+
+def _fqdn(name: str, namespace: str) -> str:
+    return f"{name}.{namespace}.svc.{CLUSTER_DOMAIN}"
+
+
+def predict_live(ctx) -> StepResult:
+    ns = ctx.namespace()
+    cluster = ctx.cluster
+    nodes = probe.worker_nodes(cluster)
+    if not nodes:
+        raise CheckFailed("not verifiable on this cluster: no node is ready to run the grader's pods",
+                          hint="run `make doctor`, then check again")
+    node_a, node_b = nodes[0], (nodes[1] if len(nodes) > 1 else "")
+    placement = dict(zip(PREDICT_PODS, (node_a, node_b or node_a, node_b or node_a)))
+    try:
+        image = probe.agnhost_image(cluster)
+        cluster.ensure_pods([predict_pod(ns, name, image, node) for name, node in placement.items()])
+        source = start_client(ctx)
+        cluster.apply(predict_services(ns))
+        cluster.wait_ready([ns], timeout=60)
+        wait_client(ctx)
+    except K8sLabError as error:
+        raise CheckFailed(f"not verifiable on this cluster: the grader could not set up its experiment "
+                          f"({error.message})", hint="run `make doctor`, then check again") from None
+    why_not: dict[str, str] = {}
+    headless, alias = _fqdn(PREDICT_HEADLESS, ns), _fqdn(PREDICT_ALIAS, ns)
+    try:
+        eps, headless_eps = _unready_experiment(ctx, why_not)
+        dns = [probe.ProbeSpec(source, "dns", alias, record="CNAME", expect=(_fqdn(PREDICT_SERVICE, ns),),
+                               label=f"CNAME {alias}"),
+               probe.ProbeSpec(source, "dns", alias, label=f"DNS {alias}")]
+        if "headless_addresses" not in why_not:
+            dns.append(probe.ProbeSpec(source, "dns", headless, label=f"DNS {headless}",
+                                       expect=tuple(sorted(e.ip for e in headless_eps if e.ready))))
+        # CoreDNS caches an answer up to 5 s (an earlier run's): ask again while it differs from the EndpointSlices
+        by_label = {r.spec.target_label: r for r in probe.probe_until(ctx.prober, dns, _answered, attempts=4,
+                                                                      deadline_s=15, pause_s=2.0)}
+        node_rows, np_results = _node_port_experiment(ctx, node_a, node_b, why_not)
+    except K8sLabError as error:
+        raise CheckFailed(f"not verifiable on this cluster: the grader's experiment could not run ({error.message})",
+                          hint="run `make doctor`, then check again") from None
+    finally:
+        _remove_unready(cluster, ns)
+    headless_result = by_label.get(f"DNS {headless}")
+    cname_result, lookup_result = by_label[f"CNAME {alias}"], by_label[f"DNS {alias}"]
+    ready_count = None if "ready_endpoints" in why_not else len([e for e in eps if e.ready])
+    headless_count = None
+    if "headless_addresses" not in why_not:
+        headless_count, why_not["headless_addresses"] = address_count(headless_result)
+    alias_kind, why_not["external_name_answer"] = alias_answer(cname_result, lookup_result)
+    answered = None
+    if "node_port_other_node" not in why_not:
+        answered, why_not["node_port_other_node"] = node_port_answer(np_results)
+    why_not = {key: reason for key, reason in why_not.items() if reason}
+    run = PredictRun(ready_endpoints=ready_count, headless_addresses=headless_count, node_port_answered=answered,
+                     alias=alias_kind, why_not=why_not)
+    rows = [
+        (f"{PREDICT_SERVICE} selects {', '.join(PREDICT_PODS)}; {UNREADY_POD} made unready (rm {READY_FILE})",
+         why_not.get("ready_endpoints") or f"{ready_count} ready endpoints ({len(eps)} listed in its EndpointSlices)"),
+        (f"nslookup {headless}", why_not.get("headless_addresses") or
+         f"{headless_count} addresses: {', '.join(headless_result.addresses) or '(none)'}"),
+        *node_rows,
+        (f"dig -t CNAME {alias}", why_not.get("external_name_answer") or
+         (", ".join(f"CNAME {target}" for _, target in cname_result.records) or
+          f"no CNAME; nslookup: {', '.join(lookup_result.addresses) or lookup_result.detail}")),
+    ]
+    evidence = [Evidence.table("What the cluster did", ("experiment", "result"), rows)]
+    if eps:
+        evidence.append(endpoints_evidence(PREDICT_SERVICE, eps))
+    evidence.append(Evidence.command("Look yourself (the grader's DNS lookup)",
+                                     (headless_result or cname_result).command))
+    return judge_answers(ctx.answers, prediction_facts(run), evidence=evidence,
+                         hint=f'predict from what each kind of Service does (the three parts at the top of the '
+                              f'notebook), then read the table; hint("{LAB_ID}", "predict") gives more')
+
+
+def _node_port_experiment(ctx, node_a: str, node_b: str, why_not: dict) -> tuple[list, list]:
+    """Requests to k8slab-solo's node port on node B (judged) and on node A (shown), from outside the cluster.
+    Returns (table rows, the results on node B)."""
+    svc = ctx.cluster.get_service(ctx.namespace(), PREDICT_NODEPORT)
+    port = next((p.node_port for p in (svc.spec.ports or []) if p.node_port), None) if svc is not None else None
+    addresses = dict(ctx.cluster.node_addresses())
+    if not node_b or not addresses.get(node_b):
+        why_not["node_port_other_node"] = "the cluster has a single node: no node is without the Service's pod"
+        return [], []
+    if not port:
+        why_not["node_port_other_node"] = f"Service {PREDICT_NODEPORT} got no node port"
+        return [], []
+    vantage = outside_vantage(ctx)
+    judged = [vantage.http(addresses[node_b], port, f"node B {node_b} {addresses[node_b]}:{port}") for _ in range(3)]
+    shown = [vantage.http(addresses[node_a], port, f"node A {node_a} {addresses[node_a]}:{port}")] \
+        if addresses.get(node_a) else []
+    results = probe.probe_until(vantage.runner, judged + shown, _answered, attempts=3, deadline_s=12, pause_s=1.0)
+    rows = []
+    for label in dict.fromkeys(r.spec.target_label for r in results):
+        mine = [r for r in results if r.spec.target_label == label]
+        ok = [r.output.strip()[:60] for r in mine if r.outcome is Outcome.ALLOWED]
+        rows.append((f"{PREDICT_NODEPORT}'s NodePort on {label} (its only pod, {SOLO_POD}, is on node A), from "
+                     f"{vantage.where}",
+                     f"answered {len(ok)}/{len(mine)}, by {', '.join(sorted(set(ok)))}" if ok
+                     else f"no answer ({mine[0].detail})"))
+    return rows, results[:len(judged)]
+
+
 # a failing live check also names the Service fields that hand the traffic to other pods or another controller
 EXERCISES = {
     "clusterip": Exercise(static=_static(static_clusterip),
@@ -728,4 +1049,5 @@ EXERCISES = {
     "readiness": Exercise(static=_static(static_readiness),
                           live=naming_traffic_fields(readiness_live, "api-service")),
     "break-fix": Exercise(static=_static(static_break_fix), live=naming_traffic_fields(break_fix_live, CATALOG)),
+    "predict": Exercise(live=predict_live, questions=PREDICTIONS),
 }
