@@ -546,3 +546,12 @@ def as_deployed(objects: Sequence[Manifest], starter_dir) -> bool:
     except (K8sLabError, OSError):
         return False
     return essence(objects) == essence(starter)
+
+
+def symptom_and_causes(symptom: str, causes: Sequence[Finding]) -> tuple[str, str]:
+    """(message, hint) of an edited break-fix submission that still fails: the symptom, then every cause the
+    files still show, numbered, each hint under the same number."""
+    if len(causes) == 1:
+        return f"{symptom}. Cause: {causes[0].message}", causes[0].hint
+    listed = " ".join(f"({n}) {c.message}" for n, c in enumerate(causes, 1))
+    return f"{symptom}. {len(causes)} causes: {listed}", " ".join(f"({n}) {c.hint}" for n, c in enumerate(causes, 1))

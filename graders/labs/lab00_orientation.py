@@ -20,7 +20,7 @@ from graders import probe
 from graders.errors import CheckFailed, ClusterError, K8sLabError
 from graders.exercise import Exercise
 from graders.labels import format_labels, pods_with_labels
-from graders.labs._kit import (HOSTNAME_PATH, Finding, as_deployed,
+from graders.labs._kit import (HOSTNAME_PATH, Finding, as_deployed, symptom_and_causes,
                                check_service, expect_endpoints, explain_service_rejection,
                                is_ready, learner_pods, live_service, pods_evidence, port_findings, probe_failed,
                                require_cluster_ip, require_port, require_service, selector_finding, service_summary)
@@ -242,10 +242,7 @@ def break_fix_failure(symptoms: Sequence[str], *, deployed: bool, causes: Sequen
                 f"endpointslices`) and the pod behind it")
     if not causes:
         return symptom, f"`kubectl -n {namespace} get services,endpointslices,pods -o wide`"
-    if len(causes) == 1:
-        return f"{symptom}. Cause: {causes[0].message}", causes[0].hint
-    listed = " ".join(f"({n}) {c.message}" for n, c in enumerate(causes, 1))
-    return f"{symptom}. {len(causes)} causes: {listed}", " ".join(f"({n}) {c.hint}" for n, c in enumerate(causes, 1))
+    return symptom_and_causes(symptom, causes)
 
 
 def break_fix_live(ctx) -> StepResult:

@@ -36,7 +36,7 @@ from graders.exercise import Exercise
 from graders.labels import format_labels
 from graders.labs import _kit
 from graders.labs._kit import (
-    HOSTNAME_PATH, Finding, Spread, as_deployed,
+    HOSTNAME_PATH, Finding, Spread, as_deployed, symptom_and_causes,
     check_service, endpoints_evidence, expect_endpoints, explain_service_rejection,
     http_specs, is_ready, judge_outside, judge_spread, learner_pods, live_service, naming_traffic_fields,
     outside_vantage, pods_evidence, port_field, problem, require_cluster_ip, require_port, require_service,
@@ -668,10 +668,7 @@ def break_fix_failure(symptoms: Sequence[str], *, deployed: bool, causes: Sequen
     if not causes:
         return (f"{symptom}", f"`kubectl -n {namespace} get service,endpointslices,pods -o wide` shows where the "
                               f"Service sends the requests")
-    if len(causes) == 1:
-        return f"{symptom}. Cause: {causes[0].message}", causes[0].hint
-    listed = " ".join(f"({n}) {c.message}" for n, c in enumerate(causes, 1))
-    return f"{symptom}. {len(causes)} causes: {listed}", " ".join(f"({n}) {c.hint}" for n, c in enumerate(causes, 1))
+    return symptom_and_causes(symptom, causes)
 
 
 def break_fix_live(ctx) -> StepResult:
