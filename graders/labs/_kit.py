@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import shlex
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
@@ -34,6 +35,19 @@ HOSTNAME_PATH = "/hostname"
 CLIENT_POD = "k8slab-client"
 CLIENT_TIMEOUT = 60.0
 ENDPOINTS_SETTLE = 8.0  # EndpointSlices may trail pod readiness by a moment: how long a mismatch may last
+
+
+def kubectl(args: str, context: str | None = None) -> str:
+    """A kubectl command line for a message or hint, pinned to the kube context that was graded (``None``: the
+    course's, or $K8SLAB_CONTEXT), so a learner with several clusters runs it against the right one."""
+    from graders.cluster import default_context  # preflight only: standard library
+    return f"kubectl --context {shlex.quote(context or default_context())} {args}"
+
+
+def context_of(ctx) -> str | None:
+    """The kube context of a grading run (None when the cluster is a test double without one)."""
+    context = getattr(getattr(ctx, "cluster", None), "context", None)
+    return context if isinstance(context, str) and context else None
 
 
 # ================================================================================ Services in the files
@@ -232,6 +246,7 @@ def expect_endpoints(ctx, service: str,
     pod readiness by a moment: poll briefly). Returns (ready endpoints, {pod name: pod}, evidence)."""
     ns = ctx.spec.default_namespace
     cluster = ctx.cluster
+    context = context_of(ctx)
     selector = live_service(cluster, ns, service).spec.selector or {}
     deadline = time.monotonic() + (ENDPOINTS_SETTLE if timeout is None else timeout)
     while True:
@@ -249,7 +264,8 @@ def expect_endpoints(ctx, service: str,
         raise CheckFailed(
             f"Service {service} selects {format_labels(selector) if selector else '(no selector)'}, which selects no "
             f"pod that is ready, so it has no endpoints. Labels that exist: {pods_with_labels(pods, none='no pods')}",
-            hint=f"`kubectl get pods -n {ns} --show-labels` and `kubectl get endpointslices -n {ns}`",
+            hint=f"`{kubectl(f'-n {ns} get pods --show-labels', context)}` and "
+                 f"`{kubectl(f'-n {ns} get endpointslices', context)}`",
             evidence=(pods_evidence(pods), evidence))
     missing = sorted(set(chosen) - {e.pod for e in ready})
     extra = sorted({e.pod or e.ip for e in ready} - set(chosen))
@@ -261,8 +277,8 @@ def expect_endpoints(ctx, service: str,
             parts.append(f"endpoints {', '.join(extra)} are not ready pods the selector picks")
         raise CheckFailed(
             f"Service {service}: {'; '.join(parts)}",
-            hint="a named targetPort must exist in every selected pod; `kubectl describe endpointslices -n "
-                 f"{ns} -l kubernetes.io/service-name={service}`",
+            hint="a named targetPort must exist in every selected pod; "
+                 f"`{kubectl(f'-n {ns} describe endpointslices -l kubernetes.io/service-name={service}', context)}`",
             evidence=(pods_evidence(pods), evidence))
     return ready, chosen, evidence
 
@@ -428,9 +444,9 @@ def spread_evidence(spread: Spread, pods: dict[str, Any], title: str) -> Evidenc
 
 
 def judge_spread(spread: Spread, pods: dict[str, Any], *, what: str, target_port: Any = None,
-                 evidence: Sequence[Evidence] = (), require_all: bool = True) -> str:
+                 evidence: Sequence[Evidence] = (), require_all: bool = True, context: str | None = None) -> str:
     """Fail unless every request was answered by a selected pod and (``require_all``) every pod answered.
-    Returns a one-line distribution summary."""
+    Returns a one-line distribution summary. ``context``: the kube context graded (for the commands in hints)."""
     ev = (spread_evidence(spread, pods, f"Which replica answered GET {HOSTNAME_PATH} ({what})"), *evidence)
     for target, results in spread.by_target().items():
         bad = [r for r in results if r.outcome is not Outcome.ALLOWED]
@@ -451,7 +467,8 @@ def judge_spread(spread: Spread, pods: dict[str, Any], *, what: str, target_port
                 f"endpoints: the pods are not listening on port {target_port} (the targetPort)",
                 hint="targetPort must be the port the container serves", evidence=(*ev, reproduce))
         raise CheckFailed(f"{len(bad)} of {len(results)} requests to {target} failed: {detail}",
-                          hint="`kubectl get endpointslices` shows where the Service sends traffic",
+                          hint=f"`{kubectl(f'-n {first.spec.namespace} get endpointslices', context)}` shows "
+                               "where the Service sends traffic",
                           evidence=(*ev, reproduce))
     answers = spread.answers()
     strangers = sorted(set(answers) - set(pods))
@@ -501,8 +518,9 @@ def outside_vantage(ctx) -> Vantage:
 
 
 def judge_outside(results: Sequence[probe.ProbeResult], pods: dict, what: str, evidence: Sequence[Evidence],
-                  target_port: Any = None) -> Evidence:
-    """A table (address, answered, by whom); fails on the first address that did not reach a selected pod."""
+                  target_port: Any = None, *, namespace: str = "<namespace>", context: str | None = None) -> Evidence:
+    """A table (address, answered, by whom); fails on the first address that did not reach a selected pod.
+    ``namespace`` and ``context`` (the Service's namespace, the kube context graded) go into the hint's command."""
     rows = []
     by_target: dict[str, list] = {}
     for r in results:
@@ -525,8 +543,8 @@ def judge_outside(results: Sequence[probe.ProbeResult], pods: dict, what: str, e
             reason += (f"; the Service has {len(pods)} ready endpoints, so the pods are not listening on port "
                        f"{target_port} (the targetPort)")
         raise CheckFailed(f"{target}: {nbad} of {total} requests from outside the cluster failed ({reason})",
-                          hint="`kubectl get svc,endpointslices -n <namespace>`; the Reproduce line runs the same "
-                               "request from a container on the cluster's docker network",
+                          hint=f"`{kubectl(f'-n {namespace} get svc,endpointslices', context)}`; the Reproduce "
+                               "line runs the same request from a container on the cluster's docker network",
                           evidence=(table, *evidence, Evidence.command("Reproduce", first.command)))
     return table
 

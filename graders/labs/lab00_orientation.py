@@ -20,7 +20,7 @@ from graders import probe
 from graders.errors import CheckFailed, ClusterError, K8sLabError
 from graders.exercise import Exercise
 from graders.labels import format_labels, pods_with_labels
-from graders.labs._kit import (HOSTNAME_PATH, Finding, as_deployed, symptom_and_causes,
+from graders.labs._kit import (HOSTNAME_PATH, Finding, as_deployed, context_of, kubectl, symptom_and_causes,
                                check_service, expect_endpoints, explain_service_rejection,
                                is_ready, learner_pods, live_service, pods_evidence, port_findings, probe_failed,
                                require_cluster_ip, require_port, require_service, selector_finding, service_summary)
@@ -231,17 +231,18 @@ def break_fix_symptoms(results: Sequence, ready_pods: Collection[str]) -> list[s
 
 
 def break_fix_failure(symptoms: Sequence[str], *, deployed: bool, causes: Sequence[Finding],
-                      namespace: str) -> tuple[str, str]:
-    """(message, hint): as deployed the symptom and where to start, no cause; once edited every cause too."""
+                      namespace: str, context: str | None = None) -> tuple[str, str]:
+    """(message, hint): as deployed the symptom and where to start, no cause; once edited every cause too.
+    ``context``: the kube context graded, for the commands in the hint (None: the course's)."""
     symptom = "; ".join(symptoms)
     if deployed:
         return (f"The welcome page is down: {symptom}. Nothing in {BREAK_FIX_FILES} has changed yet: this is the "
                 f"setup as it was deployed. Find out why on the cluster, fix the files, check again",
-                f"start where the request starts: which name it asks for and which Services exist (`kubectl -n "
-                f"{namespace} get services`), then what each Service sends to (`kubectl -n {namespace} get "
-                f"endpointslices`) and the pod behind it")
+                f"start where the request starts: which name it asks for and which Services exist "
+                f"(`{kubectl(f'-n {namespace} get services', context)}`), then what each Service sends to "
+                f"(`{kubectl(f'-n {namespace} get endpointslices', context)}`) and the pod behind it")
     if not causes:
-        return symptom, f"`kubectl -n {namespace} get services,endpointslices,pods -o wide`"
+        return symptom, f"`{kubectl(f'-n {namespace} get services,endpointslices,pods -o wide', context)}`"
     return symptom_and_causes(symptom, causes)
 
 
@@ -273,7 +274,8 @@ def break_fix_live(ctx) -> StepResult:
                           f"answered by your pod {', '.join(sorted(answers))}", evidence=(table, reproduce))
     deployed = as_deployed(ctx.objects, ctx.spec.starter_dir)
     causes = [] if deployed else break_fix_causes(ctx.objects, ns)
-    message, hint = break_fix_failure(symptoms, deployed=deployed, causes=causes, namespace=ns)
+    message, hint = break_fix_failure(symptoms, deployed=deployed, causes=causes, namespace=ns,
+                                      context=context_of(ctx))
     evidence = (table, reproduce) if deployed else (table, pods_evidence(pods), reproduce)
     raise CheckFailed(message, hint=hint, evidence=evidence)
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from graders import probe
 from graders.errors import CheckFailed, ClusterError
 from graders.exercise import Exercise
-from graders.labs._kit import (HOSTNAME_PATH, is_ready, learner_pods, pods_evidence, probe_failed, problem,
-                               require_service, selector_finding)
+from graders.labs._kit import (HOSTNAME_PATH, context_of, is_ready, kubectl, learner_pods, pods_evidence,
+                               probe_failed, problem, require_service, selector_finding)
 from graders.model import Evidence, Matrix, MatrixCell, Outcome, StepResult
 from graders.probe import ProbeResult, ProbeSpec, probe_until, start_probe_pods
 from graders.questions import NO_NEXT_HOP, Fact, Question, judge as judge_answers, not_observable, observed
@@ -713,9 +713,9 @@ def judge_settings(dns: PodDns, resolver: Resolver, cluster_dns: Sequence[str]) 
 
 
 def judge_lookups(resolver: Resolver, short: ProbeResult, cluster_name: ProbeResult,
-                  own_namespace: str) -> tuple[str, str]:
+                  own_namespace: str, context: str | None = None) -> tuple[str, str]:
     """(message, hint) of why the lookups with the client's settings are not what the exercise asks; ("", "")
-    when they are."""
+    when they are. ``context``: the kube context graded, for the command in a hint (None: the course's)."""
     search = " ".join(resolver.searches) or "(none)"
     wanted = f"{DATA_NS}{SVC_SUFFIX}"
     if short.outcome is not Outcome.ALLOWED:
@@ -737,7 +737,8 @@ def judge_lookups(resolver: Resolver, short: ProbeResult, cluster_name: ProbeRes
                     "a Service's name lives under <namespace>.svc.cluster.local: add that domain to "
                     "spec.dnsConfig.searches")
         return (f"the short name {SHORT_NAME} does not resolve from Pod {CLIENT} although the search list has "
-                f"{wanted} ({short.detail})", f"`kubectl get svc -n {DATA_NS}` — is Service {SHORT_NAME} there?")
+                f"{wanted} ({short.detail})",
+                f"`{kubectl(f'-n {DATA_NS} get svc', context)}` — is Service {SHORT_NAME} there?")
     if cluster_name.outcome is not Outcome.ALLOWED:
         return (f"{CLUSTER_NAME} no longer resolves from Pod {CLIENT} (search list: {search}): the cluster's own "
                 f"search domains are gone", "dnsPolicy None replaces the resolver configuration; with the default "
@@ -842,7 +843,7 @@ def dns_search_live(ctx) -> StepResult:
         failed = next((r for r in results if r.outcome is Outcome.FAILED), None)
         if failed is not None:
             raise probe_failed(failed, failed.spec.target, tuple(evidence))
-        message, hint = judge_lookups(kubelet, results[0], results[1], ns)
+        message, hint = judge_lookups(kubelet, results[0], results[1], ns, context_of(ctx))
     evidence.insert(1, Evidence.table(f"Lookups with Pod {CLIENT}'s DNS settings (from the grader's Pod {MIRROR_POD})",
                                       ("name", "outcome", "answer"),
                                       [(r.spec.target, r.outcome.word, _answer(r)) for r in results]))

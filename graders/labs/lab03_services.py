@@ -13,7 +13,8 @@ Every exercise is graded by behaviour, at the highest step of the evidence ladde
   selector picks; HTTP ``GET /hostname`` through every path (ClusterIP, the three DNS names, the named port,
   every node's NodePort and the load-balancer IP *from outside the cluster*) must reach the selected pods, with
   the distribution over replicas reported; DNS answers are read (the headless A records, the ExternalName
-  CNAME); and a pod whose readiness probe starts failing must leave the endpoints and stop receiving traffic.
+  CNAME); and a pod whose readiness probe starts failing must turn ready=false in the EndpointSlice and stop
+  receiving traffic.
   When a live check fails, it also names any field of the Service that hands the traffic to other pods or another
   controller (sessionAffinity, internal/externalTrafficPolicy, loadBalancerClass, publishNotReadyAddresses).
 
@@ -36,7 +37,7 @@ from graders.exercise import Exercise
 from graders.labels import format_labels
 from graders.labs import _kit
 from graders.labs._kit import (
-    HOSTNAME_PATH, Finding, Spread, as_deployed, symptom_and_causes,
+    HOSTNAME_PATH, Finding, Spread, as_deployed, context_of, kubectl, symptom_and_causes,
     check_service, endpoints_evidence, expect_endpoints, explain_service_rejection,
     http_specs, is_ready, judge_outside, judge_spread, learner_pods, live_service, naming_traffic_fields,
     outside_vantage, pods_evidence, port_field, problem, require_cluster_ip, require_port, require_service,
@@ -55,7 +56,7 @@ CLUSTER_DOMAIN = "cluster.local"
 NODE_PORT_RANGE = (30000, 32767)
 EXTERNAL_HOST = "db.prod.example.com"
 READY_FILE = "/tmp/ready"
-MAX_UNREADY_SECONDS = 5       # the readiness exercise's target: a sick pod leaves the endpoints within 5 s
+MAX_UNREADY_SECONDS = 5       # the readiness exercise's target: a sick pod turns ready=false in the EndpointSlice within 5 s
 LEAVE_DEADLINE = 10.0         # how long the live check waits for it (target + probe/slice/kube-proxy lag)
 REQUESTS_PER_TARGET = 12      # per address; 4 addresses x 12 = 48 requests: P(a replica never hit) ~ 1e-8
 SPREAD_REQUESTS = 36          # to one address: P(one of 3 replicas never hit) = 3 x (2/3)^36 ~ 1e-6
@@ -296,7 +297,8 @@ def clusterip_live(ctx) -> StepResult:
     spread = run_spread(ctx.prober, http_specs(source, targets, REQUESTS_PER_TARGET), reach=pods)
     port = next((p for p in svc.spec.ports or [] if p.port == 80), None)
     summary = judge_spread(spread, pods, what="api-service by ClusterIP and by its 3 DNS names",
-                           target_port=port.target_port if port else None, evidence=(ep_evidence,))
+                           target_port=port.target_port if port else None, evidence=(ep_evidence,),
+                           context=context_of(ctx))
     return StepResult("live", True,
                       f"api-service ({ip}) has {len(ready)} ready endpoints = the 3 api pods, and answered by "
                       f"ClusterIP and by api-service, api-service.{ns}, api-service.{ns}.svc.{CLUSTER_DOMAIN}: "
@@ -328,7 +330,8 @@ def headless_live(ctx) -> StepResult:
     if dns.outcome is Outcome.BLOCKED and dns.addresses:  # CoreDNS caches an answer up to 5 s: an earlier run's
         dns = probe.probe_until(ctx.prober, [dns_spec], _answered, attempts=3, deadline_s=10, pause_s=2.0)[0]
     ports = {e.pod: "/".join(str(p) for _, p in e.ports) for e in ready}
-    summary = judge_spread(http, pods, what="api-named (targetPort by name)", evidence=(ep_evidence,))
+    summary = judge_spread(http, pods, what="api-named (targetPort by name)", evidence=(ep_evidence,),
+                           context=context_of(ctx))
     got = sorted(dns.addresses)
     dns_table = Evidence.table(f"DNS answer for {fqdn}", ("address", "pod"),
                                [(a, next((e.pod for e in h_ready if e.ip == a), "(not a ready pod)")) for a in got])
@@ -362,7 +365,7 @@ def nodeport_live(ctx) -> StepResult:
     specs = [vantage.http(ip, node_port, f"{name} {ip}:{node_port}") for name, ip in nodes for _ in range(3)]
     results = probe.probe_until(vantage.runner, specs, _answered, attempts=2, deadline_s=15, pause_s=1)
     table = judge_outside(results, pods, f"NodePort {node_port} on every node", (service_table(svc), ep_evidence),
-                          target_port=port.target_port)
+                          target_port=port.target_port, namespace=ns, context=context_of(ctx))
     answered = Counter(r.output.strip() for r in results)
     return StepResult("live", True,
                       f"NodePort {node_port} answered on all {len(nodes)} nodes "
@@ -392,7 +395,8 @@ def loadbalancer_live(ctx) -> StepResult:
         raise CheckFailed(
             f"Service api-lb has no external IP after {wait:g} s (EXTERNAL-IP <pending>): no load-balancer "
             f"controller assigned one. On the course cluster MetalLB does that",
-            hint="`kubectl -n metallb-system get pods` and `kubectl get ipaddresspools -A`; `make doctor` checks it",
+            hint=f"`{kubectl('-n metallb-system get pods', context_of(ctx))}` and "
+                 f"`{kubectl('get ipaddresspools -A', context_of(ctx))}`; `make doctor` checks it",
             evidence=(table,))
     port = next((p for p in svc.spec.ports or [] if p.port == 80), None)
     vantage = outside_vantage(ctx)
@@ -404,7 +408,8 @@ def loadbalancer_live(ctx) -> StepResult:
     results = probe.probe_until(vantage.runner, specs + extra, _answered, attempts=2, deadline_s=15, pause_s=1)
     lb_results, np_results = results[:len(specs)], results[len(specs):]
     outside_table = judge_outside(lb_results, pods, f"load-balancer IP {external}", (table, ep_evidence),
-                                  target_port=port.target_port if port is not None else None)
+                                  target_port=port.target_port if port is not None else None, namespace=ns,
+                                  context=context_of(ctx))
     answered = Counter(r.output.strip() for r in lb_results)
     also = ""
     if np_results:
@@ -466,7 +471,8 @@ def readiness_live(ctx) -> StepResult:
     wait_client(ctx)
     target = [("api-service:80", "api-service", 80)]
     before = run_spread(ctx.prober, http_specs(source, target, SPREAD_REQUESTS), reach=pods)
-    summary = judge_spread(before, pods, what="api-service, all pods healthy", evidence=(ep_evidence,))
+    summary = judge_spread(before, pods, what="api-service, all pods healthy", evidence=(ep_evidence,),
+                           context=context_of(ctx))
     victim = sorted(pods)[0]
     rc, _, err = cluster.exec(ns, victim, ["rm", "-f", READY_FILE], timeout=10)
     if rc != 0:
@@ -508,7 +514,7 @@ def readiness_live(ctx) -> StepResult:
                           hint="`make doctor`", evidence=(spread_evidence(after, pods, "after the pod became unready"),
                                                           ev_after))
     after_summary = judge_spread(after, healthy, what=f"api-service with {victim} unready", evidence=(ev_after,),
-                                 require_all=True)
+                                 require_all=True, context=context_of(ctx))
     cluster.exec(ns, victim, ["touch", READY_FILE], timeout=10)  # heal it; the next reset removes it anyway
     return StepResult("live", True,
                       f"before: {summary}. After {READY_FILE} was removed in {victim}, it left the endpoints within "
@@ -554,10 +560,11 @@ def _workload(wls: Sequence[Workload], name: str) -> Workload | None:
     return next((w for w in wls if w.kind == "Deployment" and w.name == name), None)
 
 
-def break_fix_causes(ms: Sequence[Manifest], namespace: str) -> list[Finding]:
+def break_fix_causes(ms: Sequence[Manifest], namespace: str, context: str | None = None) -> list[Finding]:
     """Why the frontend gets no (or not only right) answers, read from the files: the selector first (no pod, the
     wrong pods, too many pods), then whether catalog-api listens where the Service sends. Empty when the files
-    show no cause (then the live evidence has to speak)."""
+    show no cause (then the live evidence has to speak). ``context``: the kube context graded, for the commands
+    in the hints (None: the course's)."""
     svc = next((m for m in ms if m.kind == "Service" and m.name == CATALOG), None)
     wls = workloads(ms)
     api = _workload(wls, CATALOG_API)
@@ -584,7 +591,7 @@ def break_fix_causes(ms: Sequence[Manifest], namespace: str) -> list[Finding]:
             f"they become endpoints of {CATALOG} too and get their share of the requests, which they cannot answer. "
             f"A selector must pick exactly the pods that serve, so it needs the label that tells them apart",
             hint="add the label that only the catalog-api pods carry to the selector (compare "
-                 f"`kubectl get pods --show-labels`)"))
+                 f"`{kubectl(f'-n {namespace} get pods --show-labels', context)}`)"))
     port = next((p for p in service_ports(svc) if p.get("port") == 80), None)
     if port is not None:
         cause = _target_port_cause(svc, port, api)
@@ -654,20 +661,22 @@ def break_fix_symptoms(total: int, answers: Counter, failures: Sequence[str], ap
 
 
 def break_fix_failure(symptoms: Sequence[str], *, deployed: bool, causes: Sequence[Finding],
-                      namespace: str) -> tuple[str, str]:
+                      namespace: str, context: str | None = None) -> tuple[str, str]:
     """(message, hint) of a failing break-fix check. As deployed: the symptom and where to start, no cause. Once
-    edited: the symptom and every cause the files show."""
+    edited: the symptom and every cause the files show. ``context``: the kube context graded, for the commands
+    in the hint (None: the course's)."""
     symptom = "; ".join(symptoms)
     if deployed:
         return (f"The shop's frontend cannot use the catalog: {symptom}. Nothing in {BREAK_FIX_FILES} has changed "
                 f"yet: this is the setup as it was deployed. Find out why on the cluster, fix the files, check again",
-                f"follow one request: the Service {CATALOG} (`kubectl -n {namespace} get service {CATALOG} -o wide`), "
-                f"the endpoints it has (`kubectl -n {namespace} get endpointslices -l "
-                f"kubernetes.io/service-name={CATALOG}`), the pods that should be behind it and the port they "
-                f"listen on")
+                f"follow one request: the Service {CATALOG} "
+                f"(`{kubectl(f'-n {namespace} get service {CATALOG} -o wide', context)}`), the endpoints it has "
+                f"(`{kubectl(f'-n {namespace} get endpointslices -l kubernetes.io/service-name={CATALOG}', context)}`"
+                "), "
+                f"the pods that should be behind it and the port they listen on")
     if not causes:
-        return (f"{symptom}", f"`kubectl -n {namespace} get service,endpointslices,pods -o wide` shows where the "
-                              f"Service sends the requests")
+        return (f"{symptom}", f"`{kubectl(f'-n {namespace} get service,endpointslices,pods -o wide', context)}` "
+                              f"shows where the Service sends the requests")
     return symptom_and_causes(symptom, causes)
 
 
@@ -707,8 +716,9 @@ def break_fix_live(ctx) -> StepResult:
                           f"Service {CATALOG}'s endpoints are exactly those pods, and {CATALOG_WORKER} still runs",
                           evidence=(table, endpoints_evidence(CATALOG, eps), reproduce))
     deployed = as_deployed(ctx.objects, ctx.spec.starter_dir)
-    causes = [] if deployed else break_fix_causes(ctx.objects, ns)
-    message, hint = break_fix_failure(symptoms, deployed=deployed, causes=causes, namespace=ns)
+    causes = [] if deployed else break_fix_causes(ctx.objects, ns, context_of(ctx))
+    message, hint = break_fix_failure(symptoms, deployed=deployed, causes=causes, namespace=ns,
+                                      context=context_of(ctx))
     evidence = (table, reproduce) if deployed else (table, endpoints_evidence(CATALOG, eps), pods_evidence(pods),
                                                     reproduce)
     raise CheckFailed(message, hint=hint, evidence=evidence)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from graders import probe
 from graders.errors import CheckFailed, K8sLabError
 from graders.exercise import Exercise
-from graders.labs._kit import Finding, is_ready, learner_pods, outside_vantage
+from graders.labs._kit import Finding, context_of, is_ready, kubectl, learner_pods, outside_vantage
 from graders.manifests import Manifest
 from graders.model import Evidence, Outcome, StepResult
 from graders.workloads import cite
@@ -211,11 +211,11 @@ def backend_causes(m: Manifest, path: tuple, service: str, port: dict, services:
     return []
 
 
-def ingress_causes(objects: Sequence[Manifest], classes: Sequence[str], string_prefix: bool = True
-                   ) -> list[Finding]:
+def ingress_causes(objects: Sequence[Manifest], classes: Sequence[str], string_prefix: bool = True,
+                   context: str | None = None) -> list[Finding]:
     """Why the controller routes these Ingresses differently from what the exercise asks (pure: the submitted
     objects, the IngressClasses that exist, and whether the controller matches Prefix paths as strings, as Traefik
-    does by default)."""
+    does by default; ``context``, the kube context graded, goes into the hints' commands)."""
     services = service_ports(objects)
     causes: list[Finding] = []
     for m in (o for o in objects if o.kind == "Ingress"):
@@ -227,7 +227,7 @@ def ingress_causes(objects: Sequence[Manifest], classes: Sequence[str], string_p
                 f"this cluster (there is: {', '.join(classes) or 'none'}), so nothing on this cluster serves it — no "
                 f"controller reads this Ingress and the Ingress stays without an address. The seed was written for "
                 f"ingress-nginx, which this cluster does not run (the community controller was retired in March "
-                f"2026)", hint=f"ingressClassName: {COURSE_CLASS} (`kubectl get ingressclass`)"))
+                f"2026)", hint=f"ingressClassName: {COURSE_CLASS} (`{kubectl('get ingressclass', context)}`)"))
         elif not cls and not classes:
             causes.append(Finding(f"{cite(m, ('spec',))}: no ingressClassName and no default IngressClass: no "
                                   f"controller picks this Ingress up", hint=f"ingressClassName: {COURSE_CLASS}"))
@@ -419,8 +419,9 @@ def judge_canary(counts: Counter, n: int, declared: float | None = None) -> tupl
                    f"(a true 10 % canary falls outside it with probability {CANARY_MISS_PROBABILITY}){why}")
 
 
-def tls_causes(objects: Sequence[Manifest]) -> list[Finding]:
-    """Why Traefik serves no (or the wrong) certificate for the host, read from the files (pure)."""
+def tls_causes(objects: Sequence[Manifest], context: str | None = None) -> list[Finding]:
+    """Why Traefik serves no (or the wrong) certificate for the host, read from the files (pure; ``context``, the
+    kube context graded, goes into the hints' commands)."""
     secrets = {m.name: m for m in objects if m.kind == "Secret"}
     causes: list[Finding] = []
     for m in (o for o in objects if o.kind == "Ingress"):
@@ -444,8 +445,9 @@ def tls_causes(objects: Sequence[Manifest]) -> list[Finding]:
                     f"{cite(m, ('spec', 'tls', ti, 'secretName'))}: names no Secret named {name} in your files "
                     f"(Secrets: {', '.join(sorted(secrets)) or 'none'}), so Traefik cannot load the certificate and "
                     f"serves its own default one{extra}",
-                    hint=f"a Secret of type {TLS_SECRET_TYPE} named {name}, in the Ingress's namespace (`kubectl "
-                         f"create secret tls {name} --cert=... --key=... --dry-run=client -o yaml`)"))
+                    hint=f"a Secret of type {TLS_SECRET_TYPE} named {name}, in the Ingress's namespace "
+                         f"(`{kubectl(f'create secret tls {name} --cert=... --key=... --dry-run=client', context)}"
+                         " -o yaml`)"))
         if str(annotations.get(ROUTER_TLS, "")).lower() != "true":
             causes.append(Finding(
                 f"{cite(m, ('metadata',))}: has no annotation {ROUTER_TLS}: \"true\". On Traefik the tls section only "
@@ -571,7 +573,7 @@ def controller_address(ctx) -> str:
 def no_address(ctx, causes: Sequence[Finding]) -> CheckFailed:
     error = failure([f"the course's Ingress controller ({CONTROLLER_NAMESPACE}/{CONTROLLER_SERVICE}) shows no "
                      f"address, and your objects' status has none either: no controller has taken them"], causes,
-                    "`kubectl -n traefik get pods,svc`; `make doctor` checks the cluster")
+                    f"`{kubectl('-n traefik get pods,svc', context_of(ctx))}`; `make doctor` checks the cluster")
     return CheckFailed(error.message, hint=error.hint)
 
 
@@ -705,7 +707,8 @@ def _status_rows(ctx, kind: str, api_version: str) -> list[tuple[str, str, str]]
 def host_path_live(ctx) -> StepResult:
     address = controller_address(ctx)
     if not address:
-        raise no_address(ctx, ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster)))
+        raise no_address(ctx, ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster),
+                                             context=context_of(ctx)))
     apps = backend_apps(ctx)
     vantage = outside_vantage(ctx)
     specs = route_specs(vantage.source, address, HOST_PATH_ROUTES)
@@ -713,8 +716,10 @@ def host_path_live(ctx) -> StepResult:
     table = routes_table(observed, f"Requests from {vantage.where} to Traefik's load-balancer IP {address}:80")
     found = symptoms(observed)
     if found:
-        error = failure(found, ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster)),
-                        f"`kubectl -n {ctx.spec.default_namespace} describe ingress` and `kubectl get ingressclass`")
+        context = context_of(ctx)
+        error = failure(found, ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster), context=context),
+                        f"`{kubectl(f'-n {ctx.spec.default_namespace} describe ingress', context)}` and "
+                        f"`{kubectl('get ingressclass', context)}`")
         raise CheckFailed(error.message, hint=error.hint, evidence=(table, _reproduce(results, observed)))
     note = f". Note: {vantage.note}" if vantage.note else ""
     return StepResult("live", True,
@@ -740,7 +745,8 @@ def gateway_canary_live(ctx) -> StepResult:
     found = symptoms(observed)
     if found:
         error = failure(found, gateway_causes(ctx.objects, ns),
-                        f"`kubectl -n {ns} describe gateway,httproute` shows whether the route is attached")
+                        f"`{kubectl(f'-n {ns} describe gateway,httproute', context_of(ctx))}` shows whether the "
+                        "route is attached")
         raise CheckFailed(error.message, hint=error.hint, evidence=(table, status, _reproduce(results, observed)))
     # a second round only when the first is off: the controller may add a just-ready backend a moment late
     for attempt in range(2):
@@ -793,8 +799,8 @@ def tls_live(ctx) -> StepResult:
     ca_pem = _course_ca(ctx)
     address = controller_address(ctx)
     if not address:
-        raise no_address(ctx, tls_causes(ctx.objects)
-                         + ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster)))
+        raise no_address(ctx, tls_causes(ctx.objects, context_of(ctx))
+                         + ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster), context=context_of(ctx)))
     apps = backend_apps(ctx)
     vantage = outside_vantage(ctx)
     routes = [https_spec(vantage.source, address, r, ca_pem) for r in TLS_ROUTES for _ in range(2)]
@@ -818,9 +824,11 @@ def tls_live(ctx) -> StepResult:
         known = {}
         for crt in (ctx.spec.starter_dir.parent / "certs").glob("*.crt"):
             known[crt.name[:-len(".crt")]] = crt.read_text(encoding="utf-8")
+        context = context_of(ctx)
         error = failure(found, certificate_causes(info) + secret_certificate_causes(ctx.objects, known)
-                        + tls_causes(ctx.objects),
-                        f"`kubectl -n {ns} describe ingress` and `kubectl -n {ns} get secrets`")
+                        + tls_causes(ctx.objects, context),
+                        f"`{kubectl(f'-n {ns} describe ingress', context)}` and "
+                        f"`{kubectl(f'-n {ns} get secrets', context)}`")
         raise CheckFailed(error.message, hint=error.hint,
                           evidence=(table, cert_table, Evidence.command("Reproduce", results[0].command)))
     for m in (o for o in ctx.objects if o.kind == "Ingress"):
@@ -848,13 +856,14 @@ def tls_live(ctx) -> StepResult:
                       evidence=(cert_table, table, Evidence.command("Try it", results[0].command)))
 
 
-def explain_admission(message: str) -> str:
-    """Why the API server refuses a Gateway API object a learner often writes (empty when nothing to add)."""
+def explain_admission(message: str, context: str | None = None) -> str:
+    """Why the API server refuses a Gateway API object a learner often writes (empty when nothing to add).
+    ``context``: the kube context for the commands it names (None: the course's)."""
     if "Must have port for Service reference" in message:
         return ("a backendRef to a Service must name the Service's port (port: 80): Gateway API has no default "
                 "port, because a Service can expose several")
     if re.search(r"spec\.ingressClassName", message):
-        return "ingressClassName is the name of an IngressClass (`kubectl get ingressclass`)"
+        return f"ingressClassName is the name of an IngressClass (`{kubectl('get ingressclass', context)}`)"
     return ""
 
 

@@ -233,6 +233,21 @@ def test_levels_one_and_two_quote_no_line_of_the_solution(lab):
 
 
 @pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)
+def test_commands_name_the_course_context_and_run_on_every_system(lab):
+    """A learner with several clusters must not run a hint's kubectl against the wrong one, and a command must
+    paste into PowerShell and cmd as well as into a POSIX shell: no pipes, no backslash line continuations."""
+    for exercise, levels in _hints_of(lab.id).items():
+        for number, text in enumerate(levels, start=1):
+            where = f"labs/{lab.id}/hints.yaml: {exercise} level {number}"
+            bare = re.findall(r"\bkubectl (?!--context kind-k8slab\b)\S+", text)
+            assert not bare, f"{where}: kubectl without --context kind-k8slab: {bare}"
+            code = re.findall(r"`([^`\n]*kubectl[^`\n]*)`", text)
+            assert not [c for c in code if "|" in c], f"{where}: a pipe in a command: {code}"
+            continued = [line for line in text.splitlines() if "kubectl" in line and line.rstrip().endswith("\\")]
+            assert not continued, f"{where}: a backslash line continuation: {continued}"
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)
 def test_live_levels_only_where_the_lab_can_answer_them_or_say_why(lab):
     for exercise, levels in _hints_of(lab.id).items():
         assert all(text.strip() != hints.LIVE for text in levels[:2]), \

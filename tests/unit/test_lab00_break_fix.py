@@ -110,6 +110,9 @@ def test_the_failure_as_deployed_names_no_cause():
     message, hint = lab.break_fix_failure(["s"], deployed=True, causes=[Finding("cause", "fix")], namespace=NS_NAME)
     assert "cause" not in message and "fix" not in hint.replace("fix the files", "")
     assert "Nothing in break-fix/ has changed yet" in message and "get services" in hint
+    assert "`kubectl --context " in hint  # the course's context ($K8SLAB_CONTEXT) when none is given
+    _, hint = lab.break_fix_failure(["s"], deployed=True, causes=[], namespace=NS_NAME, context="other")
+    assert f"`kubectl --context other -n {NS_NAME} get services`" in hint and "`kubectl -n" not in hint
     assert lab.break_fix_failure(["s"], deployed=False, causes=[Finding("a", "b")], namespace=NS_NAME) == (
         "s. Cause: a", "b")
 

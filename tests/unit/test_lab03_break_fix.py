@@ -170,6 +170,9 @@ def test_the_failure_as_deployed_gives_the_symptom_and_where_to_look_but_no_caus
                                           namespace=NS)
     assert "the cause" not in message and "the fix" not in hint
     assert "Nothing in break-fix/ has changed yet" in message and "endpointslices" in hint
+    _, hint = lab.break_fix_failure(symptoms, deployed=True, causes=[], namespace=NS, context="other")
+    assert f"`kubectl --context other -n {NS} get endpointslices -l kubernetes.io/service-name=catalog`" in hint
+    assert "`kubectl -n" not in hint
 
 
 def test_the_failure_once_edited_lists_every_cause():
