@@ -132,3 +132,10 @@ course-report: venv
 	$(K8SLAB) course report $(or $(DIR),$(COURSE_DIR),course) $(if $(LAB),--lab $(LAB)) $(if $(OUT),--out $(OUT))
 
 .PHONY: course-report
+
+# browser tests: JupyterLab and formgrader in headless Chromium (apt: chromium chromium-driver), live cluster
+browser-test: venv
+	$(PY) -m pip install -q -e '.[browser]' $(if $(wildcard constraints.txt),-c constraints.txt)
+	$(PYTEST) -p no:cacheprovider -m browser tests/browser $(if $(LAB),--lab $(LAB))
+
+.PHONY: browser-test
