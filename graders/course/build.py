@@ -223,6 +223,13 @@ def student_files(lab_spec) -> list[str]:
     return [f"{e.id}/{name}" for e in lab_spec.exercises for name in e.files]
 
 
+# The feedback HTML loads no script from the internet (no lab text uses TeX math).
+OFFLINE_MATHJAX = """{%- macro mathjax(url="") -%}
+<!-- MathJax is not loaded: the course's feedback works offline (written by k8slab course build) -->
+{%- endmacro %}
+"""
+
+
 def config_text(labs: list[BuiltLab], *, timeout: int = EXECUTE_TIMEOUT, root: Path | None = None) -> str:
     exclude = {b.lab: b.student_files for b in labs}
     root = root or paths.repo_root()
@@ -231,6 +238,7 @@ def config_text(labs: list[BuiltLab], *, timeout: int = EXECUTE_TIMEOUT, root: P
 Rebuilding the course rewrites this file; put local changes in nbgrader_config_local.py (loaded last).
 """
 import os
+import sys
 
 c = get_config()  # noqa: F821 — provided by nbgrader
 _here = os.path.dirname(os.path.abspath(__file__))
@@ -268,6 +276,15 @@ c.FileNameCollectorPlugin.named_regexp = (
 # Released solution cells say where the answer goes instead of raising NotImplementedError.
 c.ClearSolutions.code_stub = {{"python": {CODE_STUB!r}}}
 c.ClearSolutions.text_stub = "Your notes (not graded)."
+
+# Feedback pages work offline (workshops, air-gapped classes): nbgrader's feedback template loads MathJax from a
+# CDN with no way to configure the URL, so a template directory of the course's own, searched first, replaces
+# just that macro (k8slab/templates/feedback/mathjax.html.j2); everything else is nbgrader's feedback template.
+import nbgrader as _nbgrader  # noqa: E402
+c.HTMLExporter.extra_template_basedirs = [
+    os.path.join(_here, "k8slab", "templates"),
+    os.path.join(os.path.dirname(_nbgrader.__file__), "server_extensions", "formgrader", "templates"),
+]
 
 # Feedback: replace Mermaid source (which the feedback HTML cannot render) by the diagrams rendered at build time.
 c.GenerateFeedback.preprocessors = [
@@ -355,6 +372,9 @@ def build(course_dir: Path, labs: list[str] | None = None, root: Path | None = N
     (course_dir / "nbgrader_config.py").write_text(config_text(all_labs, root=root), encoding="utf-8")
     meta = course_dir / "k8slab"
     meta.mkdir(exist_ok=True)
+    offline_mathjax = meta / "templates" / "feedback" / "mathjax.html.j2"
+    offline_mathjax.parent.mkdir(parents=True, exist_ok=True)
+    offline_mathjax.write_text(OFFLINE_MATHJAX, encoding="utf-8")
     (meta / "course.json").write_text(json.dumps({
         "repo_root": str(root),
         "labs": {b.lab: {"exercises": b.exercises, "student_files": b.student_files} for b in all_labs},

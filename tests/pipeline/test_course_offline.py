@@ -173,6 +173,7 @@ def test_test_cells_score_feedback_and_grades_csv(demo_course, demo_spec, tmp_pa
     assert "nothing accepts connections on port 8080" in html["carol"]
     assert "course/runtime.py" not in html["carol"], "the feedback shows the message, not grader internals"
     for page in html.values():
+        assert "cdnjs.cloudflare.com" not in page and "<script src=\"http" not in page, "feedback works offline"
         assert 'class="mermaid"' not in page
         assert 'alt="diagram"' in page or 'class="k8slab-diagram"' in page
     out = tmp_path / "grades.csv"
