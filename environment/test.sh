@@ -38,7 +38,8 @@ fi
 # minutes left (K8SLAB_CI_MINUTES_LEFT); with too few for the whole live tier, run the smallest real proof (the
 # cluster tests and lab 00 end to end) and say loudly what was left out.
 LIVE_ARGS=(); PIPELINE_ALLOWED=1
-if [ -n "${K8SLAB_CI_MINUTES_LEFT:-}" ] && [ "${K8SLAB_CI_MINUTES_LEFT}" -lt 60 ]; then
+# The whole tier (five labs, live + pipeline) took 58 min on 2026-12-03 with other jobs on the machine.
+if [ -n "${K8SLAB_CI_MINUTES_LEFT:-}" ] && [ "${K8SLAB_CI_MINUTES_LEFT}" -lt 75 ]; then
   echo "LIVE TIER REDUCED: only ${K8SLAB_CI_MINUTES_LEFT} min left after the cluster build (cold cache);" \
        "running tests/live for 00-orientation only, no live pipeline. A warm-cache run covers every lab."
   LIVE_ARGS=(--lab 00-orientation); PIPELINE_ALLOWED=0
