@@ -65,8 +65,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
         render.print_result(result, Console(highlight=False), verbose=args.verbose)
     if args.keep:
+        from graders.cluster import default_context
+        from graders.cluster.names import kubectl_command
+
+        inspect = kubectl_command("get all -n <namespace>", args.context or default_context())
         print(f"kept for inspection: {', '.join(_namespaces(args.lab, args.exercise))} "
-              f"(`kubectl get all -n <namespace>`; the next grading run resets them)", file=sys.stderr)
+              f"(`{inspect}`; the next grading run resets them)", file=sys.stderr)
     return EXIT_PASS if result.passed else EXIT_FAIL
 
 

@@ -10,6 +10,7 @@ Exit status is non-zero when any check FAILs; with no cluster the diagnosis is p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from typing import Callable, Sequence
 
 from graders import paths, versions
 from graders.autograding import autograding
+from graders.cluster.names import pin_kubectl
 from graders.errors import ClusterUnreachable, K8sLabError
 from graders.model import Outcome
 from graders.probe import (PROBE_LABEL, PROBE_NAME_LABEL, BatchRunner, ProbeSpec, Runner, pod_ip, probe_until,
@@ -153,7 +155,11 @@ def run(env: Env | None = None, *, keep: bool = False, emit: Callable[[Check], N
     env = env or Env()
     checks: list[Check] = []
 
+    context = ""
+
     def add(check: Check) -> Check:
+        if context:  # a learner may have several clusters: every command a fix shows names the one checked
+            check = dataclasses.replace(check, fix=pin_kubectl(check.fix, context))
         checks.append(check)
         emit(check)
         return check
@@ -176,6 +182,7 @@ def run(env: Env | None = None, *, keep: bool = False, emit: Callable[[Check], N
         for name in ("nodes Ready", "CoreDNS", "pod-to-pod", "NetworkPolicy", "LoadBalancer", "Ingress"):
             add(Check(name, SKIP, "needs a reachable cluster"))
         return checks
+    context = cluster.context
     kind_label = f", offline node image {image}" if image.startswith("k8slab/node") else \
         (f", node image {image}" if image else "")
     add(Check("cluster reachable", PASS,

@@ -29,6 +29,7 @@ from typing import Any
 
 from graders import labs, manifests, questions, runlock, spec as specs
 from graders.cluster import ClusterAPI, new_run_id
+from graders.cluster.names import pin_kubectl
 from graders.errors import (CheckFailed, ClusterError, K8sLabError, NotReady, Problem, SpecError, SubmissionError,
                             UsageError)
 from graders.exercise import Ctx, Exercise
@@ -262,8 +263,8 @@ def _apply(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: Cluster
 def _teardown(ex: specs.ExerciseSpec, cluster: ClusterAPI, options: Options,
               done_with: Sequence[str]) -> Evidence | None:
     if options.teardown == "keep":
-        return Evidence.text("kept for inspection", f"namespaces kept: {', '.join(ex.namespaces)} "
-                                                    f"(kubectl get all -n {ex.default_namespace})")
+        inspect = pin_kubectl(f"kubectl get all -n {ex.default_namespace}", getattr(cluster, "context", "") or "")
+        return Evidence.text("kept for inspection", f"namespaces kept: {', '.join(ex.namespaces)} ({inspect})")
     if not done_with:
         return None
     try:

@@ -14,7 +14,8 @@ import yaml
 from graders.cluster.api import Endpoint
 from graders.cluster.diagnosis import (PodProblem, diagnose_deployment, diagnose_pod, diagnose_statefulset,
                                        is_ready, parse_exec_status, problem_family, readiness_hint)
-from graders.cluster.names import FIELD_MANAGER, FIXTURE_LABEL, OWNED_LABEL, RUN_LABEL, obj_ref, stamp_fixture
+from graders.cluster.names import (FIELD_MANAGER, FIXTURE_LABEL, OWNED_LABEL, RUN_LABEL, obj_ref, pin_kubectl,
+                                   stamp_fixture)
 from graders.cluster.preflight import default_context, kubeconfig_path, preflight
 from graders.errors import ClusterError, ClusterUnreachable, NotReady
 
@@ -187,7 +188,7 @@ class Cluster:
                 f"(no label {OWNED_LABEL}=true), so it may hold someone's work",
                 ref=f"Namespace {ns.metadata.name}", reason="NotOwned",
                 hint=f"delete or rename it yourself if it is disposable "
-                     f"(`kubectl delete namespace {ns.metadata.name}`)")
+                     f"(`kubectl --context {self.context} delete namespace {ns.metadata.name}`)")
 
     def require_owned(self, name: str) -> None:
         """Raise ClusterError unless Namespace `name` exists and carries k8slab.dev/owned=true."""
@@ -235,7 +236,8 @@ class Cluster:
                         "default", namespace, _request_timeout=self.timeouts(), tolerate=(404,)) is None:
             if time.monotonic() >= deadline:
                 raise ClusterError(f"Namespace {namespace} has no ServiceAccount default after {timeout:g} s: the "
-                                   f"controller-manager is not running (`kubectl get pods -n kube-system`)",
+                                   f"controller-manager is not running "
+                                   f"(`kubectl --context {self.context} get pods -n kube-system`)",
                                    ref=f"Namespace {namespace}")
             time.sleep(0.2)
 
@@ -246,7 +248,8 @@ class Cluster:
                 return
             time.sleep(0.25)
         raise ClusterError(f"waiting for Namespace {name} to be deleted: still terminating after {timeout:g} s "
-                           f"(a finalizer may be stuck: `kubectl get namespace {name} -o yaml`)")
+                           f"(a finalizer may be stuck: "
+                           f"`kubectl --context {self.context} get namespace {name} -o yaml`)")
 
     def delete_namespaces(self, names: Iterable[str], wait: bool = True,
                           timeout: float = NAMESPACE_GONE_TIMEOUT) -> None:
@@ -319,7 +322,8 @@ class Cluster:
             if time.monotonic() >= deadline:
                 raise ClusterError(f"emptying {', '.join(names)}: still there after {timeout:g} s: "
                                    f"{', '.join(left[:5])}{' ...' if len(left) > 5 else ''} (a finalizer may hold "
-                                   f"it: `kubectl get {left[0].split()[0].lower()} -A -o yaml`)")
+                                   f"it: `kubectl --context {self.context} get {left[0].split()[0].lower()} -A "
+                                   f"-o yaml`)")
             for name in names:  # a ReplicaSet not yet collected may have recreated a pod
                 for resource, selector in resources:
                     if resource.kind == "Pod":
@@ -586,7 +590,7 @@ class Cluster:
                 shown = stuck or problems
                 head = "cannot become ready" if stuck else f"not ready after {timeout:g} s"
                 error = NotReady(f"{head}: " + "; ".join(p.message for p in shown),
-                                 diagnoses=[p.message for p in shown], hint=readiness_hint(shown))
+                                 diagnoses=[p.message for p in shown], hint=pin_kubectl(readiness_hint(shown), self.context))
                 error.problems = tuple(shown)
                 raise error
             if progress:

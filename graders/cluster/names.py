@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import shlex
 import time
 import uuid
@@ -43,6 +44,16 @@ def obj_ref(obj: dict, default_ns: str | None = None) -> str:
     ns = meta.get("namespace") or default_ns
     name = meta.get("name", "<unnamed>")
     return f"{obj.get('kind', '<no kind>')} {ns + '/' if ns else ''}{name}"
+
+
+def kubectl_command(args: str, context: str) -> str:
+    """A kubectl line for a message, pinned to the kube context it is about (a learner may have several)."""
+    return f"kubectl --context {shlex.quote(context)} {args}"
+
+
+def pin_kubectl(text: str, context: str) -> str:
+    """Every `kubectl ...` in a message, pinned to ``context`` (those already pinned stay as they are)."""
+    return re.sub(r"\bkubectl (?!--context)", f"kubectl --context {shlex.quote(context)} ", text) if context else text
 
 
 def kubectl_exec_command(context: str, namespace: str, pod: str, argv: Sequence[str]) -> str:

@@ -41,7 +41,8 @@ def kubectl(args: str, context: str | None = None) -> str:
     """A kubectl command line for a message or hint, pinned to the kube context that was graded (``None``: the
     course's, or $K8SLAB_CONTEXT), so a learner with several clusters runs it against the right one."""
     from graders.cluster import default_context  # preflight only: standard library
-    return f"kubectl --context {shlex.quote(context or default_context())} {args}"
+    from graders.cluster.names import kubectl_command
+    return kubectl_command(args, context or default_context())
 
 
 def context_of(ctx) -> str | None:
@@ -101,7 +102,8 @@ def require_cluster_ip(svc: Manifest) -> None:
     """The Service must be a plain ClusterIP Service: one virtual IP, reachable inside the cluster only."""
     if service_type(svc) != "ClusterIP":
         raise problem(svc, ("spec", "type"), f"is type {service_type(svc)}; this exercise asks for a ClusterIP "
-                                             f"Service (the default type)", hint="type: ClusterIP, or leave type out")
+                                             f"Service (the default type)",
+                      hint="`type` decides where a Service is reachable; the in-cluster type is the default")
     if (svc.obj.get("spec") or {}).get("clusterIP") == "None":
         raise problem(svc, ("spec", "clusterIP"), "is headless (clusterIP: None): it gets no virtual IP, so there "
                                                   "is no ClusterIP to reach", hint="remove clusterIP: None")
@@ -172,7 +174,7 @@ def port_findings(svc: Manifest, wls: Sequence[Workload]) -> list[Finding]:
             if isinstance(target, int) and number in listening and number != resolved:
                 message += (f". port and targetPort look swapped: `port` ({number}) is what clients connect to on "
                             f"the Service, `targetPort` is where the container listens ({serving})")
-                hint = f"swap them: port: {target}, targetPort: {number}"
+                hint = "swap the two values: `port` is what clients use, `targetPort` is where the container listens"
             out.append(Finding(message, hint))
     return out
 

@@ -365,7 +365,8 @@ def stable_names_static(ctx) -> StepResult:
         raise problem(sts, ("spec", "serviceName"),
                       f"serviceName: {service_name!r} does not name the headless Service {WEB}, so the pods get no "
                       f"names like {POD0}.{WEB}.{ns}.svc.cluster.local",
-                      hint=f"serviceName: {WEB} (the governing Service's name)")
+                      hint="a StatefulSet's serviceName must name its governing headless Service: compare it with "
+                           "that Service's metadata.name")
     finding = selector_finding(svc, workloads(ctx.objects), ns)
     if finding is not None:
         raise CheckFailed(finding.message, hint=finding.hint)

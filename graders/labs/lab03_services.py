@@ -55,6 +55,14 @@ LAB_ID = "03-services"
 CLUSTER_DOMAIN = "cluster.local"
 NODE_PORT_RANGE = (30000, 32767)
 EXTERNAL_HOST = "db.prod.example.com"
+# First-failure hints point at the field and the concept; the line to type is hint()'s last level (hints.yaml).
+NODEPORT_HINT = ("`type` decides where a Service is reachable; the node-port type also takes a nodePort on its "
+                 "port entry")
+LOADBALANCER_HINT = ("`type` decides where a Service is reachable; one type asks the cluster's load balancer "
+                     "(MetalLB) for an external IP")
+EXTERNALNAME_HINT = "an alias for an outside host is a Service type of its own, with the host's name in one field"
+EXTERNAL_HOST_HINT = ("externalName holds the outside host's name exactly as the exercise gives it: no scheme, port "
+                      "or path")
 READY_FILE = "/tmp/ready"
 MAX_UNREADY_SECONDS = 5       # the readiness exercise's target: a sick pod turns ready=false in the EndpointSlice within 5 s
 LEAVE_DEADLINE = 10.0         # how long the live check waits for it (target + probe/slice/kube-proxy lag)
@@ -152,19 +160,21 @@ def static_nodeport(ms: Sequence[Manifest], namespace: str) -> str:
         implicit = " (the default when `type` is left out)" if not (svc.obj.get("spec") or {}).get("type") else ""
         raise problem(svc, ("spec", "type"), f"is type {kind}{implicit}: it gets a ClusterIP but opens no port on "
                                              f"the nodes; the exercise asks for type NodePort",
-                      hint="type: NodePort, and nodePort: 30080 on the port")
+                      hint=NODEPORT_HINT)
     port = require_port(svc, 80, "the exercise asks for port 80")
     node_port = port.get("nodePort")
     where = port_field(svc, port, "nodePort")
     low, high = NODE_PORT_RANGE
     if node_port is None:
         raise problem(svc, where, f"sets no nodePort, so the API server picks a random one in {low}-{high}; the "
-                                  f"exercise asks for nodePort 30080", hint="nodePort: 30080 next to port and targetPort")
+                                  f"exercise asks for nodePort 30080",
+                      hint="a port entry may name its node port itself, next to port and targetPort")
     if not isinstance(node_port, int) or not low <= node_port <= high:
-        raise problem(svc, where, explain_node_port_range(node_port), hint="nodePort: 30080")
+        raise problem(svc, where, explain_node_port_range(node_port),
+                      hint="the exercise names a node port inside that range")
     if node_port != 30080:
         raise problem(svc, where, f"opens node port {node_port}; the exercise asks for nodePort 30080",
-                      hint="nodePort: 30080")
+                      hint="compare the port entry's nodePort with the number the exercise names")
     return f"{service_summary(svc, wls)}; type {kind}, nodePort {node_port} on every node"
 
 
@@ -185,7 +195,7 @@ def static_loadbalancer(ms: Sequence[Manifest], namespace: str) -> str:
         what = {"NodePort": "it opens node ports but gets no external IP",
                 "ClusterIP": "it is reachable only inside the cluster"}.get(kind, "it gets no external IP")
         raise problem(svc, ("spec", "type"), f"is type {kind}: {what}; the exercise asks for type LoadBalancer",
-                      hint="type: LoadBalancer")
+                      hint=LOADBALANCER_HINT)
     require_port(svc, 80, "the exercise asks for port 80")
     return f"{service_summary(svc, wls)}; type LoadBalancer"
 
@@ -198,14 +208,14 @@ def static_externalname(ms: Sequence[Manifest], namespace: str) -> str:
     spec = svc.obj.get("spec") or {}
     if kind != "ExternalName":
         raise problem(svc, ("spec", "type"), f"is type {kind}; an alias for an outside host is type ExternalName",
-                      hint="type: ExternalName and externalName: " + EXTERNAL_HOST)
+                      hint=EXTERNALNAME_HINT)
     host = str(spec.get("externalName") or "")
     where = ("spec", "externalName")
     if "://" in host or "/" in host or ":" in host:
-        raise problem(svc, where, explain_external_name(host), hint=f"externalName: {EXTERNAL_HOST}")
+        raise problem(svc, where, explain_external_name(host), hint=EXTERNAL_HOST_HINT)
     if host.rstrip(".").lower() != EXTERNAL_HOST:
         raise problem(svc, where, f"points to {host or '(nothing)'}; the exercise asks for "
-                                  f"{EXTERNAL_HOST}", hint=f"externalName: {EXTERNAL_HOST}")
+                                  f"{EXTERNAL_HOST}", hint=EXTERNAL_HOST_HINT)
     if spec.get("selector"):
         return f"external-db is a CNAME for {host} (its selector is ignored: ExternalName Services have no endpoints)"
     return f"external-db is type ExternalName, a CNAME for {host}"
@@ -359,7 +369,7 @@ def nodeport_live(ctx) -> StepResult:
     node_port = port.node_port if port is not None else None
     if svc.spec.type not in ("NodePort", "LoadBalancer") or not node_port:
         raise CheckFailed(f"Service api-nodeport is type {svc.spec.type} and has no node port",
-                          hint="type: NodePort, nodePort: 30080")
+                          hint=NODEPORT_HINT)
     nodes = ctx.cluster.node_addresses()
     vantage = outside_vantage(ctx)
     specs = [vantage.http(ip, node_port, f"{name} {ip}:{node_port}") for name, ip in nodes for _ in range(3)]
@@ -390,7 +400,7 @@ def loadbalancer_live(ctx) -> StepResult:
     table = service_table(svc, external)
     if svc.spec.type != "LoadBalancer":
         raise CheckFailed(f"Service api-lb is type {svc.spec.type}; the exercise asks for type LoadBalancer",
-                          hint="type: LoadBalancer", evidence=(table,))
+                          hint=LOADBALANCER_HINT, evidence=(table,))
     if not external:
         raise CheckFailed(
             f"Service api-lb has no external IP after {wait:g} s (EXTERNAL-IP <pending>): no load-balancer "
@@ -429,7 +439,7 @@ def externalname_live(ctx) -> StepResult:
     source = start_client(ctx)
     svc = live_service(ctx.cluster, ns, "external-db")
     if svc.spec.type != "ExternalName":
-        raise CheckFailed(f"Service external-db is type {svc.spec.type}, not ExternalName", hint="type: ExternalName")
+        raise CheckFailed(f"Service external-db is type {svc.spec.type}, not ExternalName", hint=EXTERNALNAME_HINT)
     fqdn = f"external-db.{ns}.svc.{CLUSTER_DOMAIN}"
     wait_client(ctx)
     # A CNAME query is answered by CoreDNS's kubernetes plugin itself: nothing is forwarded, nothing leaves.
@@ -452,7 +462,7 @@ def externalname_live(ctx) -> StepResult:
                           evidence=(table, reproduce))
     if targets != {EXTERNAL_HOST}:
         raise CheckFailed(f"inside the cluster, external-db points to {', '.join(sorted(targets))} (CNAME); the "
-                          f"exercise asks for {EXTERNAL_HOST}", hint=f"externalName: {EXTERNAL_HOST}",
+                          f"exercise asks for {EXTERNAL_HOST}", hint=EXTERNAL_HOST_HINT,
                           evidence=(table, reproduce))
     return StepResult("live", True,
                       f"inside the cluster, {fqdn} (and the short name external-db) is a CNAME for {EXTERNAL_HOST}: "

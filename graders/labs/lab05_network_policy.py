@@ -46,6 +46,7 @@ from graders.errors import CheckFailed, K8sLabError
 from graders.exercise import Exercise
 from graders.manifests import Manifest
 from graders.model import Evidence, Outcome, StepResult
+from graders.netpol.addresses import AddressSet, address_grants, reachable_addresses
 from graders.netpol.cli import load_manifests
 from graders.netpol.compile import Direction
 from graders.netpol.explain import explain
@@ -88,6 +89,51 @@ def is_dns(column: Column) -> bool:
 
 
 @dataclass(frozen=True)
+class AddressRule:
+    """What a statement says about addresses that are not pods of the world, for one pod and direction: the
+    addresses it may reach (EGRESS) or hear from (INGRESS) are ``within`` this set (``exactly``: all of them).
+    Probes and imagined pods sample a few addresses; this covers every one (``graders.netpol.addresses``)."""
+
+    pod: str
+    direction: Direction
+    within: str  # CIDR, optionally "CIDR except CIDR"
+    exactly: bool = False
+
+    @property
+    def addresses(self) -> AddressSet:
+        cidr, _, excepted = self.within.partition(" except ")
+        return AddressSet.of(cidr) - (AddressSet.of(excepted) if excepted else AddressSet())
+
+    def problems(self, engine: PolicyEngine, at: Locate = no_location) -> list[str]:
+        """One sentence per way the learner's policies break this rule (none: they keep it)."""
+        grants = address_grants(engine, self.pod, self.direction)
+        allowed = reachable_addresses(engine, self.pod, self.direction)
+        verb = "reach" if self.direction is Direction.EGRESS else "accept connections from"
+        found = []
+        extra = allowed - self.addresses
+        if extra:
+            culprits = "; ".join(f"NetworkPolicy {g.policy}{at(g.policy, *g.path)}: {g.text}"
+                                 for g in grants or () if g.addresses - self.addresses)
+            by = f" ({culprits})" if culprits else " (no policy isolates it in this direction)"
+            found.append(f"{self.pod} may {verb} addresses outside {self.within}: {extra.describe()}, for "
+                         f"example {extra.example()}{by}; {ADDRESS_WHY[self.direction]}")
+        missing = self.addresses - allowed if self.exactly else AddressSet()
+        if missing:
+            found.append(f"{self.pod} may not {verb} {missing.describe()}, for example {missing.example()}, "
+                         f"although the exercise allows every address of {self.within}")
+        return found
+
+
+ADDRESS_WHY = {
+    Direction.EGRESS: "an address there stands for a machine outside the pod network (a node, the cloud's "
+                      "metadata service, the internet) or a pod the exercise excludes; every such address is "
+                      "judged, not only the ones the probes can reach",
+    Direction.INGRESS: "an ipBlock (or a rule with no `from`) admits clients outside the pod network too: node "
+                       "addresses, and clients of a NodePort or LoadBalancer whose source address reaches the pod",
+}
+
+
+@dataclass(frozen=True)
 class ExerciseTarget:
     """What an exercise asks for. Later expectations override earlier ones; ``by_address`` (ipBlock exercises)
     decides from the destination's addresses and overrides them all where it returns a bool. ``imagined`` pods
@@ -104,6 +150,7 @@ class ExerciseTarget:
     imagined: tuple[dict, ...] = ()
     egress_sources: tuple[str, ...] = ()  # direction None: the sources whose egress the target restricts
     break_fix: bool = False  # the starter is a broken setup to diagnose: its failure shows symptoms, not causes
+    address_rules: tuple[AddressRule, ...] = ()  # what the statement says about every address, not only pods
 
     def cell_direction(self, source: str) -> Direction:
         """The direction a cell from ``source`` is about: the exercise's, or (both directions) Egress for the
@@ -155,6 +202,8 @@ OTHER_KUBE_SYSTEM = "kube-system/other-pod"  # any pod of kube-system that is no
 DB_MOVED = "production/db-moved"  # db after a move to another port number: its port named postgres is 6432
 OUTSIDE = "outside/host"  # an address outside the pod network (TEST-NET-1, RFC 5737)
 NEW_NODE_POD = "production/pod-on-a-new-node"  # a pod on a node that joins later: 10.244.7.0/24
+LOOKALIKE_DNS = "staging/kube-dns-lookalike"  # a pod of another namespace labelled k8s-app=kube-dns, serving 53
+OTHER_PRODUCTION = "production/db-replica"  # another pod of production serving 5432 (not db)
 IMAGINED_WHY = {  # when a cell of an imagined pod is wrong this way (allowed? as the policies say): why it matters
     (OTHER_KUBE_SYSTEM, True): f"{OTHER_KUBE_SYSTEM} stands for any pod of kube-system that is not kube-dns: DNS "
                                f"is allowed to the kube-dns pods only",
@@ -163,6 +212,12 @@ IMAGINED_WHY = {  # when a cell of an imagined pod is wrong this way (allowed? a
                        f"each destination pod",
     (OUTSIDE, True): f"{OUTSIDE} (192.0.2.10) stands for any address outside the cluster: api may reach the pod "
                      f"network {POD_NETWORK} only, so no ipBlock may be wider",
+    (LOOKALIKE_DNS, True): f"{LOOKALIKE_DNS} is a pod of staging that carries the label {KUBE_DNS_SELECTOR}: "
+                           f"anyone who may create pods in any namespace can give one that label, so a DNS peer "
+                           f"must also select the namespace kube-system (namespaceSelector and podSelector in ONE "
+                           f"peer) -- or api's DNS queries may go to a pod that answers what it likes",
+    (OTHER_PRODUCTION, True): f"{OTHER_PRODUCTION} stands for any other pod of production serving 5432: api may "
+                              f"reach db there, not every pod of its namespace",
     (NEW_NODE_POD, False): f"{NEW_NODE_POD} (10.244.7.10) stands for a pod on a node that joins later: api may reach "
                            f"the whole pod network {POD_NETWORK} (but the except), not only today's node ranges",
 }
@@ -172,7 +227,17 @@ OTHER_KUBE_SYSTEM_POD = _imagined_pod(OTHER_KUBE_SYSTEM, "10.244.1.53", {"app": 
 DB_MOVED_POD = _imagined_pod(DB_MOVED, "10.244.2.54", {"app": "db"},
                              (("postgres", 6432, "TCP"), ("replication", 6433, "TCP")))
 OUTSIDE_POD = _imagined_pod(OUTSIDE, "192.0.2.10", {}, (("http", 80, "TCP"),))
+LOOKALIKE_DNS_POD = _imagined_pod(LOOKALIKE_DNS, "10.244.2.55", {"k8s-app": "kube-dns"},
+                                  (("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")))
+OTHER_PRODUCTION_POD = _imagined_pod(OTHER_PRODUCTION, "10.244.1.56", {"app": "db-replica"},
+                                     (("postgres", 5432, "TCP"),))
 NEW_NODE_POD_DOC = _imagined_pod(NEW_NODE_POD, "10.244.7.10", {"app": "batch"}, (("http", 80, "TCP"),))
+
+
+# Port 53 anywhere but the kube-dns pods, and 5432 on another pod of production: "api reaches db and DNS only".
+DNS_ELSEWHERE = (Column(OTHER_KUBE_SYSTEM, 53, "UDP"), Column(OTHER_KUBE_SYSTEM, 53, "TCP", show_protocol=True),
+                 Column(LOOKALIKE_DNS, 53, "UDP"), Column(LOOKALIKE_DNS, 53, "TCP", show_protocol=True),
+                 Column(OTHER_PRODUCTION, 5432))
 
 
 def _in_pod_network_outside_control_plane(source: str, column: Column, ips: tuple[str, ...]) -> bool | None:
@@ -187,25 +252,29 @@ TARGETS: dict[str, ExerciseTarget] = {
     "default-deny-ingress": ExerciseTarget(
         "nothing reaches a pod of production, on any port; everything else stays open",
         Direction.INGRESS, EVERY_PORT,
-        (Expect("", "production/", False),)),
+        (Expect("", "production/", False),),
+        address_rules=tuple(AddressRule(pod, Direction.INGRESS, POD_NETWORK) for pod in (WEB, API, DB))),
     "web-to-api": ExerciseTarget(
         "only production's web reaches api, only on 8080; api's other ports (8081-8084, admin 8084) stay closed; "
         "other pods stay open",
         Direction.INGRESS, (WEB_80, *API_PORTS, DB_5432, TEST_80),
-        (Expect("", API, False), Expect(WEB, API, True, port=8080))),
+        (Expect("", API, False), Expect(WEB, API, True, port=8080)),
+        address_rules=(AddressRule(API, Direction.INGRESS, POD_NETWORK),)),
     "seed-diagram": ExerciseTarget(
         "the seed's diagram: web -> api:8080 and api -> db:5432 allowed, nothing else into production, on any "
         "port (web -> db, staging's test -> api, api:8084, db:5433 denied); staging stays open",
         Direction.INGRESS, EVERY_PORT,
-        (Expect("", "production/", False), Expect(WEB, API, True, port=8080), Expect(API, DB, True, port=5432))),
+        (Expect("", "production/", False), Expect(WEB, API, True, port=8080), Expect(API, DB, True, port=5432)),
+        address_rules=tuple(AddressRule(pod, Direction.INGRESS, POD_NETWORK) for pod in (WEB, API, DB))),
     "api-egress-dns": ExerciseTarget(
         f"api connects to db:5432 and to DNS (the kube-dns pods, UDP and TCP 53) and nowhere else (not db:5433, "
-        f"not kube-dns:9153, not {OTHER_KUBE_SYSTEM}:53, which stands for any other pod of kube-system); "
-        f"everything else open",
-        Direction.EGRESS, (*EVERY_PORT, DNS_UDP, DNS_TCP, DNS_METRICS, Column(OTHER_KUBE_SYSTEM, 53, "UDP"),
-                           Column(OTHER_KUBE_SYSTEM, 53, "TCP", show_protocol=True)),
+        f"not kube-dns:9153, not {OTHER_KUBE_SYSTEM}:53, which stands for any other pod of kube-system, not "
+        f"{LOOKALIKE_DNS}:53, a pod of another namespace carrying kube-dns's label, not {OTHER_PRODUCTION}:5432, "
+        f"any other pod of production, and no address outside the pod network); everything else open",
+        Direction.EGRESS, (*EVERY_PORT, DNS_UDP, DNS_TCP, DNS_METRICS, *DNS_ELSEWHERE),
         (Expect(API, "", False), Expect(API, DB, True, port=5432), Expect(API, KUBE_DNS, True, port=53)),
-        needs_dns=True, imagined=(OTHER_KUBE_SYSTEM_POD,)),
+        needs_dns=True, imagined=(OTHER_KUBE_SYSTEM_POD, LOOKALIKE_DNS_POD, OTHER_PRODUCTION_POD),
+        address_rules=(AddressRule(API, Direction.EGRESS, POD_NETWORK),)),
     "named-ports-range": ExerciseTarget(
         f"db accepts only api, only on its port named postgres (5432 today; {DB_MOVED} is db after a move, "
         f"where postgres is 6432); api accepts only web, only on 8080-8083; api's admin 8084 and db's "
@@ -214,26 +283,32 @@ TARGETS: dict[str, ExerciseTarget] = {
         (Expect("", API, False), *(Expect(WEB, API, True, port=port) for port in range(8080, 8084)),
          Expect("", "production/db", False), Expect(API, DB, True, port=5432),
          Expect("", DB_MOVED, False), Expect(API, DB_MOVED, True, port=6432)),
-        imagined=(DB_MOVED_POD,)),
+        imagined=(DB_MOVED_POD,),
+        address_rules=tuple(AddressRule(pod, Direction.INGRESS, POD_NETWORK) for pod in (API, DB))),
     "ipblock-except": ExerciseTarget(
         f"api connects to addresses in {POD_NETWORK} except {CONTROL_PLANE_RANGE} (the control-plane node's "
         f"pods: db) and nowhere else ({OUTSIDE}, 192.0.2.10, stands for the world outside; {NEW_NODE_POD}, "
         f"10.244.7.10, for a node that joins later); everything else open",
         Direction.EGRESS, (*BASIC, Column(NEW_NODE_POD, 80), Column(OUTSIDE, 80)),
         (Expect(API, "", False), Expect(API, WEB, True), Expect(API, TEST, True)),
-        by_address=_in_pod_network_outside_control_plane, imagined=(NEW_NODE_POD_DOC, OUTSIDE_POD)),
+        by_address=_in_pod_network_outside_control_plane, imagined=(NEW_NODE_POD_DOC, OUTSIDE_POD),
+        address_rules=(AddressRule(API, Direction.EGRESS, f"{POD_NETWORK} except {CONTROL_PLANE_RANGE}",
+                                   exactly=True),)),
     "break-fix-lockdown": ExerciseTarget(
         f"the SEC-142 lockdown as its header says: into production only anyone -> web:80, web -> api:8080 "
         f"(production's web only) and api -> db:5432 (api only), no other port (api:8081-8084, db:5433); api "
         f"connects to db:5432 and to DNS (the kube-dns pods, UDP and TCP 53) and nowhere else (not web, not "
         f"staging, not kube-dns:9153, not {OTHER_KUBE_SYSTEM}:53, which stands for any other pod of "
-        f"kube-system); everything else open",
-        None, (*EVERY_PORT, DNS_UDP, DNS_TCP, DNS_METRICS, Column(OTHER_KUBE_SYSTEM, 53, "UDP"),
-               Column(OTHER_KUBE_SYSTEM, 53, "TCP", show_protocol=True)),
+        f"kube-system, not {LOOKALIKE_DNS}:53, a pod of another namespace carrying kube-dns's label, not "
+        f"{OTHER_PRODUCTION}:5432, and no address outside the pod network); everything else open",
+        None, (*EVERY_PORT, DNS_UDP, DNS_TCP, DNS_METRICS, *DNS_ELSEWHERE),
         (Expect("", API, False), Expect(WEB, API, True, port=8080),
-         Expect("", DB, False), Expect(API, DB, True, port=5432),
+         Expect("", DB, False), Expect(API, DB, True, port=5432), Expect("", OTHER_PRODUCTION, False),
          Expect(API, "", False), Expect(API, DB, True, port=5432), Expect(API, KUBE_DNS, True, port=53)),
-        needs_dns=True, imagined=(OTHER_KUBE_SYSTEM_POD,), egress_sources=(API,), break_fix=True),
+        needs_dns=True, imagined=(OTHER_KUBE_SYSTEM_POD, LOOKALIKE_DNS_POD, OTHER_PRODUCTION_POD),
+        egress_sources=(API,), break_fix=True,
+        address_rules=(*(AddressRule(pod, Direction.INGRESS, POD_NETWORK) for pod in (API, DB)),
+                       AddressRule(API, Direction.EGRESS, POD_NETWORK))),
 }
 
 
@@ -306,6 +381,7 @@ class StaticReport:
     explanations: tuple[str, ...] = ()
     whys: Mapping[Cell, str] = field(default_factory=dict, compare=False)
     engine: PolicyEngine | None = field(default=None, compare=False)
+    address_problems: tuple[str, ...] = ()  # every address the statement covers, beyond the table's cells
 
     @property
     def cells(self) -> tuple[Cell, ...]:
@@ -317,7 +393,7 @@ class StaticReport:
 
     @property
     def matches(self) -> bool:
-        return self.reachability.matches
+        return self.reachability.matches and not self.address_problems
 
     def allowed(self, source: str, column: Column) -> bool:
         return self.reachability.observed.get(source, column) is Outcome.ALLOWED
@@ -328,10 +404,14 @@ class StaticReport:
         if self.matches:
             return f"the policies' matrix equals the target ({len(self.cells)} cells): {statement}"
         expected, static = self.reachability.expected, self.reachability.observed
+        if not self.wrong:  # every cell right, some address wrong
+            head = (f"all {len(self.cells)} cells match the target, but not every address the statement covers "
+                    f"({statement}):")
+            return "\n".join([head, *(f"- {d}" for d in (*self.address_problems, *self.diagnoses))])
         head = (f"{len(self.wrong)} of {len(self.cells)} cells differ from the target ({statement}): "
                 + ", ".join(f"{s} -> {c.label} should be {expected.get(s, c).word} but is {static.get(s, c).word}"
                             for s, c in self.wrong))
-        return "\n".join([head, *(f"- {d}" for d in self.diagnoses)])
+        return "\n".join([head, *(f"- {d}" for d in (*self.address_problems, *self.diagnoses))])
 
     def __repr__(self) -> str:
         verdict = "matches the target" if self.matches else f"{len(self.wrong)} wrong cell(s)"
@@ -363,12 +443,14 @@ def evaluate(exercise: str, objects: Iterable[Manifest], addresses: Mapping[str,
     table = target.reachability({p.key: p.ips for p in engine.pods}, live=addresses is not None)
     for source, column in table.expected.pairs():
         table.observe(source, column, _cell_allowed(engine, source, column))
-    if table.matches:
+    at = locator(policies, PRODUCTION)
+    address_problems = tuple(p for rule in target.address_rules for p in rule.problems(engine, at))
+    if table.matches and not address_problems:
         return StaticReport(exercise, table, engine=engine)
     wrong = table.wrong_cells()
-    return StaticReport(exercise, table, diagnose(exercise, engine, table, locator(policies, PRODUCTION)),
+    return StaticReport(exercise, table, diagnose(exercise, engine, table, at) if wrong else (),
                         tuple(_explain_cell(engine, s, c) for s, c in wrong),
-                        {(s, c): _why(engine, s, c) for s, c in wrong}, engine)
+                        {(s, c): _why(engine, s, c) for s, c in wrong}, engine, address_problems)
 
 
 def evaluate_files(exercise: str, sources: Iterable[Path | str]) -> StaticReport:
@@ -591,7 +673,8 @@ def outside_destination(ctx) -> Iterator[tuple[dict[str, str], str]]:
         try:
             found = {OUTSIDE: stack.enter_context(outside.listener([80], ctx.cluster))}, ""
         except outside.OutsideUnavailable as error:
-            found = {}, f"; {OUTSIDE} judged statically only (no listener outside the cluster: {error.message})"
+            found = {}, (f"the connection to an address outside the cluster ({OUTSIDE}) could not be sent: no "
+                         f"listener outside the cluster ({error.message})")
         yield found
 
 
@@ -623,7 +706,11 @@ def live_check(ctx) -> StepResult:
                        missing="no kube-dns pod to probe")
     evidence = (Evidence.text("expected | static | live", grids(report, seen.live)),
                 Evidence.matrix("expected vs live", seen.matrix(name=_short_label)))
-    message = judge(seen, evidence, PROBE_ATTEMPTS) + note
+    message = judge(seen, evidence, PROBE_ATTEMPTS)
+    if note:  # unproven is not passed: "nowhere else" was never tried on the wire
+        raise CheckFailed(f"not verifiable on this cluster: {message}, but {note}; this says nothing against your "
+                          f"policies", hint="start Docker for the same user (`docker ps` must work) and check again",
+                          evidence=evidence)
     return StepResult("live", True, message, evidence=evidence if getattr(ctx, "verbose", False) else ())
 
 
@@ -694,8 +781,10 @@ def break_fix_failure(planned: StaticReport, report: StaticReport, seen, evidenc
     learner has something to investigate and nothing given away; once edited: the symptoms and their causes."""
     lines = symptom_lines(planned, report, seen)
     what = "the setup as deployed is broken" if as_deployed else "the policies are not fixed yet"
-    head = (f"{what}: {len(lines)} connection(s) differ from what it must do "
-            f"({TARGETS[planned.exercise].statement})")
+    differ = (f"{len(lines)} connection(s) differ from what it must do" if lines
+              else "every probed connection is right, but not every address")
+    head = f"{what}: {differ} ({TARGETS[planned.exercise].statement})"
+    lines += planned.address_problems  # every address, beyond the pods a probe reaches (judged from the policies)
     causes = () if as_deployed else tuple(dict.fromkeys((*planned.diagnoses, *report.diagnoses)))
     tail = ("investigate each symptom on the cluster (which policies select the pods on each side, and what "
             "their rules admit), fix the files, and check again" if as_deployed else "")

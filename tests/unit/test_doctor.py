@@ -167,6 +167,16 @@ def test_pod_to_pod_failure_names_the_probe():
     checks = _by_name(doctor.run(_env(cluster, lambda s: s.kind == "dns")))
     assert checks["pod-to-pod"].status == doctor.FAIL and "blocked" in checks["pod-to-pod"].detail
     assert checks["NetworkPolicy"].status == doctor.SKIP
+    # a learner may have several clusters: the fix's command names the one the doctor checked
+    assert "`kubectl --context kind-k8slab get pods -n kube-system -o wide`" in checks["pod-to-pod"].fix
+
+
+def test_pin_kubectl_pins_every_unpinned_command_once():
+    from graders.cluster.names import pin_kubectl
+
+    text = "`kubectl get pods` then `kubectl --context other logs x`"
+    assert pin_kubectl(text, "kind-k8slab") == "`kubectl --context kind-k8slab get pods` then `kubectl --context other logs x`"
+    assert pin_kubectl(text, "") == text
 
 
 def test_cli_exit_code(monkeypatch, capsys):

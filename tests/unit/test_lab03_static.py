@@ -220,11 +220,12 @@ def test_static_failures_cite_file_and_line(key, cited):
     assert cited in caught.value.message, caught.value.message
 
 
-def test_swapped_ports_name_the_fix():
+def test_swapped_ports_name_the_cause_not_the_lines_to_type():
     ex = LAB.exercise("clusterip")
     with pytest.raises(CheckFailed) as caught:
         _static(ex, ex.mistake_dir("port-targetport-swapped"))
-    assert "port: 80, targetPort: 8080" in caught.value.hint
+    assert "look swapped" in caught.value.message and "swap the two values" in caught.value.hint
+    assert "port: 80" not in caught.value.hint and "targetPort: 8080" not in caught.value.hint
 
 
 def test_headless_starter_explains_why_a_number_misses_the_v2_pod():

@@ -290,10 +290,23 @@ def _as_the_policies_say(exercise: str, directory: Path, cluster: LabCluster):
 
 
 @pytest.mark.parametrize("exercise", EXERCISES)
-def test_live_check_passes_when_the_cluster_enforces_the_solution(exercise: str) -> None:
+def test_live_check_passes_when_the_cluster_enforces_the_solution(exercise: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+
+    from graders import outside
+
+    @contextlib.contextmanager
+    def listener(ports, cluster=None, client=None):
+        yield "172.18.0.77"
+    monkeypatch.setattr(outside, "listener", listener)
     cluster = LabCluster(ADDRESSES)
     directory = LAB.exercise(exercise).solution_dir
-    ctx = _ctx(exercise, directory, cluster, _as_the_policies_say(exercise, directory, cluster))
+    policies_say = _as_the_policies_say(exercise, directory, cluster)
+
+    def truth(spec):  # the outside listener: every solution keeps api away from it, nothing else is isolated
+        return spec.source != lab05.API if spec.target == "172.18.0.77" else policies_say(spec)
+    ctx = _ctx(exercise, directory, cluster, truth)
     result = lab05.live_check(ctx)
     assert result.passed, result.message
     assert "matches the target" in result.message
@@ -360,15 +373,19 @@ def test_ipblock_probes_a_real_address_outside_the_cluster(monkeypatch: pytest.M
     result = lab05.live_check(_ctx("ipblock-except", LAB.exercise("ipblock-except").solution_dir, cluster, truth))
     assert result.passed, result.message
     assert listening == [[80], "removed"]
-    assert (lab05.API, "172.18.0.77", 80) in probed and "judged statically only" not in result.message
+    assert (lab05.API, "172.18.0.77", 80) in probed and "not verifiable" not in result.message
 
 
-def test_ipblock_without_docker_says_the_outside_was_judged_statically_only() -> None:
+def test_ipblock_without_docker_is_not_verifiable_and_gets_no_credit() -> None:
+    """"Nowhere else" never tried on the wire is unproven: no points, and no blame on the policies."""
     cluster = LabCluster(ADDRESSES)
     directory = LAB.exercise("ipblock-except").solution_dir
-    result = lab05.live_check(_ctx("ipblock-except", directory, cluster,
-                                   _as_the_policies_say("ipblock-except", directory, cluster)))
-    assert result.passed and "judged statically only" in result.message
+    with pytest.raises(CheckFailed) as failed:
+        lab05.live_check(_ctx("ipblock-except", directory, cluster,
+                              _as_the_policies_say("ipblock-except", directory, cluster)))
+    message = failed.value.message
+    assert message.startswith("not verifiable on this cluster") and "outside/host" in message
+    assert "nothing against your policies" in message and failed.value.credit == 0.0
 
 
 # ------------------------------------------------------------------------------------------------ notebook
