@@ -134,8 +134,10 @@ course-report: venv
 .PHONY: course-report
 
 # browser tests: JupyterLab and formgrader in headless Chromium (apt: chromium chromium-driver), live cluster
-browser-test: venv
+browser-deps: venv
 	$(PY) -m pip install -q -e '.[browser]' $(if $(wildcard constraints.txt),-c constraints.txt)
+
+browser-test: browser-deps
 	$(PYTEST) -p no:cacheprovider -m browser tests/browser $(if $(LAB),--lab $(LAB))
 
-.PHONY: browser-test
+.PHONY: browser-deps browser-test

@@ -193,13 +193,15 @@ def addon_steps(addon: str, subnet: str, pins: Mapping[str, str] | None = None) 
     if addon == "traefik":
         chart = _need(p, "TRAEFIK_CHART_VERSION")
         tag = _need(p, "TRAEFIK_VERSION")
-        return [Step(f"Ingress: Traefik {tag} (chart {chart}, default IngressClass, Gateway API provider)",
+        return [Step(f"Ingress: Traefik {tag} (chart {chart}, default IngressClass, Gateway API and CRD providers)",
                      ("helm", "upgrade", "--install", "traefik", "traefik",
                       "--repo", "https://traefik.github.io/charts",
                       "--version", chart, "--namespace", "traefik", "--create-namespace", "--kube-context", CONTEXT,
                       "--set", f"image.tag={tag}", "--set", "service.type=LoadBalancer",
                       "--set", "ingressClass.isDefaultClass=true",
                       "--set", "providers.kubernetesGateway.enabled=true",
+                      # Middleware (rate limits, redirects on an Ingress): the chart's default, pinned like offline
+                      "--set", "providers.kubernetesCRD.enabled=true",
                       "--wait", f"--timeout={WAIT}"))]
     manifests = {  # add-ons installed from one release manifest, then waited for as Deployments
         "cert-manager": ("cert-manager {v}", "CERT_MANAGER_VERSION",

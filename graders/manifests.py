@@ -498,7 +498,23 @@ def check_policy(manifests: Iterable[Manifest], *, allowed_kinds: Iterable[str],
         seen.setdefault(key, manifest)
         problems.extend(check_pod_security(manifest))
         problems.extend(reserved_key_problems(manifest))
+        problems.extend(middleware_problems(manifest))
     return problems
+
+
+# Traefik Middlewares that make the controller itself contact an address the submission chooses (forwardAuth) or
+# run code the submission names (plugin): the controller is shared by every namespace, and test traffic may only go
+# to what the run created. The other middlewares only shape requests within the route.
+UNSAFE_MIDDLEWARES = {"forwardAuth": "makes the ingress controller send a request to an address of your choice",
+                      "plugin": "makes the ingress controller load and run a plugin"}
+
+
+def middleware_problems(manifest: Manifest) -> list[Problem]:
+    if manifest.kind != "Middleware" or not str(manifest.obj.get("apiVersion", "")).startswith("traefik."):
+        return []
+    spec = manifest.obj.get("spec")
+    return [manifest.problem(f"a {key} Middleware is not allowed in a submission (it {why})", ("spec", key))
+            for key, why in UNSAFE_MIDDLEWARES.items() if isinstance(spec, dict) and key in spec]
 
 
 def reserved_key_problems(manifest: Manifest) -> list[Problem]:

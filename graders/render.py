@@ -134,8 +134,11 @@ def wrong_cell_sentence(cell: MatrixCell) -> str:
 
 # ------------------------------------------------------------------------------------------------ html
 
+# The card brings its own background: dark themes (VS Code's default, JupyterLab Dark) keep their dark output
+# background, on which the card's dark text would vanish.
 _CSS = """
-.k8slab{font-family:system-ui,-apple-system,Segoe UI,sans-serif;font-size:14px;line-height:1.4;color:#1f2328}
+.k8slab{font-family:system-ui,-apple-system,Segoe UI,sans-serif;font-size:14px;line-height:1.4;color:#1f2328;
+background:#ffffff;color-scheme:light;padding:2px 8px;border-radius:6px}
 .k8slab .ex{border:1px solid #d0d7de;border-left:6px solid #1a7f37;border-radius:6px;padding:8px 12px;margin:8px 0}
 .k8slab .ex.fail{border-left-color:#cf222e}
 .k8slab .head{font-weight:600}.k8slab .score{float:right;color:#57606a}

@@ -170,7 +170,8 @@ class NotebookStatus:
         current = (f"<b>{escape(now)}</b>: " if now else "") + " · ".join(rendered)
         line = " &nbsp;|&nbsp; ".join(part for part in (" ".join(items), current) if part)
         return ('<div class="k8slab-progress" style="font-family:system-ui,sans-serif;font-size:13px;'
-                'color:#1f2328;white-space:nowrap;overflow:hidden;text-overflow:ellipsis">'
+                'color:#1f2328;background:#ffffff;padding:1px 6px;border-radius:4px;white-space:nowrap;'
+                'overflow:hidden;text-overflow:ellipsis">'
                 '<style>@keyframes k8slab-spin{to{transform:rotate(360deg)}}</style>' + line + "</div>")
 
 

@@ -151,8 +151,9 @@ if [ "${K8SLAB_ADDONS:-all}" = core ]; then   # kube-router + kube-proxy + CoreD
 fi
 step "add-ons: Gateway API CRDs, MetalLB, Traefik"
 apply "$MANIFESTS/05-gateway-api-crds.yaml"
+apply "$MANIFESTS/06-traefik-crds.yaml"
 apply "$MANIFESTS/20-metallb-crds.yaml"
-wait_for "CRDs established" 120 crds_established crd/ipaddresspools.metallb.io crd/l2advertisements.metallb.io crd/gateways.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io
+wait_for "CRDs established" 120 crds_established crd/ipaddresspools.metallb.io crd/l2advertisements.metallb.io crd/gateways.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io crd/middlewares.traefik.io
 apply "$MANIFESTS/30-metallb.yaml"
 wait_for "MetalLB pool" 60 pool_ok
 apply "$MANIFESTS/40-traefik.yaml"

@@ -58,6 +58,9 @@ render_manifests() {
   cat_yaml "$mdir"/config/crd/bases/*.yaml > "$out/20-metallb-crds.yaml"
   mdir="$(go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')"
   cat_yaml "$mdir"/config/crd/standard/*.yaml > "$out/05-gateway-api-crds.yaml"
+  # Traefik's own CRDs (Middleware, ...: rate limits and redirects on an Ingress), as its release documents them.
+  mdir="$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')"
+  cat_yaml "$mdir"/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml > "$out/06-traefik-crds.yaml"
   for f in "$OFFLINE_DIR"/manifests/*.yaml; do
     python3 - "$REPO_ROOT/environment/versions.env" "$f" > "$out/$(basename "$f")" <<'PY'
 import re, sys

@@ -22,7 +22,8 @@ from graders.exercise import Exercise
 from graders.labels import format_labels, pods_with_labels
 from graders.labs._kit import (HOSTNAME_PATH, Finding, as_deployed, context_of, kubectl, symptom_and_causes,
                                check_service, expect_endpoints, explain_service_rejection,
-                               is_ready, learner_pods, live_service, pods_evidence, port_findings, probe_failed,
+                               is_ready, learner_pods, live_service, naming_traffic_fields, pods_evidence,
+                               port_findings, probe_failed,
                                require_cluster_ip, require_port, require_service, selector_finding, service_summary)
 from graders.manifests import Manifest
 from graders.model import Evidence, Outcome, StepResult
@@ -539,7 +540,9 @@ def predict_live(ctx) -> StepResult:
 
 EXERCISES = {
     "hello-pod": Exercise(static=None, live=hello_pod_live),
-    "hello-service": Exercise(static=hello_service_static, live=hello_service_live),
+    # a field that changes who handles the traffic (internalTrafficPolicy: Local, ...) is named, not only the symptom
+    "hello-service": Exercise(static=hello_service_static,
+                              live=naming_traffic_fields(hello_service_live, SERVICE_NAME)),
     "break-fix": Exercise(static=None, live=break_fix_live),
     "predict": Exercise(live=predict_live, questions=PREDICTIONS),
 }

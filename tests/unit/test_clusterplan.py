@@ -115,6 +115,25 @@ def test_traefik_chart_and_image_pinned():
     assert argv[argv.index("--version") + 1] == PINS["TRAEFIK_CHART_VERSION"]
     assert f"image.tag={PINS['TRAEFIK_VERSION']}" in argv
     assert "ingressClass.isDefaultClass=true" in argv
+    # the same three providers as the offline cluster (environment/offline/manifests/40-traefik.yaml)
+    assert "providers.kubernetesGateway.enabled=true" in argv and "providers.kubernetesCRD.enabled=true" in argv
+
+
+def test_offline_traefik_runs_the_same_providers_and_may_read_its_crds():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(cp.__file__).parents[1] / "environment/offline/manifests/40-traefik.yaml").read_text()
+    docs = list(yaml.safe_load_all(re.sub(r"@[A-Z0-9_]+@", "pinned", text)))  # lib.sh fills in the pins
+    deployment = next(d for d in docs if d and d["kind"] == "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert {"--providers.kubernetesingress=true", "--providers.kubernetesgateway=true",
+            "--providers.kubernetescrd=true"} <= set(args)
+    role = next(d for d in docs if d and d["kind"] == "ClusterRole")
+    crd_rules = [r for r in role["rules"] if r["apiGroups"] == ["traefik.io"]]
+    assert crd_rules and "middlewares" in crd_rules[0]["resources"] and "watch" in crd_rules[0]["verbs"]
 
 
 def test_without_addons_and_create_flag():

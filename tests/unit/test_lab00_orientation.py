@@ -162,3 +162,19 @@ def test_service_alternatives_pass_static(directory):
 def test_pod_alternatives_pass_live_with_fakes(directory):
     ctx, _ = _live_pod(directory, _answer_hostname)
     assert lab.hello_pod_live(ctx).passed
+
+
+def test_hello_service_failures_name_a_field_that_changes_who_handles_the_traffic():
+    """internalTrafficPolicy: Local drops a request from a probe pod on another node: the failure must name the
+    field, not only the symptom (the note itself is tested with lab 03: test_traffic_fields_*)."""
+    from types import SimpleNamespace
+
+    def unanswered(ctx):
+        raise CheckFailed("an HTTP request to hello.k8slab-orientation:80 was not answered (timeout)")
+    local = SimpleNamespace(spec=SimpleNamespace(internal_traffic_policy="Local", type="ClusterIP"))
+    ctx = SimpleNamespace(spec=SimpleNamespace(default_namespace="k8slab-orientation"),
+                          cluster=SimpleNamespace(get_service=lambda ns, name: local if name == "hello" else None))
+    assert lab.EXERCISES["hello-service"].live.__wrapped__ is lab.hello_service_live  # the live check is wrapped
+    with pytest.raises(CheckFailed) as info:
+        lab.naming_traffic_fields(unanswered, lab.SERVICE_NAME)(ctx)  # ... as here
+    assert "internalTrafficPolicy: Local" in info.value.message and "not answered" in info.value.message

@@ -254,6 +254,26 @@ def test_host_path_volumes_are_rejected(tmp_path):
     assert "hostPath volume 'root'" in message and "a.yaml:14" in message
 
 
+def test_middlewares_that_make_the_controller_call_out_are_rejected(tmp_path):
+    """A Middleware runs in the shared ingress controller: forwardAuth would make it send requests to any address
+    (the network rule), plugin would make it run code. A rateLimit only shapes the route's own requests."""
+    write(tmp_path / "a.yaml", doc(f"""\
+        apiVersion: traefik.io/v1alpha1
+        kind: Middleware
+        metadata: {{name: auth, namespace: {NS}}}
+        spec:
+          forwardAuth: {{address: "http://192.0.2.1/auth"}}
+        ---
+        apiVersion: traefik.io/v1alpha1
+        kind: Middleware
+        metadata: {{name: limit, namespace: {NS}}}
+        spec:
+          rateLimit: {{average: 10, burst: 10}}
+        """))
+    [message] = problems(tmp_path, allowed=("Middleware",))
+    assert "forwardAuth Middleware is not allowed" in message and "a.yaml:5" in message and "auth" in message
+
+
 def test_net_bind_service_may_be_added(tmp_path):
     write(tmp_path / "a.yaml", pod() + "      securityContext:\n        capabilities:\n          add: [NET_BIND_SERVICE]\n")
     assert parse(tmp_path).manifests

@@ -335,3 +335,23 @@ def test_checking_a_whole_lab_is_still_one_output(course, fake_connect, kernel):
     assert all("\n" not in line for line in lines)
     assert any(line.startswith(("✓ hello-pod | expose:", "✗ hello-pod | expose:")) for line in lines), lines
     assert "expose" in kernel.outputs[0].now["text/html"] and "hello-pod" in kernel.outputs[0].now["text/html"]
+
+
+def test_the_card_reads_the_same_on_every_front_end():
+    """JupyterLab, VS Code notebooks and nbgrader's feedback HTML show a text/html output as it is: the card must
+    need nothing from its host -- no script, nothing fetched, and its own background, since a dark theme (VS
+    Code's default) keeps a dark output background under the card's dark text."""
+    import re
+
+    from graders import render
+    from graders.model import ExerciseResult, LabResult, StepResult
+
+    failed = ExerciseResult(lab="00-orientation", exercise="hello-pod", title="Hello", points=1.0, score=0.0,
+                            passed=False, message="selects no pod", hint="look at the labels",
+                            steps=(StepResult("static", False, "selects no pod"),))
+    html = render.to_html(LabResult(lab="00-orientation", exercises=(failed,)))
+    assert "<script" not in html.lower() and not re.search(r"(src|href)\s*=", html) and "url(" not in html
+    card = re.search(r"\.k8slab\{([^}]*)\}", html).group(1).replace("\n", "")
+    rules = dict(rule.split(":", 1) for rule in card.split(";") if rule)
+    assert rules["color"] == "#1f2328" and rules["background"] == "#ffffff"
+    assert "selects no pod" in html
