@@ -10,12 +10,13 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import shlex
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -552,20 +553,20 @@ def judge_outside(results: Sequence[probe.ProbeResult], pods: dict, what: str, e
 
 
 # ---------------------------------------------------------------------- break-fix exercises
-def as_deployed(objects: Sequence[Manifest], starter_dir) -> bool:
-    """Whether the submission is still the broken setup the exercise starts from (the same objects as its starter
-    files; comments and layout do not count). False when the starter cannot be read."""
-    def essence(ms) -> list:
-        out = []
-        for m in ms:
-            meta = {k: v for k, v in (m.obj.get("metadata") or {}).items() if k != "namespace"}
-            out.append(json.dumps({**m.obj, "metadata": meta}, sort_keys=True, default=str))
-        return sorted(out)
-    try:
-        starter = manifests.load([starter_dir])
-    except (K8sLabError, OSError):
-        return False
-    return essence(objects) == essence(starter)
+def deployed_digest(objects: Iterable[Manifest]) -> str:
+    """What a set of objects is as deployed, as a digest: comments, layout, order and namespace do not count."""
+    docs = []
+    for m in objects:
+        meta = {k: v for k, v in (m.obj.get("metadata") or {}).items() if k != "namespace"}
+        docs.append(json.dumps({**m.obj, "metadata": meta}, sort_keys=True, default=str))
+    return hashlib.sha256(json.dumps(sorted(docs)).encode()).hexdigest()
+
+
+def as_deployed(objects: Iterable[Manifest], digest: str) -> bool:
+    """Whether a break-fix submission is still the broken setup it starts from. ``digest`` is the pinned
+    ``deployed_digest`` of the starter files: a learner edits those files in place, so the grader cannot read the
+    pristine setup from disk (a unit test of each lab keeps the pin equal to its starter)."""
+    return deployed_digest(objects) == digest
 
 
 def symptom_and_causes(symptom: str, causes: Sequence[Finding]) -> tuple[str, str]:

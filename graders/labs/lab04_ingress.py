@@ -15,21 +15,36 @@ path with the pod's name, so each answer says which backend the controller chose
   IngressClass, each path's pathType, the backend Service and its port, the rule's host; a route's parentRef, a
   listener's port and hostname, the weights) and every cause found is named with its file:line. The causes never
   decide the grade: the requests do.
+* **gateway-routing**: requests with and without ``X-Canary: always`` (v2 only with it), and GET /old judged by its
+  status code and Location header, never followed (a 301 to /new that a client outside can follow).
+* **break-fix**: the host-path requests against a colleague's broken Ingress; as deployed the failure shows the
+  symptoms only, once the files are edited the causes too (``as_deployed``, pinned by BREAK_FIX_DIGEST).
+* **predict** (an answers exercise): the grader's own pods and predict-fixtures.yaml (pinned by PREDICT_DIGEST),
+  the requests sent from outside, each prediction judged against what the controller answered.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import re
 import time
+from urllib.parse import urlsplit
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from graders import probe
+import yaml
+
+from graders import paths, probe
 from graders.errors import CheckFailed, K8sLabError
 from graders.exercise import Exercise
-from graders.labs._kit import Finding, context_of, is_ready, kubectl, learner_pods, outside_vantage
+from graders.labs._kit import (Finding, as_deployed, context_of, is_ready, kubectl, learner_pods, outside_vantage,
+                               symptom_and_causes)
 from graders.manifests import Manifest
 from graders.model import Evidence, Outcome, StepResult
+from graders.questions import Fact, Question, not_observable, observed
+from graders.questions import judge as judge_answers
 from graders.workloads import cite
 
 LAB_ID = "04-ingress"
@@ -69,10 +84,11 @@ class Route:
     path: str
     accept: frozenset
     why: str = ""
+    header: str = ""        # "Name: value" sent with the request (gateway-routing), "" for none
 
     @property
     def label(self) -> str:
-        return f"{self.host}{self.path}"
+        return f"{self.host}{self.path}" + (f" [{self.header}]" if self.header else "")
 
     @property
     def wanted(self) -> str:
@@ -81,8 +97,8 @@ class Route:
         return " or ".join(backend_text(b) for b in sorted(self.accept))
 
 
-def _route(host: str, path: str, *accept: str, why: str = "") -> Route:
-    return Route(host, path, frozenset(accept), why)
+def _route(host: str, path: str, *accept: str, why: str = "", header: str = "") -> Route:
+    return Route(host, path, frozenset(accept), why, header)
 
 
 HOST_PATH_ROUTES = (
@@ -98,6 +114,18 @@ HOST_PATH_ROUTES = (
 TLS_ROUTES = tuple(r for r in HOST_PATH_ROUTES if r.host == HOST)   # over HTTPS, verified against the course CA
 GATEWAY_ROUTES = tuple(_route(r.host, r.path, *(r.accept | ({CANARY} if API in r.accept else set())), why=r.why)
                        for r in HOST_PATH_ROUTES)
+CANARY_HEADER = "X-Canary: always"
+ROUTING_ROUTES = (
+    _route(HOST, "/api", API, why="requests without the header stay on v1"),
+    _route(HOST, "/api/v1", API, why="requests without the header stay on v1"),
+    _route(HOST, "/api", CANARY, header=CANARY_HEADER, why="the header sends a request to v2"),
+    _route(HOST, "/api/v1", CANARY, header=CANARY_HEADER, why="the header sends everything below /api to v2"),
+    _route(HOST, "/api", API, header="X-Canary: never", why="only the value always selects v2"),
+    _route(HOST, "/apiary", FRONTEND, why="PathPrefix matches whole path elements: /apiary is not below /api"),
+    _route(HOST, "/", FRONTEND),
+    _route(UNKNOWN_HOST, "/api", NOT_FOUND, header=CANARY_HEADER, why="only app.example.com is routed"),
+)
+REDIRECT_FROM, REDIRECT_TO, REDIRECT_STATUS = "/old", "/new", 301
 
 
 def backend_text(app: str) -> str:
@@ -867,8 +895,741 @@ def explain_admission(message: str, context: str | None = None) -> str:
     return ""
 
 
+# ================================================================================ gateway-routing
+# An HTTPRoute that picks the backend by a request header (X-Canary: always -> v2, anything else -> v1) and
+# answers /old with a permanent redirect to /new. Judged by requests from outside like the other exercises; the
+# redirect by its status code and Location header, never followed.
+def header_spec(source: str, address: str, route: Route) -> ScriptSpec:
+    """GET http://<host><path> with the route's extra header (if any); the body says who answered."""
+    extra = f" -H '{route.header}'" if route.header else ""
+    script = f"curl -s -m 2 -H 'Host: {route.host}'{extra} http://{address}:80{route.path}"
+    return ScriptSpec(source, "http", address, 80, host_header=route.host, path=route.path, label=route.label,
+                      script=script)
+
+
+def redirect_spec(source: str, address: str) -> ScriptSpec:
+    """GET /old without following a redirect: "<status> <Location header>" (the Location as the controller wrote
+    it, not resolved by curl)."""
+    script = (f"curl -s -o /dev/null -m 2 -D /tmp/h.$$ -H 'Host: {HOST}' -w '%{{http_code}}' "
+              f"http://{address}:80{REDIRECT_FROM}; echo \" $(tr -d '\\r' < /tmp/h.$$ | "
+              f"sed -n 's/^[Ll]ocation: *//p' | head -n 1)\"")
+    return ScriptSpec(source, "http", address, 80, host_header=HOST, path=REDIRECT_FROM,
+                      label=f"{HOST}{REDIRECT_FROM} (redirect)", script=script)
+
+
+def parse_redirect(result: probe.ProbeResult) -> tuple[int | None, str]:
+    """(status code, Location) of a redirect_spec result; (None, why) when no HTTP answer came back."""
+    if result.outcome is not Outcome.ALLOWED:
+        return None, result.detail or "no answer"
+    code, _, location = result.output.strip().partition(" ")
+    if not code.isdigit() or code == "000":
+        return None, result.output.strip() or "no answer"
+    return int(code), location.strip()
+
+
+def redirect_problem(status: int | None, location: str) -> str:
+    """What is wrong with the answer to GET http://app.example.com/old ("" when it is the asked 301 to /new).
+    A Location may be absolute or relative; an absolute one must lead a client back to the same host on port 80."""
+    if status is None:
+        return f"GET http://{HOST}{REDIRECT_FROM} got no HTTP answer ({location})"
+    if not 300 <= status < 400:
+        return (f"GET http://{HOST}{REDIRECT_FROM} got status {status}, not a redirect (expected {REDIRECT_STATUS} "
+                f"with Location {REDIRECT_TO})")
+    problems = []
+    if status != REDIRECT_STATUS:
+        problems.append(f"status {status} where {REDIRECT_STATUS} (Moved Permanently) was asked: "
+                        + ("302 is a temporary redirect (the default statusCode of a RequestRedirect); clients and "
+                           "search engines keep asking for the old address" if status == 302 else
+                           "a different kind of redirect"))
+    url = urlsplit(location)
+    if not location:
+        problems.append("no Location header")
+    else:
+        if url.path != REDIRECT_TO:
+            problems.append(f"Location {location} leads to the path {url.path or '(none)'}, not {REDIRECT_TO}"
+                            + (": the path was kept as it was, so the client asks for /old again"
+                               if url.path == REDIRECT_FROM else ""))
+        if url.hostname not in (None, HOST):
+            problems.append(f"Location {location} leads to another host than {HOST}")
+        if url.port not in (None, 80) or url.scheme not in ("", "http"):
+            problems.append(f"Location {location} sends the client to {url.scheme or 'http'} port "
+                            f"{url.port or (443 if url.scheme == 'https' else 80)}, where the load-balancer IP does "
+                            f"not serve plain HTTP: a client outside the cluster only reaches port 80 (8000 is "
+                            f"Traefik's entry point inside its pod)")
+    return "; ".join(f"GET http://{HOST}{REDIRECT_FROM}: {p}" for p in problems)
+
+
+def _header_matches(match: Mapping) -> list[tuple[str, str, str]]:
+    return [(str(h.get("name", "")), str(h.get("value", "")), str(h.get("type", "Exact")))
+            for h in (match.get("headers") or []) if isinstance(h, dict)]
+
+
+def routing_causes(objects: Sequence[Manifest], namespace: str) -> list[Finding]:
+    """Why the HTTPRoutes do not route by the header or redirect as asked, read from the files (pure)."""
+    causes = list(gateway_causes(objects, namespace))
+    header_rules, redirects = [], []
+    for route in (m for m in objects if m.kind == "HTTPRoute"):
+        for ri, rule in enumerate(_spec(route).get("rules") or []):
+            if not isinstance(rule, dict):
+                continue
+            matches = [m for m in rule.get("matches") or [] if isinstance(m, dict)]
+            backends = {str(b.get("name")) for b in rule.get("backendRefs") or [] if isinstance(b, dict)}
+            where = ("spec", "rules", ri)
+            with_header = [(mi, m) for mi, m in enumerate(matches)
+                           if any(n.lower() == "x-canary" for n, _, _ in _header_matches(m))]
+            if with_header:
+                header_rules.append(rule)
+                for mi, m in with_header:
+                    for hi, (name, value, kind) in enumerate(_header_matches(m)):
+                        if name.lower() == "x-canary" and (value != "always" or kind != "Exact"):
+                            causes.append(Finding(
+                                f"{cite(route, (*where, 'matches', mi, 'headers', hi))}: the rule matches the header "
+                                f"{name} with {kind} value {value}, but the requests for v2 carry "
+                                f"{CANARY_HEADER}: the header's value must equal it exactly",
+                                hint="headers[].value is compared with the request's value as written"))
+                    if not m.get("path") and len(matches) > 1:
+                        causes.append(Finding(
+                            f"{cite(route, (*where, 'matches', mi))}: the header is a match of its own, apart from "
+                            f"the path: the entries of matches are alternatives (any one is enough), so this rule "
+                            f"also takes every /api request without the header, and every request with the header "
+                            f"whatever its path. Conditions that must all hold go in ONE match",
+                            hint="put path and headers in the same entry of matches"))
+                if "api-canary-service" not in backends:
+                    causes.append(Finding(
+                        f"{cite(route, (*where, 'backendRefs'))}: the rule for {CANARY_HEADER} sends to "
+                        f"{', '.join(sorted(backends)) or 'nothing'}, not to v2 (api-canary-service)",
+                        hint="the header's rule has one backendRef: the v2 Service"))
+            elif "api-canary-service" in backends and len(backends) > 1:
+                causes.append(Finding(
+                    f"{cite(route, (*where, 'backendRefs'))}: the canary is a weighted backend of a rule without a "
+                    f"header match: weights split every request by chance, so a request without the header can "
+                    f"reach v2 and one with it can reach v1. The header must decide, not a weight",
+                    hint="a rule of its own whose match requires the header, with v2 as its only backend"))
+            for fi, f in enumerate(rule.get("filters") or []):
+                if isinstance(f, dict) and f.get("type") == "RequestRedirect":
+                    redirects.append((route, (*where, "filters", fi), f.get("requestRedirect") or {}))
+    if not header_rules:
+        causes.append(Finding(f"no HTTPRoute rule in your files matches the header X-Canary: every /api request goes "
+                              f"to the same backends, header or not",
+                              hint="a rule whose match has the path /api and headers with the name X-Canary"))
+    if not redirects:
+        causes.append(Finding(f"no rule in your files has a RequestRedirect filter: {REDIRECT_FROM} is sent to a "
+                              f"backend instead of being redirected",
+                              hint="a rule matching /old with filters: type RequestRedirect"))
+    for route, where, redirect in redirects:
+        status = redirect.get("statusCode")
+        if status != REDIRECT_STATUS:
+            causes.append(Finding(
+                f"{cite(route, (*where, 'requestRedirect'))}: statusCode "
+                f"{status if status is not None else 'not set, so 302 (the default)'}: a temporary redirect, where "
+                f"the move is permanent", hint="requestRedirect.statusCode (301 or 302)"))
+        if not redirect.get("path"):
+            causes.append(Finding(
+                f"{cite(route, (*where, 'requestRedirect'))}: the redirect has no path, so the Location keeps the "
+                f"request's path {REDIRECT_FROM} (a redirect to itself)",
+                hint="requestRedirect.path with type ReplaceFullPath (or ReplacePrefixMatch)"))
+    return causes
+
+
+def gateway_routing_live(ctx) -> StepResult:
+    ns = ctx.spec.default_namespace
+    address = controller_address(ctx)
+    if not address:
+        raise no_address(ctx, routing_causes(ctx.objects, ns))
+    apps = backend_apps(ctx)
+    vantage = outside_vantage(ctx)
+    specs = [header_spec(vantage.source, address, r) for r in ROUTING_ROUTES for _ in range(REPEAT)]
+    specs.append(redirect_spec(vantage.source, address))
+    started = time.monotonic()
+    while True:  # the controller picks up a new route within a few seconds
+        results = vantage.runner.run(specs)
+        observed = observe(ROUTING_ROUTES, results[:-1], apps)
+        status, location = parse_redirect(results[-1])
+        redirect = redirect_problem(status, location)
+        if (not wrong_routes(observed) and not redirect) or time.monotonic() - started + 1.5 >= ROUTES_DEADLINE:
+            break
+        time.sleep(1.5)
+    table = routes_table(observed, f"Requests from {vantage.where} to Traefik's load-balancer IP {address}:80")
+    redirect_table = Evidence.table(f"GET http://{HOST}{REDIRECT_FROM}, not following redirects",
+                                    ("status", "Location"), [(str(status or "-"), location or "-")])
+    status_rows = Evidence.table("What the controller says (status conditions)", ("object", "condition", "status"),
+                                 _status_rows(ctx, "Gateway", "gateway.networking.k8s.io/v1")
+                                 + _status_rows(ctx, "HTTPRoute", "gateway.networking.k8s.io/v1"))
+    found = symptoms(observed) + ([redirect] if redirect else [])
+    if found:
+        wrong = {r.label for r in wrong_routes(observed)}
+        first = next((r for r in results[:-1] if r.spec.label in wrong), results[-1])
+        error = failure(found, routing_causes(ctx.objects, ns),
+                        f"`{kubectl(f'-n {ns} describe httproute', context_of(ctx))}` shows the rules as the API "
+                        f"stored them and whether the route is attached")
+        raise CheckFailed(error.message, hint=error.hint,
+                          evidence=(table, redirect_table, status_rows,
+                                    Evidence.command("Reproduce (from a container on the cluster's docker network)",
+                                                     first.command)))
+    note = f". Note: {vantage.note}" if vantage.note else ""
+    return StepResult("live", True,
+                      f"through Traefik's load-balancer IP {address}, from {vantage.where}: /api requests with "
+                      f"{CANARY_HEADER} reached v2 (api-canary-service), those without it (or with another value) "
+                      f"v1, / and /apiary the frontend, and GET {REDIRECT_FROM} got {status} with Location "
+                      f"{location}{note}",
+                      evidence=(table, redirect_table, Evidence.command("Try it", results[-1].command)))
+
+
+# ================================================================================ break-fix (a broken setup)
+# The starter is the shop's routing as a colleague deployed it: the api's Ingress names the Service port http
+# (api-service's port is named web, so Traefik leaves both api paths out and /api falls through to the frontend),
+# and its /api/ path is Exact (so /api/v1 is not the api's either). Judged by the same requests as host-path; what
+# the failure says depends on whether the files were changed: as deployed, only what users see (the learner
+# diagnoses it on the cluster); once edited, the symptoms and every cause the files still show.
+BREAK_FIX_FILES = "break-fix/"
+# _kit.deployed_digest of the starter's objects: the starter files are the learner's own (edited in place), so
+# the grader cannot read the pristine version from disk. tests/unit/test_lab04_break_fix.py keeps it equal to them.
+BREAK_FIX_DIGEST = "ff0c3814167a69c0b66bb3a3f110095ce51d4e3911381f1f78753891925d1295"
+
+
+def break_fix_failure(found: Sequence[str], *, deployed: bool, causes: Sequence[Finding], namespace: str,
+                      context: str | None = None) -> tuple[str, str]:
+    """(message, hint) of a failing break-fix check. As deployed: the symptoms and where to start, no cause. Once
+    edited: the symptoms and every cause the files show (pure: the wording is unit-tested)."""
+    symptom = "; ".join(found)
+    if deployed:
+        return (f"Users of http://{HOST} report that the api does not answer: {symptom}. Nothing in "
+                f"{BREAK_FIX_FILES} has changed yet: this is the setup as it was deployed. Find out why on the "
+                f"cluster, fix the files, check again",
+                f"follow one request to /api/v1 as the controller does: which Ingress rule and path match it "
+                f"(`{kubectl(f'-n {namespace} describe ingress', context)}`), which Service and port that path "
+                f"names and whether the Service has it (`{kubectl(f'-n {namespace} get service -o yaml', context)}`)"
+                f", and what the controller says about it "
+                f"(`{kubectl(f'-n {CONTROLLER_NAMESPACE} logs deploy/traefik --tail=50', context)}`)")
+    if not causes:
+        return symptom, (f"`{kubectl(f'-n {namespace} describe ingress', context)}` shows the rules, paths and "
+                         f"backends the controller reads")
+    return symptom_and_causes(symptom, causes)
+
+
+def break_fix_live(ctx) -> StepResult:
+    ns = ctx.spec.default_namespace
+    context = context_of(ctx)
+    address = controller_address(ctx)
+    if not address:
+        raise no_address(ctx, [] if as_deployed(ctx.objects, BREAK_FIX_DIGEST) else
+                         ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster), context=context))
+    apps = backend_apps(ctx)
+    vantage = outside_vantage(ctx)
+    specs = route_specs(vantage.source, address, HOST_PATH_ROUTES)
+    observed, results = send_until_right(vantage.runner, specs, HOST_PATH_ROUTES, apps)
+    table = routes_table(observed, f"Requests from {vantage.where} to Traefik's load-balancer IP {address}:80")
+    found = symptoms(observed)
+    if found:
+        deployed = as_deployed(ctx.objects, BREAK_FIX_DIGEST)
+        causes = [] if deployed else ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster), context=context)
+        message, hint = break_fix_failure(found, deployed=deployed, causes=causes, namespace=ns, context=context)
+        raise CheckFailed(message, hint=hint, evidence=(table, _reproduce(results, observed)))
+    note = f". Note: {vantage.note}" if vantage.note else ""
+    return StepResult("live", True,
+                      f"the shop works again through Traefik's load-balancer IP {address}, from {vantage.where}: "
+                      f"/api and /api/v1 reach the api, /apiary, /about and / the frontend, and Host {UNKNOWN_HOST} "
+                      f"gets the controller's 404 ({len(results)} requests){note}",
+                      evidence=(table, Evidence.command("Try it", results[0].command)))
+
+
+# ================================================================================ predict (before the exercises)
+# Predictions (an answers exercise): the learner says what the controller will answer, the grader makes it happen
+# with pods of its own and the objects of labs/04-ingress/predict-fixtures.yaml (pinned by PREDICT_DIGEST: the
+# questions are about those objects as shipped), then sends the requests from outside the cluster and judges each
+# answer against what came back. What the grader could not observe is "not verifiable on this cluster", never a pass.
+PREDICT_FIXTURES = "predict-fixtures.yaml"
+# sha256 of fixtures_digest(predict-fixtures.yaml); tests/unit/test_lab04_predict.py keeps it equal to the file
+PREDICT_DIGEST = "8eb54829efb5371998b28132a6367456030d0ed5db2137ad646e23de15e720d9"
+PREDICT_LABEL = "k8slab.dev/predict"          # the grader's own label: no learner selector carries a k8slab.dev/ key
+PREDICT_PODS = {"k8slab-pr-api": "api", "k8slab-pr-web": "web", "k8slab-pr-v2": "v2"}   # pod -> its role
+SEED_HOST, CANARY_HOST = "legacy.example.com", "canary.example.com"
+PREDICT_DEADLINE = 20.0                       # how long the grader's Ingress and route may take to be served
+PREDICT_CANARY_REQUESTS = 200
+PREDICT_LOST_ALLOWED = 4                      # requests of the 200 that may go unanswered (curl -m 1)
+# the share choices, as (choice, the counts of PREDICT_CANARY_REQUESTS it covers): a true 90/10 split lands outside
+# "about-10" (6..50 of 200) with probability below 1 in 20,000; an even split never lands inside it in practice
+SHARES = (("none", range(0, 6)), ("about-10", range(6, 51)), ("about-half", range(51, 151)),
+          ("nearly-all", range(151, PREDICT_CANARY_REQUESTS + 1)))
+API_CHOICE, WEB_CHOICE, NOT_FOUND_CHOICE = "api", "frontend", "not-found"
+SERVED, NOT_SERVED, NO_ANSWER = "served", "not-found", "no-answer"
+
+PREDICTIONS = (
+    Question("apiary_backend", f"Ingress k8slab-predict (class traefik): Host {HOST}, Prefix /api -> k8slab-pr-api, "
+                               f"Prefix / -> k8slab-pr-web. Who answers GET /apiary?", "choice",
+             (API_CHOICE, WEB_CHOICE, NOT_FOUND_CHOICE)),
+    Question("unknown_host_status", f"the HTTP status code of GET / with Host {UNKNOWN_HOST} (no Ingress or route "
+                                    f"names it)", "number"),
+    Question("seed_ingress", f"Ingress k8slab-predict-seed (ingressClassName: nginx, Host {SEED_HOST}, / -> "
+                             f"k8slab-pr-web): what does GET / with Host {SEED_HOST} get?", "choice",
+             (SERVED, NOT_SERVED, NO_ANSWER)),
+    Question("canary_share", f"HTTPRoute k8slab-predict: weights 90 (k8slab-pr-api) / 10 (k8slab-pr-v2). What share "
+                             f"of sequential requests to http://{CANARY_HOST}/ reach k8slab-pr-v2?", "choice",
+             tuple(choice for choice, _ in SHARES)),
+)
+
+
+def fixtures_digest(docs: Iterable[Mapping]) -> str:
+    """A digest of the fixture objects as parsed (comments and layout do not count)."""
+    return hashlib.sha256(json.dumps(list(docs), sort_keys=True).encode()).hexdigest()
+
+
+def fixture_docs(text: str | None = None) -> list[dict]:
+    """The objects of predict-fixtures.yaml; a K8sLabError when the file is not as shipped."""
+    source = paths.lab_dir(LAB_ID) / PREDICT_FIXTURES
+    try:
+        docs = [d for d in yaml.safe_load_all(source.read_text(encoding="utf-8") if text is None else text) if d]
+    except (OSError, yaml.YAMLError) as error:
+        raise K8sLabError(f"labs/{LAB_ID}/{PREDICT_FIXTURES} cannot be read ({error})",
+                          hint=f"restore it (git checkout -- labs/{LAB_ID}/{PREDICT_FIXTURES})") from None
+    if fixtures_digest(docs) != PREDICT_DIGEST:
+        raise K8sLabError(f"labs/{LAB_ID}/{PREDICT_FIXTURES} was changed: the questions of predict are about its "
+                          f"objects as the course ships them, so the grader does not apply another version",
+                          hint=f"restore it (git checkout -- labs/{LAB_ID}/{PREDICT_FIXTURES}) and check again")
+    return docs
+
+
+def share_choice(count: int) -> str:
+    return next(choice for choice, counts in SHARES if count in counts)
+
+
+@dataclass(frozen=True)
+class PredictRun:
+    """What the grader's requests showed (None: not observed, with the reason in ``why_not``)."""
+
+    apiary: str | None = None            # API_CHOICE / WEB_CHOICE / NOT_FOUND_CHOICE
+    unknown_status: int | None = None
+    seed: str | None = None              # SERVED / NOT_SERVED / NO_ANSWER
+    canary_count: int | None = None      # of PREDICT_CANARY_REQUESTS
+    why_not: Mapping[str, str] = None
+
+    def reason(self, question: str) -> str:
+        return (self.why_not or {}).get(question) or "the grader's requests could not observe it"
+
+
+def prediction_facts(run: PredictRun) -> dict[str, Fact]:
+    """Each question's right answer as this cluster showed it, and why a wrong one is wrong (pure: unit-tested)."""
+    facts: dict[str, Fact] = {}
+    if run.apiary is None:
+        facts["apiary_backend"] = not_observable(run.reason("apiary_backend"))
+    elif run.apiary == API_CHOICE:
+        facts["apiary_backend"] = observed(API_CHOICE, because={
+            WEB_CHOICE: "by the Ingress specification Prefix matches whole path elements, so /apiary would be the "
+                        "frontend's; but Traefik turns Prefix /api into PathPrefix(`/api`), which compares the path "
+                        "character by character, and /apiary starts with /api",
+            NOT_FOUND_CHOICE: "the Ingress has a Prefix / rule, so some backend answers every path of this host: "
+                              "a 404 comes only when no rule matches"})
+    else:
+        facts["apiary_backend"] = observed(run.apiary, explain=lambda _: "not what this controller answered (see "
+                                                                         "the table)")
+    if run.unknown_status is None:
+        facts["unknown_host_status"] = not_observable(run.reason("unknown_host_status"))
+    else:
+        facts["unknown_host_status"] = observed(run.unknown_status, explain=lambda wrong: (
+            f"the controller answered a request for a host no rule names with its own status, not {wrong}: with no "
+            f"rule for that host (and no default backend) there is nothing to send it to"
+            if run.unknown_status == 404 else "not what this controller answered (see the table)"))
+    if run.seed is None:
+        facts["seed_ingress"] = not_observable(run.reason("seed_ingress"))
+    elif run.seed == NOT_SERVED:
+        facts["seed_ingress"] = observed(NOT_SERVED, because={
+            SERVED: "there is no IngressClass nginx on this cluster: no controller takes an Ingress of that class, "
+                    "so its rules are never served (the API server stores it all the same)",
+            NO_ANSWER: "the controller's load-balancer IP answers every request; only the Ingress is ignored, so "
+                       "the controller answers for a host it has no rule for"})
+    else:
+        facts["seed_ingress"] = observed(run.seed, explain=lambda _: "not what this controller answered (see the "
+                                                                     "table)")
+    if run.canary_count is None:
+        facts["canary_share"] = not_observable(run.reason("canary_share"))
+    else:
+        seen = share_choice(run.canary_count)
+        facts["canary_share"] = observed(seen, because={
+            "none": f"the weights are used as given: each backend gets weight / (sum of the weights) of the "
+                    f"requests, and the canary got {'some' if seen != 'none' else 'none'} of them",
+            "about-half": "the weights are used as given: each backend gets weight / (sum of the weights) of the "
+                          "requests, not an even share per backend",
+            "nearly-all": "the weights are used as given: each backend gets weight / (sum of the weights) of the "
+                          "requests; the larger weight is the stable version's"} if seen == "about-10" else {},
+            explain=lambda _: "not the share this controller sent (see the table)")
+    return facts
+
+
+def predict_pod(namespace: str, name: str, role: str, image: str) -> dict:
+    """A grader's backend: agnhost netexec answering EVERY path with the pod's name (as the lab's backends)."""
+    pod = probe.probe_pod(namespace, name, image, labels={PREDICT_LABEL: role})
+    container = pod["spec"]["containers"][0]
+    container["args"] = [*container["args"], "--http-override=/hostname"]
+    return pod
+
+
+def status_spec(source: str, address: str, host: str, path: str) -> ScriptSpec:
+    """The status code and body of one request (curl: "<code> <body>")."""
+    script = f"curl -s -m 2 -H 'Host: {host}' -w ' %{{http_code}}' http://{address}:80{path}"
+    return ScriptSpec(source, "http", address, 80, host_header=host, path=path, label=f"{host}{path}", script=script)
+
+
+def count_spec(source: str, address: str, host: str, count: int = PREDICT_CANARY_REQUESTS) -> ScriptSpec:
+    curl = f"curl -s -m 1 -H 'Host: {host}' http://{address}:80/"
+    return ScriptSpec(source, "http", address, 80, host_header=host, path="/", label=f"{count} x {host}/",
+                      script=f"i=0; while [ $i -lt {count} ]; do {curl}; echo; i=$((i+1)); done | sort | uniq -c")
+
+
+def split_status(result: probe.ProbeResult) -> tuple[str, int | None]:
+    """(body, status code) of a status_spec result; (detail, None) when no HTTP answer came back."""
+    if result.outcome is not Outcome.ALLOWED:
+        return result.detail or "no answer", None
+    body, _, code = result.output.rstrip().rpartition(" ")
+    if not code.isdigit() or code == "000":
+        return body or result.output.strip() or "no answer", None
+    return body.strip(), int(code)
+
+
+def who(body: str, status: int | None) -> str:
+    """The grader's pod role that answered, NOT_FOUND_CHOICE, or what else came back."""
+    if status is None:
+        return NO_ANSWER
+    role = PREDICT_PODS.get(body.strip())
+    if role is not None:
+        return {"api": API_CHOICE, "web": WEB_CHOICE}.get(role, role)
+    return NOT_FOUND_CHOICE if status == 404 else f"HTTP {status} {body[:40]!r}"
+
+
+def _predict_requests(runner, source: str, address: str) -> dict[str, tuple[str, int | None]]:
+    """The four single requests, repeated until the grader's Ingress is served (/api answered by the api pod) or
+    PREDICT_DEADLINE passes: (body, status) by label. The seed Ingress's request is only read once the other
+    Ingress, applied at the same moment, is served: a controller that took it would have by then."""
+    specs = [status_spec(source, address, HOST, "/api"), status_spec(source, address, HOST, "/apiary"),
+             status_spec(source, address, UNKNOWN_HOST, "/"), status_spec(source, address, SEED_HOST, "/")]
+    started = time.monotonic()
+    while True:
+        results = runner.run(specs)
+        seen = {r.spec.label: (*split_status(r), r.command) for r in results}
+        served = who(*seen[f"{HOST}/api"][:2]) == API_CHOICE
+        if served or time.monotonic() - started + 1.5 >= PREDICT_DEADLINE:
+            return {**seen, "served": served}
+        time.sleep(1.5)
+
+
+def _canary_count(runner, source: str, address: str) -> tuple[int | None, str, Counter, str]:
+    """(requests k8slab-pr-v2 answered, why not, who answered, the command), once the route is served."""
+    started = time.monotonic()
+    roles = {name: role for name, role in PREDICT_PODS.items()}
+    while True:
+        result = runner.run([count_spec(source, address, CANARY_HOST)])[0]
+        counts = parse_counts(result.output, roles) if result.outcome is Outcome.ALLOWED else Counter()
+        answered = counts.get("api", 0) + counts.get("v2", 0)
+        # a request or two lost to a busy node says nothing about the split; an unserved route loses them all
+        strangers = sum(n for who_, n in counts.items() if who_ not in ("api", "v2", "no answer"))
+        if answered >= PREDICT_CANARY_REQUESTS - PREDICT_LOST_ALLOWED and not strangers:
+            return counts["v2"], "", counts, result.command
+        if time.monotonic() - started + 2.0 >= PREDICT_DEADLINE:
+            why = (f"the grader's route k8slab-predict was not served within {PREDICT_DEADLINE:g} s "
+                   f"({answered} of {PREDICT_CANARY_REQUESTS} requests reached its backends)")
+            return None, why, counts, result.command
+        time.sleep(2.0)
+
+
+def predict_live(ctx) -> StepResult:
+    ns = ctx.namespace()
+    cluster = ctx.cluster
+    try:
+        docs = fixture_docs()
+        image = probe.agnhost_image(cluster)
+        cluster.ensure_pods([predict_pod(ns, name, role, image) for name, role in PREDICT_PODS.items()])
+        cluster.apply([{**d, "metadata": {**d["metadata"], "namespace": ns}} for d in docs])
+        cluster.wait_ready([ns], timeout=60)
+    except K8sLabError as error:
+        raise CheckFailed(f"not verifiable on this cluster: the grader could not set up its experiment "
+                          f"({error.message})", hint="run `make doctor`, then check again") from None
+    address = controller_address(ctx)
+    if not address:
+        raise CheckFailed(f"not verifiable on this cluster: the course's Ingress controller "
+                          f"({CONTROLLER_NAMESPACE}/{CONTROLLER_SERVICE}) shows no address",
+                          hint=f"`{kubectl('-n traefik get pods,svc', context_of(ctx))}`; `make doctor` checks the "
+                               f"cluster")
+    vantage = outside_vantage(ctx)
+    seen = _predict_requests(vantage.runner, vantage.source, address)
+    why_not: dict[str, str] = {}
+    if not seen["served"]:
+        reason = (f"the grader's Ingress k8slab-predict was not served within {PREDICT_DEADLINE:g} s (GET /api got "
+                  f"{who(*seen[f'{HOST}/api'][:2])})")
+        why_not.update(apiary_backend=reason, seed_ingress=reason)
+    unknown_body, unknown_status, _ = seen[f"{UNKNOWN_HOST}/"]
+    if unknown_status is None:
+        why_not["unknown_host_status"] = f"the grader's request got no HTTP answer ({unknown_body})"
+    count, why_canary, counts, canary_command = _canary_count(vantage.runner, vantage.source, address)
+    if why_canary:
+        why_not["canary_share"] = why_canary
+    seed_who = who(*seen[f"{SEED_HOST}/"][:2])
+    run = PredictRun(
+        apiary=None if "apiary_backend" in why_not else who(*seen[f"{HOST}/apiary"][:2]),
+        unknown_status=unknown_status,
+        seed=None if "seed_ingress" in why_not else (SERVED if seed_who in (WEB_CHOICE, API_CHOICE) else
+                                                     NO_ANSWER if seed_who == NO_ANSWER else NOT_SERVED),
+        canary_count=count, why_not=why_not)
+    rows = [(f"Host: {label.partition('/')[0]}  GET /{label.partition('/')[2]}",
+             why_not.get(question) or _answer_text(*seen[label][:2]))
+            for label, question in ((f"{HOST}/apiary", "apiary_backend"), (f"{UNKNOWN_HOST}/", "unknown_host_status"),
+                                    (f"{SEED_HOST}/", "seed_ingress"))]
+    rows.append((f"{PREDICT_CANARY_REQUESTS} x Host: {CANARY_HOST}  GET /", why_canary or
+                 ", ".join(f"{name} {counts.get(role, 0)}" for name, role in PREDICT_PODS.items() if role != "web")))
+    evidence = (Evidence.table(f"What the controller answered ({vantage.where}, to {address}:80)",
+                               ("request", "answer"), rows),
+                Evidence.command("Look yourself (from a container on the cluster's docker network)",
+                                 seen[f"{HOST}/apiary"][2]))
+    return judge_answers(ctx.answers, prediction_facts(run), evidence=evidence,
+                         hint=f'predict from how the controller matches hosts and paths and picks a backend (the '
+                              f'notebook\'s sections before this one), then read the table; hint("{LAB_ID}", '
+                              f'"predict") gives more')
+
+
+def _answer_text(body: str, status: int | None) -> str:
+    if status is None:
+        return f"no HTTP answer ({body})"
+    role = PREDICT_PODS.get(body.strip())
+    return f"{status}, answered by {body.strip()}" if role else f"{status} {body[:60]!r}"
+
+
+
+# ================================================================================ rate-limit
+# The seed's `nginx.ingress.kubernetes.io/rate-limit: "100"` is read by nothing on this cluster; the real limit is a
+# Traefik Middleware (rateLimit: a token bucket of `burst` tokens refilled with `average` tokens per `period`),
+# attached to the /api Ingress only. Graded by one burst from outside the cluster, counted: how many of 30
+# back-to-back requests pass (the bucket: about `burst`, plus what refills meanwhile), how many of 15 pass after a
+# one-second pause (the refill rate), and the frontend never answering 429. Every bound is computed from the
+# statement and the measured durations, with a slack of RATE_SLACK requests for curl's own start-up time.
+RATE_PER_S, BURST = 10, 10            # the statement: 10 requests per second on average, bursts of up to 10
+RATE_SLACK = 2
+BURST_REQUESTS, REFILL_REQUESTS, FRONTEND_REQUESTS = 30, 15, 20
+REFILL_PAUSE_S = 1.0
+TOO_MANY = "429"
+MIDDLEWARES_ANNOTATION = "traefik.ingress.kubernetes.io/router.middlewares"
+NGINX_LIMIT_ANNOTATIONS = tuple(f"nginx.ingress.kubernetes.io/{key}"
+                                for key in ("rate-limit", "limit-rps", "limit-rpm", "limit-connections"))
+RATE_ROUTES = (_route(HOST, "/api", API, why="the api's route must stay in place with its limit"),
+               _route(HOST, "/", FRONTEND))
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_DURATION_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def duration_s(value) -> float | None:
+    """A Traefik duration ("1s", "500ms", "1m", or a number of seconds) in seconds; None when unreadable."""
+    m = _DURATION.match(str(value).strip())
+    return float(m.group(1)) * _DURATION_S[m.group(2)] if m else None
+
+
+def rate_limits(objects: Sequence[Manifest]) -> dict[str, Manifest]:
+    """{name: Middleware} of the Middlewares with a rateLimit."""
+    return {m.name: m for m in objects if m.kind == "Middleware" and isinstance(_spec(m).get("rateLimit"), dict)}
+
+
+def middleware_refs(m: Manifest) -> list[str]:
+    annotations = (m.obj.get("metadata") or {}).get("annotations") or {}
+    return [ref.strip() for ref in str(annotations.get(MIDDLEWARES_ANNOTATION, "")).split(",") if ref.strip()]
+
+
+def _ingress_paths(m: Manifest) -> list[str]:
+    return [str(p.get("path", "/")) for rule in _spec(m).get("rules") or [] if isinstance(rule, dict)
+            for p in ((rule.get("http") or {}).get("paths") or []) if isinstance(p, dict)]
+
+
+def rate_limit_causes(objects: Sequence[Manifest], namespace: str) -> list[Finding]:
+    """What in the files keeps the limit from being the statement's, each cause with its file:line (pure)."""
+    causes = []
+    limits = rate_limits(objects)
+    middlewares = {m.name for m in objects if m.kind == "Middleware"}
+    ingresses = [m for m in objects if m.kind == "Ingress"]
+    for ing in ingresses:
+        annotations = (ing.obj.get("metadata") or {}).get("annotations") or {}
+        for key in NGINX_LIMIT_ANNOTATIONS:
+            if key in annotations and not middleware_refs(ing):
+                causes.append(Finding(f"{cite(ing, ('metadata', 'annotations', key))}: {key} is an annotation for "
+                                      f"ingress-nginx; Traefik reads no nginx.* annotation, so it limits nothing here",
+                                      hint="on Traefik a limit is a Middleware object, and an Ingress uses it through "
+                                           "an annotation of Traefik's own"))
+        for ref in middleware_refs(ing):
+            where = cite(ing, ("metadata", "annotations", MIDDLEWARES_ANNOTATION))
+            name, _, provider = ref.partition("@")
+            if provider != "kubernetescrd" or not name.startswith(f"{namespace}-"):
+                causes.append(Finding(f"{where}: {ref!r} is not how Traefik names a Middleware from Kubernetes "
+                                      f"(<namespace>-<name>@kubernetescrd): the router that uses it is dropped, so "
+                                      f"its paths fall to another route",
+                                      hint="Traefik's log says `middleware ... does not exist`"))
+            elif name.removeprefix(f"{namespace}-") not in middlewares:
+                causes.append(Finding(f"{where}: {ref!r} names Middleware {name.removeprefix(namespace + '-')!r}, "
+                                      f"which is not in the files (Middlewares: {', '.join(sorted(middlewares)) or 'none'})"
+                                      f": the router that uses it is dropped"))
+        if middleware_refs(ing) and "/" in _ingress_paths(ing):
+            causes.append(Finding(f"{cite(ing, ('metadata', 'annotations'))}: an annotation applies to every path of its "
+                                  f"Ingress, so the frontend's / is limited too",
+                                  hint="a path that must not be limited needs an Ingress of its own"))
+    if not limits:
+        causes.append(Finding("no Middleware with a rateLimit in the files: nothing can limit /api",
+                              hint="a Middleware of apiVersion traefik.io/v1alpha1 with a rateLimit"))
+    elif ingresses and not any(middleware_refs(i) for i in ingresses):
+        causes.append(Finding(f"Middleware {', '.join(sorted(limits))} is used by no Ingress: a Middleware does "
+                              f"nothing until a route names it"))
+    for name, m in sorted(limits.items()):
+        limit = _spec(m)["rateLimit"]
+        period = duration_s(limit.get("period", "1s"))
+        average = limit.get("average")
+        if isinstance(average, (int, float)) and period:
+            rate = average / period
+            if abs(rate - RATE_PER_S) > 0.01:
+                causes.append(Finding(f"{cite(m, ('spec', 'rateLimit'))}: average {average} per period "
+                                      f"{limit.get('period', '1s')} is {rate:g} requests per second, not "
+                                      f"{RATE_PER_S}", hint="the rate is average / period"))
+        burst = limit.get("burst")
+        if burst != BURST:
+            told = f"burst {burst}" if burst is not None else "no burst (Traefik's default burst is 1)"
+            causes.append(Finding(f"{cite(m, ('spec', 'rateLimit'))}: {told}: the bucket holds that many requests "
+                                  f"at once; the exercise allows bursts of up to {BURST}"))
+    return causes
+
+
+def burst_spec(source: str, address: str) -> ScriptSpec:
+    """Three phases in ONE probe, each request bounded (-m 2): BURST_REQUESTS back-to-back to /api, a pause of
+    REFILL_PAUSE_S, REFILL_REQUESTS to /api, FRONTEND_REQUESTS to /. Each phase prints its start and end time
+    (ns) and one line per request: status code, then the start of the body (the pod's name, or the 429 text)."""
+    request = (f"curl -s -m 2 -o /tmp/b.$$ -w '%{{http_code}}' -H 'Host: {HOST}' http://{address}:80$1; "
+               f"printf ' '; head -c 60 /tmp/b.$$ | tr -d '\\n'; echo")
+    script = (f"req() {{ {request}; }}; "
+              f"phase() {{ echo \"== $1 $(date +%s%N)\"; i=0; while [ $i -lt $2 ]; do req $3; i=$((i+1)); done; "
+              f"echo \"== end $(date +%s%N)\"; }}; "
+              f"phase burst {BURST_REQUESTS} /api; sleep {REFILL_PAUSE_S:g}; phase refill {REFILL_REQUESTS} /api; "
+              f"phase frontend {FRONTEND_REQUESTS} /")
+    return ScriptSpec(source, "http", address, 80, host_header=HOST, path="/api",
+                      label=f"{BURST_REQUESTS}+{REFILL_REQUESTS} x {HOST}/api, {FRONTEND_REQUESTS} x {HOST}/",
+                      script=script)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of the burst: when it started and ended (ns) and each answer (status code, start of the body)."""
+
+    name: str
+    start_ns: int
+    end_ns: int
+    answers: tuple[tuple[str, str], ...]
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, (self.end_ns - self.start_ns) / 1e9)
+
+    def count(self, code: str) -> int:
+        return sum(1 for c, _ in self.answers if c == code)
+
+    def passed_by(self, apps: Mapping[str, str], app: str) -> int:
+        return sum(1 for c, body in self.answers if c == "200" and classify_body(body, apps) == app)
+
+    def others(self, apps: Mapping[str, str], app: str) -> Counter:
+        """Answers that are neither the right backend nor a 429, by what they were."""
+        return Counter(f"{c} {classify_body(body, apps)}" for c, body in self.answers
+                       if c != TOO_MANY and not (c == "200" and classify_body(body, apps) == app))
+
+
+def parse_phases(output: str) -> dict[str, Phase]:
+    phases, name, start, answers = {}, None, 0, []
+    for line in output.splitlines():
+        head = re.match(r"^== (\S+) (\d+)$", line.strip())
+        if head and head.group(1) != "end":
+            name, start, answers = head.group(1), int(head.group(2)), []
+        elif head and name:
+            phases[name] = Phase(name, start, int(head.group(2)), tuple(answers))
+            name = None
+        elif name and line.strip():
+            code, _, body = line.strip().partition(" ")
+            answers.append((code, body))
+    return phases
+
+
+def judge_rate_limit(phases: Mapping[str, Phase], apps: Mapping[str, str]) -> tuple[list[str], str]:
+    """(what is wrong, one sentence per symptom; what the burst showed). Pure: unit-tested with made-up phases."""
+    missing = [n for n in ("burst", "refill", "frontend") if n not in phases]
+    if missing:
+        return [f"the grader's burst did not finish (no {', '.join(missing)} phase in its output)"], ""
+    burst, refill, front = phases["burst"], phases["refill"], phases["frontend"]
+    found = []
+    for phase, app, path in ((burst, API, "/api"), (refill, API, "/api"), (front, FRONTEND, "/")):
+        odd = phase.others(apps, app)
+        if odd:
+            found.append(f"GET http://{HOST}{path} was answered {answers_text(odd)} during the {phase.name} "
+                         f"phase; only {backend_text(app)} or, over the limit, 429 may answer")
+    passed = burst.passed_by(apps, API)
+    shown = (f"{passed} of {len(burst.answers)} back-to-back requests to /api passed in {burst.seconds:.2f} s, "
+             f"{burst.count(TOO_MANY)} got 429")
+    if burst.count(TOO_MANY) == 0:
+        found.append(f"none of {len(burst.answers)} back-to-back requests to http://{HOST}/api within "
+                     f"{burst.seconds:.2f} s got 429 Too Many Requests: nothing limits /api to {RATE_PER_S} per second")
+    else:
+        most = BURST + math.ceil(RATE_PER_S * burst.seconds) + RATE_SLACK
+        if passed > most:
+            found.append(f"{shown}: a limit of {RATE_PER_S} per second with bursts of {BURST} lets about {most} "
+                         f"through at most")
+        if passed < BURST - RATE_SLACK:
+            found.append(f"{shown}: a burst of up to {BURST} requests at once must pass")
+        pause = max(0.0, (refill.start_ns - burst.end_ns) / 1e9)
+        refilled = min(BURST, RATE_PER_S * pause)
+        low, high = math.floor(refilled) - RATE_SLACK, math.ceil(refilled + RATE_PER_S * refill.seconds) + RATE_SLACK
+        again = refill.passed_by(apps, API)
+        if not low <= again <= high:
+            found.append(f"after a pause of {pause:.2f} s, {again} of {len(refill.answers)} requests to /api passed: "
+                         f"a bucket refilled at {RATE_PER_S} per second lets {max(low, 0)} to {high} through")
+        shown += f"; after a {pause:.2f} s pause {again} of {len(refill.answers)} passed"
+    limited = front.count(TOO_MANY)
+    if limited:
+        found.append(f"{limited} of {len(front.answers)} requests to http://{HOST}/ got 429: the frontend must not "
+                     f"be limited")
+    return found, f"{shown}; {front.passed_by(apps, FRONTEND)} of {len(front.answers)} requests to / passed"
+
+
+def _phase_table(phases: Mapping[str, Phase], apps: Mapping[str, str]) -> Evidence:
+    rows = [(p.name, str(len(p.answers)), str(sum(1 for c, _ in p.answers if c == "200")), str(p.count(TOO_MANY)),
+             f"{p.seconds:.2f} s") for p in phases.values()]
+    return Evidence.table(f"One burst from outside the cluster to http://{HOST}", ("phase", "requests", "200",
+                                                                                  "429", "took"), rows)
+
+
+def rate_limit_live(ctx) -> StepResult:
+    ns = ctx.spec.default_namespace
+    causes = rate_limit_causes(ctx.objects, ns)
+    address = controller_address(ctx)
+    if not address:
+        raise no_address(ctx, causes)
+    apps = backend_apps(ctx)
+    vantage = outside_vantage(ctx)
+    specs = route_specs(vantage.source, address, RATE_ROUTES, repeat=1)  # one request each: the bucket stays full
+    observed, results = send_until_right(vantage.runner, specs, RATE_ROUTES, apps)
+    table = routes_table(observed, f"Requests from {vantage.where} to Traefik's load-balancer IP {address}:80")
+    found = symptoms(observed)
+    if found:
+        error = failure(found, causes, f"`{kubectl(f'-n {ns} get ingress,middleware', context_of(ctx))}`")
+        raise CheckFailed(error.message, hint=error.hint, evidence=(table, _reproduce(results, observed)))
+    time.sleep(REFILL_PAUSE_S + 0.5)  # the routing requests took a token or two: a full bucket for the burst
+    result = vantage.runner.run([burst_spec(vantage.source, address)])[0]
+    if result.outcome is not Outcome.ALLOWED:
+        raise CheckFailed(f"the grader's burst to http://{HOST} could not run ({result.detail}); this says nothing "
+                          f"about your manifests", hint="grade again",
+                          evidence=(Evidence.command("Reproduce", result.command),))
+    phases = parse_phases(result.output)
+    found, shown = judge_rate_limit(phases, apps)
+    evidence = (_phase_table(phases, apps), table,
+                Evidence.command("Reproduce (from a container on the cluster's docker network)", result.command))
+    if found:
+        error = failure(found, causes, "a Middleware's rateLimit: average per period, and burst")
+        raise CheckFailed(error.message, hint=error.hint, evidence=evidence)
+    note = f". Note: {vantage.note}" if vantage.note else ""
+    return StepResult("live", True, f"through Traefik's load-balancer IP {address}, from {vantage.where}: {shown}"
+                                    f"{note}", evidence=evidence)
+
+
 EXERCISES = {
     "host-path": Exercise(live=host_path_live),
     "gateway-canary": Exercise(live=gateway_canary_live),
     "tls": Exercise(live=tls_live),
+    "gateway-routing": Exercise(live=gateway_routing_live),
+    "break-fix": Exercise(live=break_fix_live),
+    "predict": Exercise(live=predict_live, questions=PREDICTIONS),
+    "rate-limit": Exercise(live=rate_limit_live),
 }

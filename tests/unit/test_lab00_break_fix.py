@@ -45,13 +45,19 @@ def test_registered_live_only_with_enough_variants():
 
 
 def test_as_deployed_is_the_starter_unchanged_comments_aside(tmp_path):
-    assert lab.as_deployed(_objects(EX.starter_dir), EX.starter_dir)
-    assert not lab.as_deployed(_objects(EX.solution_dir), EX.starter_dir)
+    assert lab.as_deployed(_objects(EX.starter_dir), lab.BREAK_FIX_DIGEST), "the pin must equal the starter files"
+    assert not lab.as_deployed(_objects(EX.solution_dir), lab.BREAK_FIX_DIGEST)
     copy = tmp_path / "break-fix"
     shutil.copytree(EX.starter_dir, copy)
     (copy / "pod.yaml").write_text("# had a look\n" + (copy / "pod.yaml").read_text())
-    assert lab.as_deployed(_objects(copy), EX.starter_dir)
-    assert not lab.as_deployed(_objects(copy), tmp_path / "missing")
+    assert lab.as_deployed(_objects(copy), lab.BREAK_FIX_DIGEST)
+
+
+def test_an_edit_in_place_is_seen_although_the_starter_files_are_the_edited_ones():
+    """The learner edits labs/00-orientation/break-fix/ itself: the grader compares with the pinned digest, not
+    with the files on disk (which ARE the submission, so they would always look as deployed)."""
+    for directory in (EX.solution_dir, *(EX.mistake_dir(m) for m in EX.mistakes)):
+        assert not lab.as_deployed(_objects(directory), lab.BREAK_FIX_DIGEST), directory
 
 
 def test_the_starters_two_faults_are_both_named_once_edited():

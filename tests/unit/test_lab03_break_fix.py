@@ -78,16 +78,15 @@ def test_relabelled_template_is_refused_and_explained():
 
 
 def test_as_deployed_is_the_starter_unchanged_comments_aside(tmp_path):
-    assert lab.as_deployed(_objects(EX.starter_dir), EX.starter_dir)
-    assert not lab.as_deployed(_objects(EX.solution_dir), EX.starter_dir)
+    assert lab.as_deployed(_objects(EX.starter_dir), lab.BREAK_FIX_DIGEST), "the pin must equal the starter files"
+    assert not lab.as_deployed(_objects(EX.solution_dir), lab.BREAK_FIX_DIGEST)
     copy = tmp_path / "break-fix"
     shutil.copytree(EX.starter_dir, copy)
     service = copy / "service.yaml"
     service.write_text("# looked at it, changed nothing\n" + service.read_text().replace("  ports:", "  ports:  # 80"))
-    assert lab.as_deployed(_objects(copy), EX.starter_dir)
+    assert lab.as_deployed(_objects(copy), lab.BREAK_FIX_DIGEST)
     service.write_text(service.read_text().replace("  labels:\n    app: catalog\n", "  labels:\n    app: shop\n", 1))
-    assert not lab.as_deployed(_objects(copy), EX.starter_dir)
-    assert not lab.as_deployed(_objects(copy), tmp_path / "no-such-starter")
+    assert not lab.as_deployed(_objects(copy), lab.BREAK_FIX_DIGEST), "an edit in place is seen"
 
 
 def test_the_starters_two_faults_are_both_named_once_edited():
