@@ -80,6 +80,16 @@ def not_observable(reason: str) -> Fact:
     return Fact(unobservable=reason)
 
 
+def seen_fact(seen: Any, usual: Any, because: Mapping[Any, str], *, unseen: str, who: str = "the cluster") -> Fact:
+    """The fact one observation gives: "not verifiable" (``unseen`` says why) when nothing was seen; the usual
+    answer with why each other choice is wrong; an unusual answer as it was seen, the table telling the rest."""
+    if seen is None:
+        return not_observable(unseen)
+    if seen == usual:
+        return observed(usual, because=because)
+    return observed(seen, explain=lambda _: f"not what {who} answered (see the table)")
+
+
 # ------------------------------------------------------------------------------------------ reading
 
 def normalise(question: Question, raw: Any) -> Any:

@@ -47,7 +47,7 @@ from graders.manifests import Manifest
 from graders.model import Evidence, Outcome, StepResult
 from graders.netpol.selectors import service_selects
 from graders.probe import ProbeResult
-from graders.questions import Fact, Question, judge as judge_answers, not_observable, observed
+from graders.questions import Fact, Question, judge as judge_answers, not_observable, observed, seen_fact
 from graders.workloads import Workload, cite, workloads
 
 LAB_ID = "03-services"
@@ -777,8 +777,11 @@ class PredictRun:
     why_not: Mapping[str, str] = field(default_factory=dict)
 
 
+NOT_RUN = "the grader's experiment did not run"
+
+
 def _not_seen(run: PredictRun, question: str) -> Fact:
-    return not_observable(run.why_not.get(question) or "the grader's experiment did not run")
+    return not_observable(run.why_not.get(question) or NOT_RUN)
 
 
 def _count_fact(run: PredictRun, count: int, because: Mapping[int, str], what: str) -> Fact:
@@ -821,17 +824,12 @@ def prediction_facts(run: PredictRun) -> dict[str, Fact]:
     else:
         facts["node_port_other_node"] = observed(NOT_ANSWERED, because={
             ANSWERED: "on this cluster the node that runs no pod of the Service did not answer its node port"})
-    if run.alias is None:
-        facts["external_name_answer"] = _not_seen(run, "external_name_answer")
-    elif run.alias == CNAME:
-        facts["external_name_answer"] = observed(CNAME, because={
-            OWN_IP: "an ExternalName Service gets no ClusterIP of its own: the cluster DNS answers its name with a "
-                    "CNAME to spec.externalName",
-            NXDOMAIN: "an ExternalName Service does have a DNS name inside the cluster: a CNAME to "
-                      "spec.externalName, which the client then resolves in turn"})
-    else:
-        facts["external_name_answer"] = observed(run.alias, explain=lambda _: "not what this cluster's DNS "
-                                                                              "answered (see the table)")
+    facts["external_name_answer"] = seen_fact(run.alias, CNAME, {
+        OWN_IP: "an ExternalName Service gets no ClusterIP of its own: the cluster DNS answers its name with a CNAME "
+                "to spec.externalName",
+        NXDOMAIN: "an ExternalName Service does have a DNS name inside the cluster: a CNAME to spec.externalName, "
+                  "which the client then resolves in turn"},
+        unseen=run.why_not.get("external_name_answer") or NOT_RUN, who="this cluster's DNS")
     return facts
 
 

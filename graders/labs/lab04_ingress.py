@@ -31,8 +31,9 @@ import re
 import time
 from urllib.parse import urlsplit
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -43,7 +44,7 @@ from graders.labs._kit import (Finding, as_deployed, context_of, is_ready, kubec
                                symptom_and_causes)
 from graders.manifests import Manifest
 from graders.model import Evidence, Outcome, StepResult
-from graders.questions import Fact, Question, not_observable, observed
+from graders.questions import Fact, Question, not_observable, observed, seen_fact
 from graders.questions import judge as judge_answers
 from graders.workloads import cite
 
@@ -605,6 +606,23 @@ def no_address(ctx, causes: Sequence[Finding]) -> CheckFailed:
     return CheckFailed(error.message, hint=error.hint)
 
 
+
+class Reach(NamedTuple):
+    """What every exercise's requests need: the controller's address, the ready backends, a client outside."""
+
+    address: str
+    apps: dict
+    vantage: Any
+
+
+def reach_controller(ctx, causes: Callable[[], Sequence[Finding]]) -> Reach:
+    """The controller's load-balancer address, the ready backends and a client outside the cluster; without an
+    address, fails with the causes the files show (computed only then)."""
+    address = controller_address(ctx)
+    if not address:
+        raise no_address(ctx, causes())
+    return Reach(address, backend_apps(ctx), outside_vantage(ctx))
+
 def known_ingress_classes(cluster) -> list[str]:
     """The IngressClasses of the cluster; the course's own when they cannot be listed (cluster-scoped: the
     autograder's credentials may not)."""
@@ -733,12 +751,8 @@ def _status_rows(ctx, kind: str, api_version: str) -> list[tuple[str, str, str]]
 
 # ================================================================================ exercises
 def host_path_live(ctx) -> StepResult:
-    address = controller_address(ctx)
-    if not address:
-        raise no_address(ctx, ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster),
-                                             context=context_of(ctx)))
-    apps = backend_apps(ctx)
-    vantage = outside_vantage(ctx)
+    address, apps, vantage = reach_controller(ctx, lambda: ingress_causes(
+        ctx.objects, known_ingress_classes(ctx.cluster), context=context_of(ctx)))
     specs = route_specs(vantage.source, address, HOST_PATH_ROUTES)
     observed, results = send_until_right(vantage.runner, specs, HOST_PATH_ROUTES, apps)
     table = routes_table(observed, f"Requests from {vantage.where} to Traefik's load-balancer IP {address}:80")
@@ -759,11 +773,7 @@ def host_path_live(ctx) -> StepResult:
 
 def gateway_canary_live(ctx) -> StepResult:
     ns = ctx.spec.default_namespace
-    address = controller_address(ctx)
-    if not address:
-        raise no_address(ctx, gateway_causes(ctx.objects, ns))
-    apps = backend_apps(ctx)
-    vantage = outside_vantage(ctx)
+    address, apps, vantage = reach_controller(ctx, lambda: gateway_causes(ctx.objects, ns))
     specs = route_specs(vantage.source, address, GATEWAY_ROUTES)
     observed, results = send_until_right(vantage.runner, specs, GATEWAY_ROUTES, apps)
     table = routes_table(observed, f"Requests from {vantage.where} to Traefik's load-balancer IP {address}:80")
@@ -825,12 +835,8 @@ def plain_http_text(result: probe.ProbeResult) -> str:
 def tls_live(ctx) -> StepResult:
     ns = ctx.spec.default_namespace
     ca_pem = _course_ca(ctx)
-    address = controller_address(ctx)
-    if not address:
-        raise no_address(ctx, tls_causes(ctx.objects, context_of(ctx))
-                         + ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster), context=context_of(ctx)))
-    apps = backend_apps(ctx)
-    vantage = outside_vantage(ctx)
+    address, apps, vantage = reach_controller(ctx, lambda: tls_causes(ctx.objects, context_of(ctx)) + (
+        ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster), context=context_of(ctx))))
     routes = [https_spec(vantage.source, address, r, ca_pem) for r in TLS_ROUTES for _ in range(2)]
     extra = [certificate_spec(vantage.source, address), plain_http_spec(vantage.source, address)]
     started = time.monotonic()
@@ -1033,11 +1039,7 @@ def routing_causes(objects: Sequence[Manifest], namespace: str) -> list[Finding]
 
 def gateway_routing_live(ctx) -> StepResult:
     ns = ctx.spec.default_namespace
-    address = controller_address(ctx)
-    if not address:
-        raise no_address(ctx, routing_causes(ctx.objects, ns))
-    apps = backend_apps(ctx)
-    vantage = outside_vantage(ctx)
+    address, apps, vantage = reach_controller(ctx, lambda: routing_causes(ctx.objects, ns))
     specs = [header_spec(vantage.source, address, r) for r in ROUTING_ROUTES for _ in range(REPEAT)]
     specs.append(redirect_spec(vantage.source, address))
     started = time.monotonic()
@@ -1110,12 +1112,9 @@ def break_fix_failure(found: Sequence[str], *, deployed: bool, causes: Sequence[
 def break_fix_live(ctx) -> StepResult:
     ns = ctx.spec.default_namespace
     context = context_of(ctx)
-    address = controller_address(ctx)
-    if not address:
-        raise no_address(ctx, [] if as_deployed(ctx.objects, BREAK_FIX_DIGEST) else
-                         ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster), context=context))
-    apps = backend_apps(ctx)
-    vantage = outside_vantage(ctx)
+    address, apps, vantage = reach_controller(ctx, lambda: [] if as_deployed(
+        ctx.objects, BREAK_FIX_DIGEST) else ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster),
+                                                           context=context))
     specs = route_specs(vantage.source, address, HOST_PATH_ROUTES)
     observed, results = send_until_right(vantage.runner, specs, HOST_PATH_ROUTES, apps)
     table = routes_table(observed, f"Requests from {vantage.where} to Traefik's load-balancer IP {address}:80")
@@ -1210,18 +1209,13 @@ class PredictRun:
 def prediction_facts(run: PredictRun) -> dict[str, Fact]:
     """Each question's right answer as this cluster showed it, and why a wrong one is wrong (pure: unit-tested)."""
     facts: dict[str, Fact] = {}
-    if run.apiary is None:
-        facts["apiary_backend"] = not_observable(run.reason("apiary_backend"))
-    elif run.apiary == API_CHOICE:
-        facts["apiary_backend"] = observed(API_CHOICE, because={
-            WEB_CHOICE: "by the Ingress specification Prefix matches whole path elements, so /apiary would be the "
-                        "frontend's; but Traefik turns Prefix /api into PathPrefix(`/api`), which compares the path "
-                        "character by character, and /apiary starts with /api",
-            NOT_FOUND_CHOICE: "the Ingress has a Prefix / rule, so some backend answers every path of this host: "
-                              "a 404 comes only when no rule matches"})
-    else:
-        facts["apiary_backend"] = observed(run.apiary, explain=lambda _: "not what this controller answered (see "
-                                                                         "the table)")
+    facts["apiary_backend"] = seen_fact(run.apiary, API_CHOICE, {
+        WEB_CHOICE: "by the Ingress specification Prefix matches whole path elements, so /apiary would be the "
+                    "frontend's; but Traefik turns Prefix /api into PathPrefix(`/api`), which compares the path "
+                    "character by character, and /apiary starts with /api",
+        NOT_FOUND_CHOICE: "the Ingress has a Prefix / rule, so some backend answers every path of this host: a 404 "
+                          "comes only when no rule matches"},
+        unseen=run.reason("apiary_backend"), who="this controller")
     if run.unknown_status is None:
         facts["unknown_host_status"] = not_observable(run.reason("unknown_host_status"))
     else:
@@ -1229,17 +1223,12 @@ def prediction_facts(run: PredictRun) -> dict[str, Fact]:
             f"the controller answered a request for a host no rule names with its own status, not {wrong}: with no "
             f"rule for that host (and no default backend) there is nothing to send it to"
             if run.unknown_status == 404 else "not what this controller answered (see the table)"))
-    if run.seed is None:
-        facts["seed_ingress"] = not_observable(run.reason("seed_ingress"))
-    elif run.seed == NOT_SERVED:
-        facts["seed_ingress"] = observed(NOT_SERVED, because={
-            SERVED: "there is no IngressClass nginx on this cluster: no controller takes an Ingress of that class, "
-                    "so its rules are never served (the API server stores it all the same)",
-            NO_ANSWER: "the controller's load-balancer IP answers every request; only the Ingress is ignored, so "
-                       "the controller answers for a host it has no rule for"})
-    else:
-        facts["seed_ingress"] = observed(run.seed, explain=lambda _: "not what this controller answered (see the "
-                                                                     "table)")
+    facts["seed_ingress"] = seen_fact(run.seed, NOT_SERVED, {
+        SERVED: "there is no IngressClass nginx on this cluster: no controller takes an Ingress of that class, so its "
+                "rules are never served (the API server stores it all the same)",
+        NO_ANSWER: "the controller's load-balancer IP answers every request; only the Ingress is ignored, so the "
+                   "controller answers for a host it has no rule for"},
+        unseen=run.reason("seed_ingress"), who="this controller")
     if run.canary_count is None:
         facts["canary_share"] = not_observable(run.reason("canary_share"))
     else:
@@ -1594,11 +1583,7 @@ def _phase_table(phases: Mapping[str, Phase], apps: Mapping[str, str]) -> Eviden
 def rate_limit_live(ctx) -> StepResult:
     ns = ctx.spec.default_namespace
     causes = rate_limit_causes(ctx.objects, ns)
-    address = controller_address(ctx)
-    if not address:
-        raise no_address(ctx, causes)
-    apps = backend_apps(ctx)
-    vantage = outside_vantage(ctx)
+    address, apps, vantage = reach_controller(ctx, lambda: causes)
     specs = route_specs(vantage.source, address, RATE_ROUTES, repeat=1)  # one request each: the bucket stays full
     observed, results = send_until_right(vantage.runner, specs, RATE_ROUTES, apps)
     table = routes_table(observed, f"Requests from {vantage.where} to Traefik's load-balancer IP {address}:80")
