@@ -49,6 +49,11 @@ if [ "$PIPELINE_ALLOWED" = 1 ]; then
   say "live pipeline tests (nbgrader against the cluster)"
   # Every lab with a notebook: solution full, stub 0, a mistake partial with its message, grades CSV.
   PIPELINE_LABS="${K8SLAB_PIPELINE_LABS:-00-orientation 01-pod-network 03-services 04-ingress 05-network-policy}"
+  # ~5 min per lab, then ~10 min of browser tests: with less CI time left, two labs (the first and the policy lab)
+  if [ -n "${K8SLAB_CI_MINUTES_LEFT:-}" ] && [ $(( K8SLAB_CI_MINUTES_LEFT - SECONDS / 60 )) -lt 36 ]; then
+    echo "LIVE PIPELINE REDUCED: $(( K8SLAB_CI_MINUTES_LEFT - SECONDS / 60 )) min left; two labs only"
+    PIPELINE_LABS="00-orientation 05-network-policy"
+  fi
   echo "LIVE PIPELINE covers: $PIPELINE_LABS (set K8SLAB_PIPELINE_LABS to change)"
   lab_args=(); for lab in $PIPELINE_LABS; do lab_args+=(--lab "$lab"); done
   pytest_stage "live pipeline tests" -m live tests/pipeline "${lab_args[@]}" || exit $?
@@ -62,4 +67,11 @@ if ! in_ci && ! { command -v chromium >/dev/null && command -v chromedriver >/de
   exit 0
 fi
 BROWSER_ARGS=(); [ "$PIPELINE_ALLOWED" = 1 ] || BROWSER_ARGS=(--lab 00-orientation)
+# Run All with the starters takes ~6 min for the five labs; with less than BROWSER_FULL_MIN minutes of CI left,
+# only lab 00's notebook runs top to bottom (the student and instructor paths still run for every lab).
+BROWSER_FULL_MIN=16
+if [ -n "${K8SLAB_CI_MINUTES_LEFT:-}" ] && [ $(( K8SLAB_CI_MINUTES_LEFT - SECONDS / 60 )) -lt $BROWSER_FULL_MIN ]; then
+  echo "BROWSER RUN ALL REDUCED: $(( K8SLAB_CI_MINUTES_LEFT - SECONDS / 60 )) min left; Run All for 00-orientation only"
+  export K8SLAB_BROWSER_RUN_ALL="00-orientation"
+fi
 pytest_stage "browser tests" -m browser tests/browser "${BROWSER_ARGS[@]}" || exit $?
