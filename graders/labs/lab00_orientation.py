@@ -116,7 +116,10 @@ def hello_service_live(ctx) -> StepResult:
     cluster = ctx.cluster
     svc = live_service(cluster, ns, SERVICE_NAME)
     ready, backends, _ = expect_endpoints(ctx, SERVICE_NAME)
-    start_probe_pods(cluster, ns, [PROBE_POD])
+    # from another node than the pod's: a Service that only works on its pod's node (internalTrafficPolicy: Local)
+    # must not pass because the probe happened to land next to the pod
+    nodes = {getattr(getattr(p, "spec", None), "node_name", None) for p in backends.values()}
+    start_probe_pods(cluster, ns, [PROBE_POD], avoid_node=next(iter(nodes)) if len(nodes) == 1 else None)
     source = f"{ns}/{PROBE_POD}"
     fqdn = f"{SERVICE_NAME}.{ns}"
     cluster_ip = svc.spec.cluster_ip

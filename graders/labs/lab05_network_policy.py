@@ -125,9 +125,9 @@ class AddressRule:
 
 
 ADDRESS_WHY = {
-    Direction.EGRESS: "an address there stands for a machine outside the pod network (a node, the cloud's "
-                      "metadata service, the internet) or a pod the exercise excludes; every such address is "
-                      "judged, not only the ones the probes can reach",
+    Direction.EGRESS: "such an address is a machine outside the pod network (a node, the cloud's metadata "
+                      "service, the internet) or, inside it, a range the exercise excludes; every address is judged, "
+                      "not only the ones the probes can reach",
     Direction.INGRESS: "an ipBlock (or a rule with no `from`) admits clients outside the pod network too: node "
                        "addresses, and clients of a NodePort or LoadBalancer whose source address reaches the pod",
 }
