@@ -121,6 +121,13 @@ class AddressRule:
         if missing:
             found.append(f"{self.pod} may not {verb} {missing.describe()}, for example {missing.example()}, "
                          f"although the exercise allows every address of {self.within}")
+        on_some_ports = (self.addresses - missing - reachable_addresses(engine, self.pod, self.direction,
+                                                                        every_port=True)) if self.exactly else None
+        if on_some_ports:
+            culprits = "; ".join(f"NetworkPolicy {g.policy}{at(g.policy, *g.path)}: {g.text}"
+                                 for g in grants or () if not g.all_ports)
+            found.append(f"{self.pod} may {verb} {on_some_ports.describe()} on some ports only ({culprits}), "
+                         f"although the exercise allows every address of {self.within} on every port")
         return found
 
 
@@ -151,6 +158,9 @@ class ExerciseTarget:
     egress_sources: tuple[str, ...] = ()  # direction None: the sources whose egress the target restricts
     break_fix: bool = False  # the starter is a broken setup to diagnose: its failure shows symptoms, not causes
     address_rules: tuple[AddressRule, ...] = ()  # what the statement says about every address, not only pods
+    # Sources the statement covers but the world lacks (a pod of kube-system, of a namespace without labels, a
+    # lookalike of web or api elsewhere, a new pod of production): judged statically, never probed.
+    imagined_sources: tuple[dict, ...] = ()
 
     def cell_direction(self, source: str) -> Direction:
         """The direction a cell from ``source`` is about: the exercise's, or (both directions) Egress for the
@@ -161,7 +171,11 @@ class ExerciseTarget:
 
     @property
     def imagined_keys(self) -> frozenset[str]:
-        return frozenset(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in self.imagined)
+        return frozenset(_key(p) for p in self.imagined)
+
+    @property
+    def imagined_source_keys(self) -> tuple[str, ...]:
+        return tuple(_key(p) for p in self.imagined_sources)
 
     def reachability(self, addresses: Mapping[str, tuple[str, ...]] | None = None, *,
                      live: bool = False) -> Reachability:
@@ -170,13 +184,18 @@ class ExerciseTarget:
         columns = self.columns
         if live:
             columns = tuple(c for c in columns if c.pod not in self.imagined_keys or (addresses or {}).get(c.pod))
-        table = Reachability(SOURCES, self.default, columns).expect_all(self.expects)
+        sources = SOURCES if live else (*SOURCES, *self.imagined_source_keys)
+        table = Reachability(sources, self.default, columns).expect_all(self.expects)
         if self.by_address is not None and addresses is not None:
             for source, column in table.expected.pairs():
                 decided = self.by_address(source, column, addresses.get(column.pod, ()))
                 if decided is not None:
                     table.expected.set(source, column, outcome_of(decided))
         return table
+
+
+def _key(pod: Mapping[str, Any]) -> str:
+    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
 
 
 def _imagined_pod(key: str, ip: str, labels: Mapping[str, str], ports: Sequence[tuple[str, int, str]]) -> dict:
@@ -221,7 +240,22 @@ IMAGINED_WHY = {  # when a cell of an imagined pod is wrong this way (allowed? a
     (NEW_NODE_POD, False): f"{NEW_NODE_POD} (10.244.7.10) stands for a pod on a node that joins later: api may reach "
                            f"the whole pod network {POD_NETWORK} (but the except), not only today's node ranges",
 }
-IMAGINED_TWIN = {DB_MOVED: DB_5432}  # when the real twin's cell is wrong too, the twin's sentence says it all
+IMAGINED_TWIN = {DB_MOVED: DB_5432}
+# Imagined sources, and why a connection from one that the policies let in is wrong.
+MONITORING = "monitoring/prometheus"  # a namespace without an env label
+WEB_ELSEWHERE = "default/web"  # app=web in a namespace that is not production (no env label either)
+API_ELSEWHERE = "staging/api"  # app=api in staging
+SOURCE_WHY = {
+    OTHER_KUBE_SYSTEM: f"{OTHER_KUBE_SYSTEM} stands for any pod of kube-system (add-ons, or whatever an operator runs "
+                       f"there): the statement lets no pod of it in",
+    MONITORING: f"{MONITORING} stands for a pod of a namespace without an env label: a selector such as env NotIn "
+                f"[staging], an empty namespaceSelector or one on another namespace's name lets it in",
+    WEB_ELSEWHERE: f"{WEB_ELSEWHERE} carries app=web in another namespace: only production's web is the web of the "
+                   f"statement -- a peer names the namespace AND the pods (in one item)",
+    API_ELSEWHERE: f"{API_ELSEWHERE} carries app=api in staging: only production's api is the api of the statement",
+    NEW_NODE_POD: f"{NEW_NODE_POD} stands for any other pod of production (a new workload, app=batch): the statement "
+                  f"names the pods that may connect, not 'anything but db'",
+}  # when the real twin's cell is wrong too, the twin's sentence says it all
 OTHER_KUBE_SYSTEM_POD = _imagined_pod(OTHER_KUBE_SYSTEM, "10.244.1.53", {"app": "other"},
                                       (("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")))
 DB_MOVED_POD = _imagined_pod(DB_MOVED, "10.244.2.54", {"app": "db"},
@@ -232,6 +266,11 @@ LOOKALIKE_DNS_POD = _imagined_pod(LOOKALIKE_DNS, "10.244.2.55", {"k8s-app": "kub
 OTHER_PRODUCTION_POD = _imagined_pod(OTHER_PRODUCTION, "10.244.1.56", {"app": "db-replica"},
                                      (("postgres", 5432, "TCP"),))
 NEW_NODE_POD_DOC = _imagined_pod(NEW_NODE_POD, "10.244.7.10", {"app": "batch"}, (("http", 80, "TCP"),))
+MONITORING_POD = _imagined_pod(MONITORING, "10.244.2.57", {"app": "prometheus"}, (("web", 9090, "TCP"),))
+WEB_ELSEWHERE_POD = _imagined_pod(WEB_ELSEWHERE, "10.244.1.58", {"app": "web"}, (("http", 80, "TCP"),))
+API_ELSEWHERE_POD = _imagined_pod(API_ELSEWHERE, "10.244.2.59", {"app": "api"}, (("http", 8080, "TCP"),))
+# every ingress statement of the lab ("only web", "nothing into production") covers these callers too
+CALLERS_ELSEWHERE = (OTHER_KUBE_SYSTEM_POD, MONITORING_POD, WEB_ELSEWHERE_POD, API_ELSEWHERE_POD, NEW_NODE_POD_DOC)
 
 
 # Port 53 anywhere but the kube-dns pods, and 5432 on another pod of production: "api reaches db and DNS only".
@@ -253,19 +292,21 @@ TARGETS: dict[str, ExerciseTarget] = {
         "nothing reaches a pod of production, on any port; everything else stays open",
         Direction.INGRESS, EVERY_PORT,
         (Expect("", "production/", False),),
-        address_rules=tuple(AddressRule(pod, Direction.INGRESS, POD_NETWORK) for pod in (WEB, API, DB))),
+        address_rules=tuple(AddressRule(pod, Direction.INGRESS, POD_NETWORK) for pod in (WEB, API, DB)),
+        imagined_sources=CALLERS_ELSEWHERE),
     "web-to-api": ExerciseTarget(
         "only production's web reaches api, only on 8080; api's other ports (8081-8084, admin 8084) stay closed; "
         "other pods stay open",
         Direction.INGRESS, (WEB_80, *API_PORTS, DB_5432, TEST_80),
         (Expect("", API, False), Expect(WEB, API, True, port=8080)),
-        address_rules=(AddressRule(API, Direction.INGRESS, POD_NETWORK),)),
+        address_rules=(AddressRule(API, Direction.INGRESS, POD_NETWORK),), imagined_sources=CALLERS_ELSEWHERE),
     "seed-diagram": ExerciseTarget(
         "the seed's diagram: web -> api:8080 and api -> db:5432 allowed, nothing else into production, on any "
         "port (web -> db, staging's test -> api, api:8084, db:5433 denied); staging stays open",
         Direction.INGRESS, EVERY_PORT,
         (Expect("", "production/", False), Expect(WEB, API, True, port=8080), Expect(API, DB, True, port=5432)),
-        address_rules=tuple(AddressRule(pod, Direction.INGRESS, POD_NETWORK) for pod in (WEB, API, DB))),
+        address_rules=tuple(AddressRule(pod, Direction.INGRESS, POD_NETWORK) for pod in (WEB, API, DB)),
+        imagined_sources=CALLERS_ELSEWHERE),
     "api-egress-dns": ExerciseTarget(
         f"api connects to db:5432 and to DNS (the kube-dns pods, UDP and TCP 53) and nowhere else (not db:5433, "
         f"not kube-dns:9153, not {OTHER_KUBE_SYSTEM}:53, which stands for any other pod of kube-system, not "
@@ -283,7 +324,7 @@ TARGETS: dict[str, ExerciseTarget] = {
         (Expect("", API, False), *(Expect(WEB, API, True, port=port) for port in range(8080, 8084)),
          Expect("", "production/db", False), Expect(API, DB, True, port=5432),
          Expect("", DB_MOVED, False), Expect(API, DB_MOVED, True, port=6432)),
-        imagined=(DB_MOVED_POD,),
+        imagined=(DB_MOVED_POD,), imagined_sources=CALLERS_ELSEWHERE,
         address_rules=tuple(AddressRule(pod, Direction.INGRESS, POD_NETWORK) for pod in (API, DB))),
     "ipblock-except": ExerciseTarget(
         f"api connects to addresses in {POD_NETWORK} except {CONTROL_PLANE_RANGE} (the control-plane node's "
@@ -306,7 +347,7 @@ TARGETS: dict[str, ExerciseTarget] = {
          Expect("", DB, False), Expect(API, DB, True, port=5432), Expect("", OTHER_PRODUCTION, False),
          Expect(API, "", False), Expect(API, DB, True, port=5432), Expect(API, KUBE_DNS, True, port=53)),
         needs_dns=True, imagined=(OTHER_KUBE_SYSTEM_POD, LOOKALIKE_DNS_POD, OTHER_PRODUCTION_POD),
-        egress_sources=(API,), break_fix=True,
+        egress_sources=(API,), break_fix=True, imagined_sources=CALLERS_ELSEWHERE,
         address_rules=(*(AddressRule(pod, Direction.INGRESS, POD_NETWORK) for pod in (API, DB)),
                        AddressRule(API, Direction.EGRESS, POD_NETWORK))),
 }
@@ -327,8 +368,9 @@ def world_objects(exercise: str, addresses: Mapping[str, str] | None = None,
     addresses of world.yaml and keeps only the imagined pods it gives a real address (live, only what can be
     probed counts: the outside listener); ``dns_pods`` replaces cluster-dns.yaml's CoreDNS pods (the live ones)."""
     docs = [copy.deepcopy(d) for d in _docs("world.yaml")]
-    for doc in TARGETS[exercise].imagined:
-        key = f"{doc['metadata']['namespace']}/{doc['metadata']['name']}"
+    target = TARGETS[exercise]
+    extra = {_key(doc): doc for doc in (*target.imagined, *(target.imagined_sources if addresses is None else ()))}
+    for key, doc in extra.items():
         if addresses is None or addresses.get(key):
             docs.append(copy.deepcopy(doc))
     return _placed(docs, addresses, dns_pods, TARGETS[exercise].needs_dns)
@@ -530,6 +572,8 @@ def diagnose(exercise: str, engine: PolicyEngine, table: Reachability, at: Locat
     policy_mistakes(engine, target.direction or Direction.INGRESS, isolated, (PRODUCTION, STAGING), POD_NETWORK,
                     say if target.direction else say_but_direction, at)
     for source, column in table.wrong_cells():  # what admits a blocked cell, what blocks an allowed one
+        if source in SOURCE_WHY and table.observed.get(source, column) is Outcome.ALLOWED:
+            say(SOURCE_WHY[source])
         why = IMAGINED_WHY.get((column.pod, table.observed.get(source, column) is Outcome.ALLOWED))
         twin = IMAGINED_TWIN.get(column.pod)
         if why and (twin is None or (source, twin) not in table.wrong_cells()):
@@ -678,6 +722,52 @@ def outside_destination(ctx) -> Iterator[tuple[dict[str, str], str]]:
         yield found
 
 
+def split_by_type(docs: Iterable[Mapping[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """(the NetworkPolicies that list both Ingress and Egress, each of them as two policies of one type): the same
+    meaning by the specification, since policies add up per direction."""
+    both, halves = [], []
+    for doc in docs:
+        spec = doc.get("spec") or {}
+        types = spec.get("policyTypes") or (["Ingress", "Egress"] if "egress" in spec else ["Ingress"])
+        if doc.get("kind") != "NetworkPolicy" or not {"Ingress", "Egress"} <= set(types):
+            continue
+        both.append(dict(doc))
+        for kind, rules in (("Ingress", "ingress"), ("Egress", "egress")):
+            half = copy.deepcopy(dict(doc))
+            half["metadata"] = {k: v for k, v in half["metadata"].items() if k in ("name", "namespace", "labels")}
+            half["metadata"]["name"] = f"{doc['metadata']['name'][:50]}-{rules}"
+            half["spec"] = {"podSelector": spec.get("podSelector") or {}, "policyTypes": [kind],
+                            **({rules: spec[rules]} if rules in spec else {})}
+            halves.append(half)
+    return both, halves
+
+
+def _judged(ctx, seen, probe_again, evidence_of) -> tuple[str, Any]:
+    """judge(); but when the policies are right and the cluster does not enforce a policy that lists both Ingress
+    and Egress (kube-router: its ingress part was skipped in held-out grading, while the same rules as two
+    policies were enforced), apply them as two policies of one type each and probe again: passing then proves
+    the learner's meaning live, and the message says what the grader did."""
+    try:
+        return judge(seen, evidence_of(seen), PROBE_ATTEMPTS), seen
+    except CheckFailed as failed:
+        both, halves = split_by_type(m.obj for m in ctx.objects)
+        if not both or "your policies are right" not in failed.message:
+            raise
+        for doc in both:
+            ctx.cluster.delete(doc)
+        ctx.cluster.apply(halves)
+        again = probe_again()
+        try:
+            message = judge(again, evidence_of(again), PROBE_ATTEMPTS)
+        except CheckFailed:
+            raise failed from None
+        names = ", ".join(d["metadata"]["name"] for d in both)
+        return (f"{message}. Note: the cluster did not enforce {names} as written (one policy listing both Ingress "
+                f"and Egress); applied as two policies of one type each -- the same meaning by the NetworkPolicy "
+                f"specification -- it enforced exactly what your policies say: a gap of the data plane, not your "
+                f"mistake"), again
+
+
 def live_check(ctx) -> StepResult:
     exercise = ctx.spec.id
     if TARGETS[exercise].break_fix:
@@ -701,12 +791,17 @@ def live_check(ctx) -> StepResult:
         if not report.matches:  # the live addresses changed the verdict (ipBlock): the learner's policies are wrong
             raise _static_failure(report)
         dns_ips = {f"{KUBE_SYSTEM}/{p['metadata']['name']}": p["status"]["podIP"] for p in dns_pods or []}
-        seen = observe(ctx.prober, report.reachability, _cell_probes(report, addresses, dns_ips),
-                       functools.partial(_why, report.engine), attempts=PROBE_ATTEMPTS, deadline_s=PROBE_DEADLINE_S,
-                       missing="no kube-dns pod to probe")
-    evidence = (Evidence.text("expected | static | live", grids(report, seen.live)),
-                Evidence.matrix("expected vs live", seen.matrix(name=_short_label)))
-    message = judge(seen, evidence, PROBE_ATTEMPTS)
+
+        def probe_all():
+            return observe(ctx.prober, report.reachability, _cell_probes(report, addresses, dns_ips),
+                           functools.partial(_why, report.engine), attempts=PROBE_ATTEMPTS,
+                           deadline_s=PROBE_DEADLINE_S, missing="no kube-dns pod to probe")
+
+        def evidence_of(seen):
+            return (Evidence.text("expected | static | live", grids(report, seen.live)),
+                    Evidence.matrix("expected vs live", seen.matrix(name=_short_label)))
+        message, seen = _judged(ctx, probe_all(), probe_all, evidence_of)
+    evidence = evidence_of(seen)
     if note:  # unproven is not passed: "nowhere else" was never tried on the wire
         raise CheckFailed(f"not verifiable on this cluster: {message}, but {note}; this says nothing against your "
                           f"policies", hint="start Docker for the same user (`docker ps` must work) and check again",
@@ -755,16 +850,18 @@ def symptom_lines(planned: StaticReport, report: StaticReport, seen) -> list[str
     """One line per wrong cell: the cell, what it means, and what live traffic did (with the command that
     reproduces it); a cell of an imagined destination is judged from the policies alone."""
     lines = []
-    imagined = TARGETS[planned.exercise].imagined_keys
+    target = TARGETS[planned.exercise]
+    imagined = target.imagined_keys | set(target.imagined_source_keys)
     cells = [(report, cell) for cell in report.wrong]
-    cells += [(planned, cell) for cell in planned.wrong if cell[1].pod in imagined]
+    cells += [(planned, cell) for cell in planned.wrong if cell[1].pod in imagined or cell[0] in imagined]
     for judged, (source, column) in cells:
         expected = judged.reachability.expected.get(source, column)
         static = judged.reachability.observed.get(source, column)
         line = (f"{source} -> {column.label} should be {expected.word} but is {static.word}: "
                 f"{symptom(source, column, expected, static)}")
         if judged is planned:
-            line += f" ({column.pod} is imagined: judged from the policies, never probed)"
+            pod = source if source in imagined else column.pod
+            line += f" ({pod} is imagined: judged from the policies, never probed)"
         else:
             live = seen.live.observed.get(source, column)
             agrees = "" if live is static else f", although the policies say {static.word}"

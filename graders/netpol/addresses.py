@@ -108,6 +108,7 @@ class Grant:
     path: tuple[str | int, ...]  # the field, for a file:line
     text: str
     addresses: AddressSet
+    all_ports: bool = True  # False: only on the rule's ports
 
 
 def address_grants(engine: PolicyEngine, pod: str, direction: Direction) -> list[Grant] | None:
@@ -122,24 +123,28 @@ def address_grants(engine: PolicyEngine, pod: str, direction: Direction) -> list
     for target in targets:
         for rule in target.rules:
             path: tuple[str | int, ...] = ("spec", direction.rules_key, rule.index)
+            on = "" if rule.all_ports else f" on {rule.describe_ports()} only"
             if rule.all_peers:
                 grants.append(Grant(target.policy, path, f"{direction.rules_key} rule {rule.index + 1} has no "
-                                    f"'{peers_key}' (every address)", AddressSet.everything()))
+                                    f"'{peers_key}' (every address){on}", AddressSet.everything(), rule.all_ports))
             for peer in rule.peers:
                 if peer.ip_block is not None:
                     block = AddressSet.of(peer.ip_block.cidr) - AddressSet.of(*peer.ip_block.excepts)
                     grants.append(Grant(target.policy, (*path, peers_key, peer.index, "ipBlock"),
-                                        peer.ip_block.describe(), block))
+                                        peer.ip_block.describe() + on, block, rule.all_ports))
     return grants
 
 
-def reachable_addresses(engine: PolicyEngine, pod: str, direction: Direction) -> AddressSet:
-    """The addresses ``pod`` may connect to (EGRESS) or accept connections from (INGRESS) on some port, as far as
-    its own namespace's policies decide by address: everything while no policy isolates it in ``direction``."""
+def reachable_addresses(engine: PolicyEngine, pod: str, direction: Direction, *,
+                        every_port: bool = False) -> AddressSet:
+    """The addresses ``pod`` may connect to (EGRESS) or accept connections from (INGRESS) on some port (on every
+    port, with ``every_port``), as far as its own namespace's policies decide by address: everything while no
+    policy isolates it in ``direction``."""
     grants = address_grants(engine, pod, direction)
     if grants is None:
         return AddressSet.everything()
     allowed = AddressSet()
     for grant in grants:
-        allowed = allowed | grant.addresses
+        if grant.all_ports or not every_port:
+            allowed = allowed | grant.addresses
     return allowed

@@ -101,6 +101,7 @@ def test_starter_faults_are_the_two_the_story_tells() -> None:
     report = lab05.evaluate_files(EXERCISE, [SPEC.starter_dir])
     assert sorted((s, c.label) for s, c in report.wrong) == [
         (lab05.API, "kube-system/kube-dns:53/TCP"), (lab05.API, "kube-system/kube-dns:53/UDP"),
+        (lab05.NEW_NODE_POD, "production/db:5432"),  # the ORed peers let in any pod of production: the imagined one
         (lab05.WEB, "production/db:5432")]
     assert any("nothing allows DNS" in d for d in report.diagnoses)
     assert any("ORed" in d for d in report.diagnoses)
@@ -178,7 +179,7 @@ def test_starter_failure_shows_symptoms_with_live_outcomes_and_gives_no_cause_aw
     with pytest.raises(CheckFailed) as failed:
         lab05.live_check(_ctx(SPEC.starter_dir))
     message = failed.value.message
-    assert message.startswith("the setup as deployed is broken: 3 connection(s)")
+    assert message.startswith("the setup as deployed is broken: 4 connection(s)")  # 3 probed, 1 imagined caller
     assert "production/api -> kube-system/kube-dns:53/UDP should be allowed but is blocked" in message
     assert "api cannot resolve names" in message
     assert "production/web -> production/db:5432 should be blocked but is allowed" in message
@@ -194,7 +195,7 @@ def test_an_edited_but_wrong_setup_names_the_remaining_cause() -> None:
     with pytest.raises(CheckFailed) as failed:
         lab05.live_check(_ctx(SPEC.mistake_dir(SPEC.mistake("dns-only"))))
     message = failed.value.message
-    assert message.startswith("the policies are not fixed yet: 1 connection(s)")
+    assert message.startswith("the policies are not fixed yet: 2 connection(s)")  # web and the imagined new pod
     assert SPEC.mistake("dns-only").message in message
     assert any(e.title == "why each wrong cell is what it is" for e in failed.value.evidence)
 

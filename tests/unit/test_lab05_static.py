@@ -174,9 +174,11 @@ def test_a_mistake_names_the_file_and_line_of_the_field_at_fault(exercise: str, 
 
 
 def test_seed_allow_web_to_api_is_wider_than_its_name() -> None:
-    """The seed's own policy lets production's db reach api: separate peers are ORed."""
+    """The seed's own policy lets production's db reach api -- and any other pod of production (the imagined new
+    workload): separate peers are ORed."""
     report = report_for(LAB.exercise("web-to-api").starter_dir, "web-to-api")
-    assert [(source, column.label) for source, column in report.wrong] == [(lab05.DB, "production/api:8080")]
+    assert [(source, column.label) for source, column in report.wrong] == [
+        (lab05.DB, "production/api:8080"), (lab05.NEW_NODE_POD, "production/api:8080")]
     assert "peers in separate list items are ORed" in report.explanations[0]
 
 
@@ -312,6 +314,53 @@ def test_live_check_passes_when_the_cluster_enforces_the_solution(exercise: str,
     assert "matches the target" in result.message
     assert {p["metadata"]["name"] for p in cluster.applied} == {"web", "api", "db", "test"}
     assert all(":latest" not in c["image"] for p in cluster.applied for c in p["spec"]["containers"])
+
+
+def test_split_by_type_keeps_the_meaning_one_direction_per_policy() -> None:
+    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+              "metadata": {"name": "deny", "namespace": "production", "annotations": {"a": "b"}},
+              "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"], "egress": [{}]}}
+    both, halves = lab05.split_by_type([policy, {**policy, "spec": {"podSelector": {}}}])
+    assert both == [policy]
+    assert [(h["metadata"]["name"], h["spec"]) for h in halves] == [
+        ("deny-ingress", {"podSelector": {}, "policyTypes": ["Ingress"]}),
+        ("deny-egress", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]})]
+    assert lab05.evaluate("default-deny-ingress", _as_manifests(halves)).matches
+
+
+def _as_manifests(docs):
+    from graders.manifests import Manifest
+    return [Manifest(obj=d, file="x.yaml", line=1) for d in docs]
+
+
+def test_a_right_policy_with_both_types_is_proven_as_two_when_the_cni_skips_it() -> None:
+    """kube-router left the ingress part of a policy listing both Ingress and Egress unenforced (held-out grading,
+    3 runs), while the same rules as two policies were enforced: the grader proves the learner's meaning with the
+    two, and says so; when even those are not enforced, the CNI is blamed as before."""
+    directory = LAB.exercise("default-deny-ingress").alternative_dirs
+    directory = next(d for d in directory if d.name == "both-types-egress-open")
+
+    class SplittingCluster(LabCluster):
+        deleted: list = []
+
+        def delete(self, obj):
+            self.deleted.append(obj["metadata"]["name"])
+
+    cluster = SplittingCluster(ADDRESSES)
+    policies_say = _as_the_policies_say("default-deny-ingress", directory, cluster)
+
+    def truth(spec):  # enforced only once the grader applied the two halves
+        split = any(o.get("kind") == "NetworkPolicy" for o in cluster.applied)
+        return policies_say(spec) if split else True
+    result = lab05.live_check(_ctx("default-deny-ingress", directory, cluster, truth))
+    assert result.passed and "applied as two policies of one type each" in result.message
+    assert cluster.deleted == ["default-deny-ingress"]
+    assert sorted(o["metadata"]["name"] for o in cluster.applied if o["kind"] == "NetworkPolicy") == [
+        "default-deny-ingress-egress", "default-deny-ingress-ingress"]
+    cluster = SplittingCluster(ADDRESSES)
+    with pytest.raises(CheckFailed) as failed:
+        lab05.live_check(_ctx("default-deny-ingress", directory, cluster, lambda spec: True))
+    assert "not your mistake" in failed.value.message
 
 
 def test_live_check_blames_the_cni_not_the_learner_when_nothing_is_enforced() -> None:
