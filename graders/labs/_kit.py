@@ -149,7 +149,8 @@ def port_findings(svc: Manifest, wls: Sequence[Workload]) -> list[Finding]:
         number = port.get("port")
         target = target_of(port)
         where = cite(svc, ("spec", "ports", index, "targetPort"))
-        for wl in selected(svc, wls):
+        chosen = selected(svc, wls)
+        for wl in chosen:
             if isinstance(target, str):
                 named = wl.named_ports()
                 if target not in named:
@@ -167,6 +168,16 @@ def port_findings(svc: Manifest, wls: Sequence[Workload]) -> list[Finding]:
             if listening is None or resolved in listening:
                 continue
             serving = ", ".join(map(str, sorted(listening))) or "no port"
+            others = [w for w in chosen if w is not wl and _listens(w, target, resolved)]
+            if others:  # the port is right for the others: the selector is what is too wide
+                out.append(Finding(
+                    f"{cite(svc, ('spec', 'selector'))}: selects {format_labels(selector_of(svc))}, which also "
+                    f"selects the pods of {wl.cite('metadata')} (labels {format_labels(wl.labels)}), which serve "
+                    f"{serving}, not {resolved} like {', '.join(w.ref for w in others)}: connections sent there "
+                    f"are refused",
+                    hint="a Service sends traffic to every ready pod its selector matches: add a label that only "
+                         "the intended pods carry"))
+                continue
             via = f"targetPort {target!r} = {resolved}" if isinstance(target, str) else f"targetPort {target}"
             message = (f"{where}: sends port {number} to {via}, but the pods of {wl.cite('containers')} are not "
                        f"listening on port {resolved}: they serve {serving} ({how}), so every connection would be "
@@ -178,6 +189,15 @@ def port_findings(svc: Manifest, wls: Sequence[Workload]) -> list[Finding]:
                 hint = "swap the two values: `port` is what clients use, `targetPort` is where the container listens"
             out.append(Finding(message, hint))
     return out
+
+
+def _listens(wl: Workload, target, resolved) -> bool:
+    """Whether ``wl``'s pods serve the Service port's target (by name when it is a name)."""
+    if isinstance(target, str) and target not in wl.named_ports():
+        return False
+    listening, _ = wl.serving()
+    port = wl.named_ports()[target] if isinstance(target, str) else resolved
+    return listening is not None and port in listening
 
 
 def workloads_evidence(wls: Sequence[Workload]) -> Evidence:

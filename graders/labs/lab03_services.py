@@ -141,6 +141,11 @@ def static_headless(ms: Sequence[Manifest], namespace: str) -> str:
                       hint="give the containerPort of both Deployments the same `name`, and use that name as "
                            "targetPort")
     check_service(named, wls, namespace)
+    if (named.obj.get("spec") or {}).get("clusterIP") == "None":
+        raise problem(named, ("spec", "clusterIP"),
+                      "is headless too: a headless Service has no virtual IP, so nothing translates its port 80 to "
+                      "the pods' named port -- clients reach the pods' own IPs on the port they ask for, and port 80 "
+                      "answers nowhere", hint="only the second Service of this exercise is headless")
     headless = require_service(ms, "api-headless", "the exercise's second Service is api-headless")
     _require_every_version(headless, wls, namespace)
     check_service(headless, wls, namespace)
