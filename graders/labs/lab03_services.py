@@ -149,6 +149,12 @@ def static_headless(ms: Sequence[Manifest], namespace: str) -> str:
     headless = require_service(ms, "api-headless", "the exercise's second Service is api-headless")
     _require_every_version(headless, wls, namespace)
     check_service(headless, wls, namespace)
+    if (headless.obj.get("spec") or {}).get("publishNotReadyAddresses") is True:
+        # every pod of this exercise is ready, so DNS cannot show the difference: judged from the field that makes it
+        raise problem(headless, ("spec", "publishNotReadyAddresses"),
+                      "publishes not-ready addresses too: its DNS name would also answer with pods that fail their "
+                      "readiness probe, while the exercise asks for the ready pods only",
+                      hint="readiness decides who is in DNS unless the Service says otherwise")
     if (headless.obj.get("spec") or {}).get("clusterIP") != "None":
         raise problem(headless, ("spec",),
                       "is not headless: without clusterIP: None it gets one virtual IP, and its DNS name answers "

@@ -223,6 +223,7 @@ OUTSIDE = "outside/host"  # an address outside the pod network (TEST-NET-1, RFC 
 NEW_NODE_POD = "production/pod-on-a-new-node"  # a pod on a node that joins later: 10.244.7.0/24
 LOOKALIKE_DNS = "staging/kube-dns-lookalike"  # a pod of another namespace labelled k8s-app=kube-dns, serving 53
 OTHER_PRODUCTION = "production/db-replica"  # another pod of production serving 5432 (not db)
+WEB_NEXT = "production/web-next"  # web's next release: app=web, serving 80 and an admin port 8080
 IMAGINED_WHY = {  # when a cell of an imagined pod is wrong this way (allowed? as the policies say): why it matters
     (OTHER_KUBE_SYSTEM, True): f"{OTHER_KUBE_SYSTEM} stands for any pod of kube-system that is not kube-dns: DNS "
                                f"is allowed to the kube-dns pods only",
@@ -237,10 +238,13 @@ IMAGINED_WHY = {  # when a cell of an imagined pod is wrong this way (allowed? a
                            f"peer) -- or api's DNS queries may go to a pod that answers what it likes",
     (OTHER_PRODUCTION, True): f"{OTHER_PRODUCTION} stands for any other pod of production serving 5432: api may "
                               f"reach db there, not every pod of its namespace",
+    (WEB_NEXT, True): f"{WEB_NEXT} stands for web once it also serves an admin port (8080): only web's port 80 is "
+                      f"open to anyone -- a rule that names a port nobody serves today opens it for tomorrow's "
+                      f"release",
     (NEW_NODE_POD, False): f"{NEW_NODE_POD} (10.244.7.10) stands for a pod on a node that joins later: api may reach "
                            f"the whole pod network {POD_NETWORK} (but the except), not only today's node ranges",
 }
-IMAGINED_TWIN = {DB_MOVED: DB_5432}
+IMAGINED_TWIN = {DB_MOVED: DB_5432, WEB_NEXT: WEB_80}
 # Imagined sources, and why a connection from one that the policies let in is wrong.
 MONITORING = "monitoring/prometheus"  # a namespace without an env label
 WEB_ELSEWHERE = "default/web"  # app=web in a namespace that is not production (no env label either)
@@ -266,6 +270,7 @@ LOOKALIKE_DNS_POD = _imagined_pod(LOOKALIKE_DNS, "10.244.2.55", {"k8s-app": "kub
 OTHER_PRODUCTION_POD = _imagined_pod(OTHER_PRODUCTION, "10.244.1.56", {"app": "db-replica"},
                                      (("postgres", 5432, "TCP"),))
 NEW_NODE_POD_DOC = _imagined_pod(NEW_NODE_POD, "10.244.7.10", {"app": "batch"}, (("http", 80, "TCP"),))
+WEB_NEXT_POD = _imagined_pod(WEB_NEXT, "10.244.1.60", {"app": "web"}, (("http", 80, "TCP"), ("admin", 8080, "TCP")))
 MONITORING_POD = _imagined_pod(MONITORING, "10.244.2.57", {"app": "prometheus"}, (("web", 9090, "TCP"),))
 WEB_ELSEWHERE_POD = _imagined_pod(WEB_ELSEWHERE, "10.244.1.58", {"app": "web"}, (("http", 80, "TCP"),))
 API_ELSEWHERE_POD = _imagined_pod(API_ELSEWHERE, "10.244.2.59", {"app": "api"}, (("http", 8080, "TCP"),))
@@ -303,10 +308,10 @@ TARGETS: dict[str, ExerciseTarget] = {
     "seed-diagram": ExerciseTarget(
         "the seed's diagram: web -> api:8080 and api -> db:5432 allowed, nothing else into production, on any "
         "port (web -> db, staging's test -> api, api:8084, db:5433 denied); staging stays open",
-        Direction.INGRESS, EVERY_PORT,
+        Direction.INGRESS, (*EVERY_PORT, Column(WEB_NEXT, 8080)),
         (Expect("", "production/", False), Expect(WEB, API, True, port=8080), Expect(API, DB, True, port=5432)),
         address_rules=tuple(AddressRule(pod, Direction.INGRESS, POD_NETWORK) for pod in (WEB, API, DB)),
-        imagined_sources=CALLERS_ELSEWHERE),
+        imagined=(WEB_NEXT_POD,), imagined_sources=CALLERS_ELSEWHERE),
     "api-egress-dns": ExerciseTarget(
         f"api connects to db:5432 and to DNS (the kube-dns pods, UDP and TCP 53) and nowhere else (not db:5433, "
         f"not kube-dns:9153, not {OTHER_KUBE_SYSTEM}:53, which stands for any other pod of kube-system, not "
@@ -341,12 +346,13 @@ TARGETS: dict[str, ExerciseTarget] = {
         f"connects to db:5432 and to DNS (the kube-dns pods, UDP and TCP 53) and nowhere else (not web, not "
         f"staging, not kube-dns:9153, not {OTHER_KUBE_SYSTEM}:53, which stands for any other pod of "
         f"kube-system, not {LOOKALIKE_DNS}:53, a pod of another namespace carrying kube-dns's label, not "
-        f"{OTHER_PRODUCTION}:5432, and no address outside the pod network); everything else open",
-        None, (*EVERY_PORT, DNS_UDP, DNS_TCP, DNS_METRICS, *DNS_ELSEWHERE),
-        (Expect("", API, False), Expect(WEB, API, True, port=8080),
+        f"{OTHER_PRODUCTION}:5432, and no address outside the pod network); {WEB_NEXT}:8080 stands for a port web "
+        f"serves in its next release; everything else open",
+        None, (*EVERY_PORT, DNS_UDP, DNS_TCP, DNS_METRICS, *DNS_ELSEWHERE, Column(WEB_NEXT, 8080)),
+        (Expect("", API, False), Expect(WEB, API, True, port=8080), Expect("", WEB_NEXT, False, port=8080),
          Expect("", DB, False), Expect(API, DB, True, port=5432), Expect("", OTHER_PRODUCTION, False),
          Expect(API, "", False), Expect(API, DB, True, port=5432), Expect(API, KUBE_DNS, True, port=53)),
-        needs_dns=True, imagined=(OTHER_KUBE_SYSTEM_POD, LOOKALIKE_DNS_POD, OTHER_PRODUCTION_POD),
+        needs_dns=True, imagined=(OTHER_KUBE_SYSTEM_POD, LOOKALIKE_DNS_POD, OTHER_PRODUCTION_POD, WEB_NEXT_POD),
         egress_sources=(API,), break_fix=True, imagined_sources=CALLERS_ELSEWHERE,
         address_rules=(*(AddressRule(pod, Direction.INGRESS, POD_NETWORK) for pod in (API, DB)),
                        AddressRule(API, Direction.EGRESS, POD_NETWORK))),
@@ -571,8 +577,11 @@ def diagnose(exercise: str, engine: PolicyEngine, table: Reachability, at: Locat
                 for (source, column), expected in table.expected.items() if expected is Outcome.BLOCKED}
     policy_mistakes(engine, target.direction or Direction.INGRESS, isolated, (PRODUCTION, STAGING), POD_NETWORK,
                     say if target.direction else say_but_direction, at)
+    wrong = set(table.wrong_cells())
     for source, column in table.wrong_cells():  # what admits a blocked cell, what blocks an allowed one
-        if source in SOURCE_WHY and table.observed.get(source, column) is Outcome.ALLOWED:
+        # an imagined caller's sentence only when the real callers get it right (else the column says it all)
+        if (source in SOURCE_WHY and table.observed.get(source, column) is Outcome.ALLOWED
+                and not any((real, column) in wrong for real in SOURCES)):
             say(SOURCE_WHY[source])
         why = IMAGINED_WHY.get((column.pod, table.observed.get(source, column) is Outcome.ALLOWED))
         twin = IMAGINED_TWIN.get(column.pod)
