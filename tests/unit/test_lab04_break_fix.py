@@ -97,7 +97,7 @@ class Traefik:
 
 
 def live(monkeypatch, directory, wrong):
-    monkeypatch.setattr(lab, "controller_address", lambda ctx: "172.18.0.240")
+    monkeypatch.setattr(lab, "controller_address", lambda ctx, objects=None: "172.18.0.240")
     monkeypatch.setattr(lab, "backend_apps", lambda ctx: APPS)
     monkeypatch.setattr(lab, "known_ingress_classes", lambda cluster: [lab.COURSE_CLASS])
     monkeypatch.setattr(lab, "outside_vantage", lambda ctx: NS(runner=Traefik(wrong), source="docker/outside",

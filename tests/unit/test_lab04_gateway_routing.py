@@ -115,7 +115,7 @@ class Traefik:
 
 
 def live(monkeypatch, directory, wrong, redirect):
-    monkeypatch.setattr(lab, "controller_address", lambda ctx: "172.18.0.240")
+    monkeypatch.setattr(lab, "controller_address", lambda ctx, objects=None: "172.18.0.240")
     monkeypatch.setattr(lab, "backend_apps", lambda ctx: APPS)
     monkeypatch.setattr(lab, "outside_vantage", lambda ctx: NS(runner=Traefik(wrong, redirect),
                                                                source="docker/outside", where="outside the cluster",

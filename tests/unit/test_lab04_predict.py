@@ -204,7 +204,7 @@ class Cluster:
 
 def live(monkeypatch, directory, controller):
     monkeypatch.setattr(lab.probe, "agnhost_image", lambda cluster: "agnhost:test")
-    monkeypatch.setattr(lab, "controller_address", lambda ctx: "172.18.0.240")
+    monkeypatch.setattr(lab, "controller_address", lambda ctx, objects=None: "172.18.0.240")
     monkeypatch.setattr(lab, "outside_vantage", lambda ctx: NS(runner=controller, source="docker/outside",
                                                                where="outside the cluster", note=""))
     monkeypatch.setattr(lab, "PREDICT_DEADLINE", 0.1)
