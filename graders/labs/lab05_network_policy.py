@@ -46,7 +46,7 @@ from graders.errors import CheckFailed, K8sLabError
 from graders.exercise import Exercise
 from graders.manifests import Manifest
 from graders.model import Evidence, Outcome, StepResult
-from graders.netpol.addresses import AddressSet, address_grants, reachable_addresses
+from graders.netpol.addresses import AddressSet, address_grants, granted
 from graders.netpol.cli import load_manifests
 from graders.netpol.compile import Direction
 from graders.netpol.explain import explain
@@ -107,7 +107,7 @@ class AddressRule:
     def problems(self, engine: PolicyEngine, at: Locate = no_location) -> list[str]:
         """One sentence per way the learner's policies break this rule (none: they keep it)."""
         grants = address_grants(engine, self.pod, self.direction)
-        allowed = reachable_addresses(engine, self.pod, self.direction)
+        allowed = granted(grants)
         verb = "reach" if self.direction is Direction.EGRESS else "accept connections from"
         found = []
         extra = allowed - self.addresses
@@ -121,8 +121,7 @@ class AddressRule:
         if missing:
             found.append(f"{self.pod} may not {verb} {missing.describe()}, for example {missing.example()}, "
                          f"although the exercise allows every address of {self.within}")
-        on_some_ports = (self.addresses - missing - reachable_addresses(engine, self.pod, self.direction,
-                                                                        every_port=True)) if self.exactly else None
+        on_some_ports = (self.addresses - missing - granted(grants, every_port=True)) if self.exactly else None
         if on_some_ports:
             culprits = "; ".join(f"NetworkPolicy {g.policy}{at(g.policy, *g.path)}: {g.text}"
                                  for g in grants or () if not g.all_ports)

@@ -140,7 +140,11 @@ def reachable_addresses(engine: PolicyEngine, pod: str, direction: Direction, *,
     """The addresses ``pod`` may connect to (EGRESS) or accept connections from (INGRESS) on some port (on every
     port, with ``every_port``), as far as its own namespace's policies decide by address: everything while no
     policy isolates it in ``direction``."""
-    grants = address_grants(engine, pod, direction)
+    return granted(address_grants(engine, pod, direction), every_port=every_port)
+
+
+def granted(grants: list[Grant] | None, *, every_port: bool = False) -> AddressSet:
+    """The union of ``grants`` (only those on every port, with ``every_port``); everything for None (no isolation)."""
     if grants is None:
         return AddressSet.everything()
     allowed = AddressSet()
