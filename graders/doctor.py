@@ -24,8 +24,8 @@ from graders.autograding import autograding
 from graders.cluster.names import pin_kubectl
 from graders.errors import ClusterUnreachable, K8sLabError
 from graders.model import Outcome
-from graders.probe import (PROBE_LABEL, PROBE_NAME_LABEL, BatchRunner, ProbeSpec, Runner, pod_ip, probe_until,
-                           start_probe_pods, worker_nodes)
+from graders.probe import (PROBE_LABEL, PROBE_NAME_LABEL, BatchRunner, ProbeResult, ProbeSpec, Runner, pod_ip,
+                           probe_until, start_probe_pods, worker_nodes)
 
 NAMESPACE = "k8slab-doctor"
 CONNECT_TIMEOUT = 4.0
@@ -61,6 +61,8 @@ class Env:
     node_image: Callable[[], str] = field(default=lambda: _node_image())
     connect: Callable[[], object] = field(default=lambda: _connect())
     runner: Callable[[object], Runner] = field(default=lambda cluster: BatchRunner(cluster, timeout=10))
+    # a client on the cluster's docker network, where the graders stand for "from outside"; None without docker
+    outside: Callable[[object], Runner | None] = field(default=lambda cluster: _outside_runner(cluster))
 
 
 # ---------------------------------------------------------------------- real environment
@@ -106,6 +108,14 @@ def _node_image() -> str:
         return (container.attrs.get("Config") or {}).get("Image", "")
     except Exception:  # noqa: BLE001 — only used to label the report
         return ""
+
+
+def _outside_runner(cluster) -> Runner | None:
+    from graders.outside import OutsideRunner
+    try:
+        return OutsideRunner(cluster, timeout=10)
+    except K8sLabError:
+        return None
 
 
 def _connect():
@@ -210,7 +220,7 @@ def run(env: Env | None = None, *, keep: bool = False, emit: Callable[[Check], N
             add(check_network_policy(cluster, runner))
         else:
             add(Check("NetworkPolicy", SKIP, "pod-to-pod traffic fails, so enforcement cannot be told apart"))
-        add(check_load_balancer(cluster, runner))
+        add(check_load_balancer(cluster, runner, env.outside(cluster)))
         add(check_ingress(cluster, runner))
     finally:
         _cleanup(cluster, keep)
@@ -325,7 +335,7 @@ def check_network_policy(cluster, runner: Runner) -> Check:
                  "`make doctor` again; if it persists, `kubectl get pods -n k8slab-doctor`")
 
 
-def check_load_balancer(cluster, runner: Runner) -> Check:
+def check_load_balancer(cluster, runner: Runner, outside: Runner | None = None) -> Check:
     if "metallb-system" not in _namespaces(cluster):
         return Check("LoadBalancer", SKIP, "not probed: MetalLB is not installed (no metallb-system namespace)")
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "doctor-lb", "namespace": NAMESPACE},
@@ -347,10 +357,30 @@ def check_load_balancer(cluster, runner: Runner) -> Check:
     spec = ProbeSpec(f"{NAMESPACE}/doctor-a", "http", ip, 80, path="/hostname")
     result = probe_until(runner, [spec], {spec: Outcome.ALLOWED}, attempts=5, deadline_s=15, pause_s=RETRY_PAUSE_S)[0]
     if result.outcome is Outcome.ALLOWED:
-        return Check("LoadBalancer", PASS, f"external IP {ip} assigned and reached ({result.output.strip()})")
+        return _load_balancer_from_outside(ip, result, outside)
     return Check("LoadBalancer", FAIL,
                  f"external IP {ip} assigned but {result.describe()}; reproduce: {result.command}",
                  "MetalLB's speaker must run on every node: `kubectl get pods -n metallb-system -o wide`")
+
+
+def _load_balancer_from_outside(ip: str, inside: ProbeResult, outside: Runner | None) -> Check:
+    """Inside the cluster kube-proxy answers for a load-balancer IP by itself; from the docker network (where the
+    graders' client stands, like a machine next to the nodes) the IP is reached only when a MetalLB speaker
+    answers ARP for it. Speakers that started before their pool was known never do, and then only the outside
+    probe tells."""
+    reached = f"external IP {ip} assigned and reached from a pod ({inside.output.strip()})"
+    if outside is None:
+        return Check("LoadBalancer", PASS, f"{reached}; not probed from outside the cluster: no docker client")
+    spec = ProbeSpec(getattr(outside, "source", "outside/docker-network"), "http", ip, 80, path="/hostname")
+    result = probe_until(outside, [spec], {spec: Outcome.ALLOWED}, attempts=3, deadline_s=15, pause_s=RETRY_PAUSE_S)[0]
+    if result.outcome is Outcome.ALLOWED:
+        return Check("LoadBalancer", PASS, f"{reached} and from the cluster's docker network")
+    return Check("LoadBalancer", FAIL,
+                 f"{reached}, but not from the cluster's docker network ({result.describe()}): no MetalLB speaker "
+                 f"answers ARP for {ip}, so every grader that sends requests from outside the cluster (labs 03 "
+                 f"and 04) gets no answer; reproduce: {result.command}",
+                 "restart the speakers so that they announce the IP again: "
+                 "`kubectl -n metallb-system delete pod -l component=speaker`")
 
 
 def check_ingress(cluster, runner: Runner) -> Check:

@@ -1,6 +1,8 @@
 """Registry of lab grader modules: lab id -> module (``05-network-policy`` -> ``lab05_network_policy``).
 
-Each module defines ``LAB_ID`` (the lab id, checked here) and ``EXERCISES: dict[str, Exercise]``.
+Each module defines ``LAB_ID`` (the lab id, checked here) and ``EXERCISES: dict[str, Exercise]``. A lab whose
+grader grows past one module lists the others in ``PARTS`` (``lab04_ingress_migrate``: named after the lab's
+module, so that the lab id finds every part); their ``EXERCISES`` join the lab's.
 """
 from __future__ import annotations
 
@@ -35,6 +37,13 @@ def load(lab_id: str) -> ModuleType:
     exercises = getattr(module, "EXERCISES", None)
     if not isinstance(exercises, dict) or not all(isinstance(e, Exercise) for e in exercises.values()):
         raise SpecError(f"{name}.EXERCISES must be a dict of exercise id -> graders.Exercise")
+    for part in getattr(module, "PARTS", ()):
+        if not part.startswith(f"{module_name(lab_id)}_"):
+            raise SpecError(f"{name}.PARTS: {part!r} must be named {module_name(lab_id)}_<what>")
+        extra = getattr(importlib.import_module(f"{__name__}.{part}"), "EXERCISES", None)
+        if not isinstance(extra, dict) or not all(isinstance(e, Exercise) for e in extra.values()):
+            raise SpecError(f"{__name__}.{part}.EXERCISES must be a dict of exercise id -> graders.Exercise")
+        exercises.update(extra)
     return module
 
 

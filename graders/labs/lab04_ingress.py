@@ -32,7 +32,7 @@ import time
 from urllib.parse import urlsplit
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import yaml
@@ -70,6 +70,10 @@ CANARY_RANGE = (6, 40)
 CANARY_MISS_PROBABILITY = "below 1 in 20,000"
 TLS_SECRET_TYPE = "kubernetes.io/tls"
 ROUTER_TLS = "traefik.ingress.kubernetes.io/router.tls"
+ROUTER_ENTRYPOINTS = "traefik.ingress.kubernetes.io/router.entrypoints"
+# plain http://app.example.com<path> must answer a permanent redirect to the same URL over https
+HTTPS_REDIRECT_PATHS = ("/", "/api/v1?page=2")
+PERMANENT_REDIRECTS = (301, 308)
 CERT_MANAGER_ANNOTATIONS = ("cert-manager.io/cluster-issuer", "cert-manager.io/issuer")
 COURSE_CA_NAME = "k8slab course CA"
 TRAEFIK_DEFAULT_CERT = "TRAEFIK DEFAULT CERT"
@@ -456,6 +460,8 @@ def tls_causes(objects: Sequence[Manifest], context: str | None = None) -> list[
     for m in (o for o in objects if o.kind == "Ingress"):
         spec = _spec(m)
         annotations = m.metadata.get("annotations") or {}
+        if _plain_http_only(m):   # the redirect's route: meant for plain HTTP, it needs no certificate
+            continue
         entries = [t for t in spec.get("tls") or [] if isinstance(t, dict)]
         if not entries:
             causes.append(Finding(f"{cite(m, ('spec',))}: has no tls section, so Traefik has no certificate of yours "
@@ -709,11 +715,14 @@ def certificate_spec(source: str, address: str, host: str = HOST) -> ScriptSpec:
     return ScriptSpec(source, "http", address, 443, host_header=host, label=f"certificate for {host}", script=script)
 
 
-def plain_http_spec(source: str, address: str, host: str = HOST) -> ScriptSpec:
-    """What plain HTTP gets: the status code and where a redirect points (reported, not graded)."""
-    script = (f"curl -sS -o /dev/null -m 2 -H 'Host: {host}' -w '%{{http_code}} %{{redirect_url}}' "
-              f"http://{address}/")
-    return ScriptSpec(source, "http", address, 80, host_header=host, label=f"http://{host}/", script=script)
+def plain_http_spec(source: str, address: str, path: str = "/", host: str = HOST) -> ScriptSpec:
+    """GET http://<host><path> without following a redirect: "<status> <Location header>" (the Location as the
+    controller wrote it, not resolved by curl)."""
+    script = (f"curl -s -o /dev/null -m 2 -D /tmp/h.$$ -H 'Host: {host}' -w '%{{http_code}}' "
+              f"'http://{address}:80{path}'; echo \" $(tr -d '\\r' < /tmp/h.$$ | "
+              f"sed -n 's/^[Ll]ocation: *//p' | head -n 1)\"")
+    return ScriptSpec(source, "http", address, 80, host_header=host, path=path, label=f"http://{host}{path}",
+                      script=script)
 
 
 def parse_counts(output: str, apps: Mapping[str, str]) -> Counter:
@@ -825,15 +834,120 @@ def _course_ca(ctx) -> str:
                           hint="restore labs/04-ingress/certs/ from the course repository") from None
 
 
-def plain_http_text(result: probe.ProbeResult) -> str:
-    if result.outcome is not Outcome.ALLOWED:
-        return f"plain http://{HOST}/ got no answer ({result.detail})"
-    code, _, location = result.output.strip().partition(" ")
-    if code.startswith("3") and location:
-        return f"plain http://{HOST}/ is redirected ({code}) to {location}"
-    what = {"404": "404: no plain-HTTP route for this host (router.tls made the routes HTTPS-only; Traefik does not "
-                   "redirect HTTP to HTTPS unless told to)"}.get(code, f"{code} (served over plain HTTP as well)")
-    return f"plain http://{HOST}/ got {what}"
+def https_redirect_problem(path: str, status: int | None, location: str, host: str = HOST) -> str:
+    """What is wrong with the answer to plain GET http://<host><path> ("" when it is a permanent redirect to the
+    same URL over https, on the port clients use)."""
+    asked = f"http://{host}{path}"
+    if status is None:
+        return f"{asked} got no HTTP answer ({location})"
+    wanted = f"https://{host}{path}"
+    if not 300 <= status < 400:
+        what = ("404: no plain-HTTP route for this host (router.tls makes an Ingress's routes HTTPS-only, and "
+                "Traefik does not redirect HTTP to HTTPS unless told to)" if status == 404 else
+                f"{status}: it was served over plain HTTP, unencrypted, instead of being sent to HTTPS")
+        return f"{asked} got {what}"
+    problems = []
+    if status not in PERMANENT_REDIRECTS:
+        problems.append(f"status {status} is a temporary redirect: browsers and search engines keep using the http:// "
+                        f"address (permanent: 301 or 308)")
+    url = urlsplit(location)
+    if not location:
+        problems.append("no Location header")
+    elif url.scheme != "https":
+        problems.append(f"Location {location} is not an https:// address")
+    elif url.hostname != host:
+        problems.append(f"Location {location} leads to another host than {host}")
+    elif url.port not in (None, 443):
+        problems.append(f"Location {location} sends the client to port {url.port}: a client outside the cluster "
+                        f"reaches HTTPS on port 443 of the load-balancer IP ({url.port} is at most an entry point "
+                        f"inside Traefik's pod)")
+    elif (url.path or "/") + (f"?{url.query}" if url.query else "") != path:
+        problems.append(f"Location {location} loses the path and query of the request (expected {wanted})")
+    return "; ".join(f"{asked}: {p}" for p in problems)
+
+
+def _ingress_annotations(m: Manifest) -> Mapping:
+    return (m.obj.get("metadata") or {}).get("annotations") or {}
+
+
+def _entry_points(m: Manifest) -> list[str]:
+    """The Traefik entry points an Ingress's routes use (all of them, web and websecure, when not annotated)."""
+    annotations = _ingress_annotations(m)
+    return [p.strip() for p in str(annotations.get(ROUTER_ENTRYPOINTS, "web,websecure")).split(",") if p.strip()]
+
+
+def _plain_http_only(m: Manifest) -> bool:
+    return _entry_points(m) == ["web"]
+
+
+def _serves_plain_http(m: Manifest) -> bool:
+    """Whether Traefik makes plain-HTTP routes of this Ingress on the entry point web (port 80 outside)."""
+    return str(_ingress_annotations(m).get(ROUTER_TLS, "")).lower() != "true" and "web" in _entry_points(m)
+
+
+def redirect_causes(objects: Sequence[Manifest], namespace: str) -> list[Finding]:
+    """Why plain HTTP for the host is not permanently redirected to HTTPS, read from the files (pure): the
+    redirectScheme Middlewares, and the Ingresses that use them (or serve plain HTTP without them)."""
+    causes: list[Finding] = []
+    redirects = {m.name: m for m in objects if m.kind == "Middleware" and isinstance(_spec(m).get("redirectScheme"), dict)}
+    ingresses = [m for m in objects if m.kind == "Ingress"]
+    users: dict[str, list[Manifest]] = {}
+    for ing in ingresses:
+        for ref in middleware_refs(ing):
+            name = ref.partition("@")[0].removeprefix(f"{namespace}-")
+            if name in redirects:
+                users.setdefault(name, []).append(ing)
+    plain = [i for i in ingresses if _serves_plain_http(i)]
+    for ing in plain:
+        if not any(r.partition("@")[0].removeprefix(f"{namespace}-") in redirects for r in middleware_refs(ing)):
+            causes.append(Finding(f"{cite(ing, ('metadata',))}: Ingress {ing.name} serves {HOST} over plain HTTP "
+                                  f"(no {ROUTER_TLS} annotation, entry point web) without a redirect, so http:// "
+                                  f"requests are answered unencrypted",
+                                  hint="the Ingress that serves plain HTTP must use the redirect Middleware"))
+    if not redirects:
+        causes.append(Finding(f"no Middleware with a redirectScheme in the files: nothing sends plain HTTP for {HOST} "
+                              f"to HTTPS (Traefik does not redirect by itself)",
+                              hint="a Middleware (traefik.io/v1alpha1) with a redirectScheme, used by an Ingress "
+                                   "whose routes serve plain HTTP (entry point web, no router.tls)"))
+    for name, m in sorted(redirects.items()):
+        conf = _spec(m)["redirectScheme"]
+        where = cite(m, ("spec", "redirectScheme"))
+        if str(conf.get("scheme", "")).lower() != "https":
+            causes.append(Finding(f"{where}: scheme {conf.get('scheme')!r}: the redirect must lead to https"))
+        if conf.get("permanent") is not True:
+            causes.append(Finding(f"{where}: without permanent: true Traefik answers 302 Found, a temporary redirect: "
+                                  f"browsers and search engines keep using the http:// address",
+                                  hint="a permanent redirect (301) tells clients to use the new address from now on"))
+        port = str(conf.get("port", "")).strip()
+        if port and port != "443":
+            causes.append(Finding(f"{where}: port {port}: the Location then names port {port}, but a client outside "
+                                  f"the cluster reaches HTTPS on port 443 of the load-balancer IP (8443 is the "
+                                  f"websecure entry point inside Traefik's pod)",
+                                  hint="without a port, the Location keeps the request's host with https's port 443"))
+        using = users.get(name, [])
+        if using and not any(_serves_plain_http(i) for i in using):
+            causes.append(Finding(f"Middleware {name} is used only by {', '.join(i.name for i in using)}, whose routes "
+                                  f"answer only HTTPS ({ROUTER_TLS}: \"true\"): plain HTTP requests never reach it",
+                                  hint="the redirect belongs on a route for plain HTTP: an Ingress of its own on the "
+                                       "entry point web, without router.tls"))
+        elif not using and ingresses:
+            causes.append(Finding(f"Middleware {name} is used by no Ingress: a Middleware does nothing until a route "
+                                  f"names it (annotation {MIDDLEWARES_ANNOTATION}: {namespace}-{name}@kubernetescrd)"))
+    return causes
+
+
+def judge_https_redirects(results: Sequence[probe.ProbeResult]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(problems, table rows) of the plain-HTTP requests of plain_http_spec, in HTTPS_REDIRECT_PATHS order."""
+    rows, by_problem = [], {}   # the same fault for every path is said once, naming the paths together
+    for path, result in zip(HTTPS_REDIRECT_PATHS, results):
+        status, location = parse_redirect(result)
+        asked = f"http://{HOST}{path}"
+        rows.append((asked, f"{status} {location}".strip() if status else f"no answer ({location})"))
+        problem = https_redirect_problem(path, status, location)
+        if problem:
+            by_problem.setdefault(problem.replace(asked, "{}"), []).append(asked)
+    return [text.replace("{}", " and ".join(asked), 1).replace("{}", "it")
+            for text, asked in by_problem.items()], rows
 
 
 def tls_live(ctx) -> StepResult:
@@ -842,15 +956,18 @@ def tls_live(ctx) -> StepResult:
     address, apps, vantage = reach_controller(ctx, lambda: tls_causes(ctx.objects, context_of(ctx)) + (
         ingress_causes(ctx.objects, known_ingress_classes(ctx.cluster), context=context_of(ctx))))
     routes = [https_spec(vantage.source, address, r, ca_pem) for r in TLS_ROUTES for _ in range(2)]
-    extra = [certificate_spec(vantage.source, address), plain_http_spec(vantage.source, address)]
+    plain = [plain_http_spec(vantage.source, address, path) for path in HTTPS_REDIRECT_PATHS]
+    extra = [certificate_spec(vantage.source, address)] + plain
     started = time.monotonic()
     while True:
         results = vantage.runner.run(routes + extra)
         observed = observe(TLS_ROUTES, results[:len(routes)], apps)
-        if not wrong_routes(observed) or time.monotonic() - started + 1.5 >= ROUTES_DEADLINE:
+        redirect_problems, redirect_rows = judge_https_redirects(results[len(routes) + 1:])
+        settled = not wrong_routes(observed) and not redirect_problems
+        if settled or time.monotonic() - started + 1.5 >= ROUTES_DEADLINE:
             break
         time.sleep(1.5)
-    cert_result, http_result = results[len(routes):]
+    cert_result = results[len(routes)]
     info = parse_certificate(cert_result.output) if cert_result.outcome is Outcome.ALLOWED else {}
     cert_rows = [(k, info[k]) for k in ("Subject", "X509v3 Subject Alternative Name", "Issuer", "Start date",
                                         "Expire date") if k in info] or [("-", cert_result.detail or "no certificate")]
@@ -884,14 +1001,22 @@ def tls_live(ctx) -> StepResult:
                     f"controllers, cert-manager and Gateway API listeners (certificateRefs) expect that type",
                     hint=f"type: {TLS_SECRET_TYPE} (kubectl create secret tls writes it)",
                     evidence=(table, cert_table))
+    redirect_table = Evidence.table(f"Plain HTTP requests from {vantage.where} to {address}:80 (not following "
+                                    f"redirects)", ("request", "status and Location"), redirect_rows)
+    if redirect_problems:
+        error = failure(["HTTPS works, but " + redirect_problems[0]] + redirect_problems[1:],
+                        redirect_causes(ctx.objects, ns),
+                        "a redirectScheme Middleware on a route that serves plain HTTP")
+        raise CheckFailed(error.message, hint=error.hint,
+                          evidence=(redirect_table, table, Evidence.command("Reproduce", results[-1].command)))
     names = ", ".join(certificate_names(info)) or "?"
     note = f". Note: {vantage.note}" if vantage.note else ""
     return StepResult("live", True,
                       f"https://{HOST} from {vantage.where}, through {address}:443: the certificate for {names} "
                       f"issued by {info.get('Issuer', '?')} (valid until {info.get('Expire date', '?')}) was verified "
-                      f"against the course CA, and /api, /api/v1 reached the api, /apiary, /about and / the "
-                      f"frontend. {plain_http_text(http_result)}{note}",
-                      evidence=(cert_table, table, Evidence.command("Try it", results[0].command)))
+                      f"against the course CA, /api, /api/v1 reached the api, /apiary, /about and / the frontend, and "
+                      f"plain HTTP was redirected permanently to the same https:// URL{note}",
+                      evidence=(cert_table, table, redirect_table, Evidence.command("Try it", results[0].command)))
 
 
 def explain_admission(message: str, context: str | None = None) -> str:
@@ -918,13 +1043,8 @@ def header_spec(source: str, address: str, route: Route) -> ScriptSpec:
 
 
 def redirect_spec(source: str, address: str) -> ScriptSpec:
-    """GET /old without following a redirect: "<status> <Location header>" (the Location as the controller wrote
-    it, not resolved by curl)."""
-    script = (f"curl -s -o /dev/null -m 2 -D /tmp/h.$$ -H 'Host: {HOST}' -w '%{{http_code}}' "
-              f"http://{address}:80{REDIRECT_FROM}; echo \" $(tr -d '\\r' < /tmp/h.$$ | "
-              f"sed -n 's/^[Ll]ocation: *//p' | head -n 1)\"")
-    return ScriptSpec(source, "http", address, 80, host_header=HOST, path=REDIRECT_FROM,
-                      label=f"{HOST}{REDIRECT_FROM} (redirect)", script=script)
+    """GET /old without following a redirect: "<status> <Location header>"."""
+    return replace(plain_http_spec(source, address, REDIRECT_FROM), label=f"{HOST}{REDIRECT_FROM} (redirect)")
 
 
 def parse_redirect(result: probe.ProbeResult) -> tuple[int | None, str]:
@@ -1623,3 +1743,5 @@ EXERCISES = {
     "predict": Exercise(live=predict_live, questions=PREDICTIONS),
     "rate-limit": Exercise(live=rate_limit_live),
 }
+# exercises in modules of their own that build on this one (graders.labs.load adds their EXERCISES)
+PARTS = ("lab04_ingress_migrate",)

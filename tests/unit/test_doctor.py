@@ -87,7 +87,7 @@ class FakeCluster:
         return []
 
 
-def _env(cluster, truth, docker_ok=True, tools=("kind", "kubectl", "helm")):
+def _env(cluster, truth, docker_ok=True, tools=("kind", "kubectl", "helm"), outside=None):
     def docker_version():
         if not docker_ok:
             raise RuntimeError("Cannot connect to the Docker daemon at unix:///var/run/docker.sock")
@@ -100,6 +100,7 @@ def _env(cluster, truth, docker_ok=True, tools=("kind", "kubectl", "helm")):
         node_image=lambda: "k8slab/node:v1.34.4",
         connect=(lambda: cluster) if not isinstance(cluster, Exception) else (lambda: (_ for _ in ()).throw(cluster)),
         runner=lambda c: SimulatedRunner(truth),
+        outside=lambda c: outside,
     )
 
 
@@ -242,3 +243,22 @@ def test_the_safe_autograders_sandbox_counts_as_autograding(monkeypatch):
     assert not autograding()
     monkeypatch.setenv("K8SLAB_RESULTS_FILE", "/k8slab/results.json")
     assert autograding()
+
+
+def test_load_balancer_reached_inside_but_not_from_the_docker_network_names_the_speakers():
+    """After a docker restart MetalLB's speakers may never answer ARP: pods still reach the IP (kube-proxy), the
+    graders' outside client does not. The doctor must tell, with the restart that fixes it."""
+    cluster = FakeCluster(namespaces={"metallb-system"}, ingress=True)
+    unreachable = SimulatedRunner(lambda s: Outcome.FAILED)
+    got = _by_name(doctor.run(_env(cluster, _healthy_truth(cluster), outside=unreachable)))
+    lb = got["LoadBalancer"]
+    assert lb.status == doctor.FAIL
+    assert "not from the cluster's docker network" in lb.detail and "ARP for 172.18.255.200" in lb.detail
+    assert "delete pod -l component=speaker" in lb.fix
+
+
+def test_load_balancer_reached_from_the_docker_network_passes_and_says_so():
+    cluster = FakeCluster(namespaces={"metallb-system"}, ingress=True)
+    outside = SimulatedRunner(_healthy_truth(cluster))
+    lb = _by_name(doctor.run(_env(cluster, _healthy_truth(cluster), outside=outside)))["LoadBalancer"]
+    assert lb.status == doctor.PASS and lb.detail.endswith("and from the cluster's docker network")

@@ -227,13 +227,57 @@ def test_another_issuer_is_named():
     assert "issued by CN = somebody" in cause.message
 
 
-def test_plain_http_is_described_not_judged():
-    spec_ = lab.plain_http_spec("outside/kind", "172.18.0.200")
-    assert "Host: app.example.com" in spec_.argv()[2]
-    ok = ProbeResult(spec_, Outcome.ALLOWED, output="404 ")
-    assert "404" in lab.plain_http_text(ok) and "does not redirect" in lab.plain_http_text(ok)
-    moved = ProbeResult(spec_, Outcome.ALLOWED, output="301 https://app.example.com/")
-    assert "redirected (301) to https://app.example.com/" in lab.plain_http_text(moved)
+def test_plain_http_probe_reads_the_location_without_following_it():
+    spec_ = lab.plain_http_spec("outside/kind", "172.18.0.200", "/api/v1?page=2")
+    script = spec_.argv()[2]
+    assert "Host: app.example.com" in script and "'http://172.18.0.200:80/api/v1?page=2'" in script
+    assert "-L" not in script.split()
+    moved = ProbeResult(spec_, Outcome.ALLOWED, output="301 https://app.example.com/api/v1?page=2")
+    assert lab.parse_redirect(moved) == (301, "https://app.example.com/api/v1?page=2")
+
+
+@pytest.mark.parametrize("status, location", [(301, "https://app.example.com/api/v1?page=2"),
+                                              (308, "https://app.example.com:443/api/v1?page=2")])
+def test_a_permanent_redirect_to_the_same_https_url_is_right(status, location):
+    assert lab.https_redirect_problem("/api/v1?page=2", status, location) == ""
+
+
+@pytest.mark.parametrize("status, location, fragment", [
+    (404, "", "no plain-HTTP route"),
+    (200, "", "served over plain HTTP"),
+    (302, "https://app.example.com/", "temporary redirect"),
+    (301, "http://app.example.com/", "not an https:// address"),
+    (301, "https://app.example.com:8443/", "port 8443"),
+    (301, "https://www.example.com/", "another host"),
+    (None, "Connection timed out", "no HTTP answer"),
+])
+def test_each_wrong_answer_to_plain_http_is_named(status, location, fragment):
+    assert fragment in lab.https_redirect_problem("/", status, location)
+
+
+def test_a_redirect_that_drops_the_path_is_named():
+    problem = lab.https_redirect_problem("/api/v1?page=2", 301, "https://app.example.com/")
+    assert "loses the path and query" in problem
+
+
+def test_tls_solution_and_alternatives_have_no_redirect_cause():
+    ex = _exercise("tls")
+    for directory in (ex.solution_dir, *ex.alternative_dirs):
+        assert lab.redirect_causes(objects(directory), "k8slab-ingress") == [], directory
+
+
+@pytest.mark.parametrize("mistake", ["redirect-temporary", "redirect-port-8443", "redirect-on-https-routes",
+                                     "http-served-plain"])
+def test_redirect_mistakes_read_from_the_files_carry_their_fragment(mistake):
+    ex = _exercise("tls")
+    m = next(m for m in ex.mistakes if m.id == mistake)
+    causes = lab.redirect_causes(objects(ex.mistake_dir(m)), "k8slab-ingress")
+    assert any(m.message in c.message for c in causes), [c.message for c in causes]
+
+
+def test_the_starter_has_no_redirect_yet():
+    causes = lab.redirect_causes(objects(_exercise("tls").starter_dir), "k8slab-ingress")
+    assert any("no Middleware with a redirectScheme" in c.message for c in causes)
 
 
 def test_https_probe_verifies_against_the_ca_with_sni():
@@ -261,3 +305,13 @@ def test_a_secret_holding_the_certificate_of_another_host_is_named():
     assert "www.example.com" in cause.message and "SNI" in cause.message
     for directory in (ex.solution_dir, *ex.alternative_dirs):
         assert lab.secret_certificate_causes(objects(directory), known) == []
+
+
+def test_the_same_redirect_fault_on_every_path_is_said_once():
+    specs = [lab.plain_http_spec("outside/kind", "172.18.0.200", p) for p in lab.HTTPS_REDIRECT_PATHS]
+    problems, rows = lab.judge_https_redirects([ProbeResult(s, Outcome.ALLOWED, output="404 ") for s in specs])
+    assert len(problems) == 1 and len(rows) == 2
+    assert problems[0].startswith("http://app.example.com/ and http://app.example.com/api/v1?page=2 got 404")
+    problems, _ = lab.judge_https_redirects([ProbeResult(specs[0], Outcome.ALLOWED, output="301 https://app.example.com/"),
+                                             ProbeResult(specs[1], Outcome.ALLOWED, output="302 https://app.example.com/")])
+    assert len(problems) == 1 and "temporary" in problems[0] and "loses the path" in problems[0]
