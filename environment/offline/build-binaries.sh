@@ -47,21 +47,22 @@ go_install() {
   mv "$gobin"/* "$BIN_DIR/$name"; rmdir "$gobin"
 }
 
-# wrapper_build NAME MODULE VERSION PACKAGE [LDFLAGS]: for modules whose go.mod has replace directives
-# (`go install pkg@v` refuses them). A generated wrapper module copies the non-local replaces and
-# excludes, and turns local ones (monorepo siblings, e.g. etcd's ../api) into "<path> => <path>@VERSION".
-wrapper_build() {
-  local name="$1" module="$2" version="$3" pkg="$4" ld="${5:-}"
-  [ -x "$BIN_DIR/$name" ] && return 0
+# wrapper_module NAME MODULE VERSION [PACKAGE]: for modules whose go.mod has replace directives (`go install
+# pkg@v` refuses them), a generated wrapper module in $BUILD_DIR/gomod/NAME that requires MODULE@VERSION and copies
+# its non-local replaces and excludes; local ones (monorepo siblings, e.g. etcd's ../api) become
+# "<path> => <path>@VERSION"; PACKAGE's dependencies are resolved with `go get`. Once per version (an empty
+# .ready is a wrapper made before the version was recorded).
+wrapper_module() {
+  local name="$1" module="$2" version="$3" pkg="${4:-}"
   local mod="$BUILD_DIR/gomod/$name"
-  if [ ! -f "$mod/.ready" ]; then
-    step "$name $version: resolving modules"
-    rm -rf "$mod"; mkdir -p "$mod"
-    local gomod
-    gomod="$(cd "$mod" && go mod download -json "$module@$version" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')"
-    (cd "$mod"
-     printf 'module k8slab.local/%s-build\n\ngo 1.24.0\n' "$name" > go.mod
-     go mod edit -json "$gomod" | python3 -c '
+  [ -f "$mod/.ready" ] && case "$(cat "$mod/.ready")" in ""|"$module@$version") return 0 ;; esac
+  step "$name $version: resolving modules"
+  rm -rf "$mod"; mkdir -p "$mod"
+  local gomod
+  gomod="$(cd "$mod" && go mod download -json "$module@$version" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')"
+  (cd "$mod"
+   printf 'module k8slab.local/%s-build\n\ngo 1.24.0\n' "$name" > go.mod
+   go mod edit -json "$gomod" | python3 -c '
 import json, sys
 d = json.load(sys.stdin); ver = sys.argv[1]
 for r in d.get("Replace") or []:
@@ -75,13 +76,19 @@ for r in d.get("Replace") or []:
 for e in d.get("Exclude") or []:
     print("-exclude=%s@%s" % (e["Path"], e["Version"]))
 ' "$version" | xargs -r go mod edit
-     go mod edit -require "$module@$version"
-     go get "$pkg@$version" >/dev/null)
-    touch "$mod/.ready"
-  fi
+   go mod edit -require "$module@$version"
+   [ -z "$pkg" ] || go get "$pkg@$version" >/dev/null)
+  echo "$module@$version" > "$mod/.ready"
+}
+
+# wrapper_build NAME MODULE VERSION PACKAGE [LDFLAGS]: a package of a module with replace directives.
+wrapper_build() {
+  local name="$1" module="$2" version="$3" pkg="$4" ld="${5:-}"
+  [ -x "$BIN_DIR/$name" ] && return 0
+  wrapper_module "$name" "$module" "$version" "$pkg"
   [ "${K8SLAB_RESOLVE_ONLY:-0}" = 1 ] && return 0
   step "building $name ($module@$version)"
-  (cd "$mod" && go build -mod=mod -trimpath -ldflags "-s -w $ld" -o "$BIN_DIR/$name.tmp" "$pkg")
+  (cd "$BUILD_DIR/gomod/$name" && go build -mod=mod -trimpath -ldflags "-s -w $ld" -o "$BIN_DIR/$name.tmp" "$pkg")
   mv "$BIN_DIR/$name.tmp" "$BIN_DIR/$name"
 }
 
@@ -92,6 +99,24 @@ build_local() {
   [ "${K8SLAB_RESOLVE_ONLY:-0}" = 1 ] && return 0
   step "building $name (environment/offline/src/$name)"
   (cd "$OFFLINE_DIR/src/$name" && go build -trimpath -ldflags "-s -w" -o "$BIN_DIR/$name" .)
+}
+
+# cert-manager's controller binary is in the nested module .../cmd/controller, which the Go proxy does not serve;
+# only the root module is. Our own main (src/cert-manager-controller) wires the root module's exported control
+# loops, built inside a wrapper module of the root module.
+build_cert_manager() {
+  local name=cert-manager-controller module=github.com/cert-manager/cert-manager
+  local src="$OFFLINE_DIR/src/$name/main.go" mod="$BUILD_DIR/gomod/$name"
+  [ -x "$BIN_DIR/$name" ] && [ "$BIN_DIR/$name" -nt "$src" ] && return 0
+  wrapper_module "$name" "$module" "$CERT_MANAGER_VERSION"
+  [ "${K8SLAB_RESOLVE_ONLY:-0}" = 1 ] && return 0
+  step "building $name ($module@$CERT_MANAGER_VERSION, environment/offline/src/$name)"
+  cp "$src" "$mod/main.go"
+  # pkg/util/version.go reports this as the controller's version (User-Agent, logs).
+  (cd "$mod" && go build -mod=mod -trimpath \
+     -ldflags "-s -w -X $module/pkg/util.AppVersion=$CERT_MANAGER_VERSION -X $module/pkg/util.AppGitCommit=k8slab-offline" \
+     -o "$BIN_DIR/$name.tmp" .)
+  mv "$BIN_DIR/$name.tmp" "$BIN_DIR/$name"
 }
 
 build_core_addons() {
@@ -112,14 +137,15 @@ build_lb_ingress() {
     "-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION"
 }
 
-build_addons() { build_core_addons; build_lb_ingress; }
+build_addons() { build_core_addons; build_lb_ingress; build_cert_manager; }
 
 case "${1:-all}" in
   kubernetes) build_kubernetes ;;
   addons) build_addons ;;
   core-addons) build_core_addons ;;
   lb-ingress) build_lb_ingress ;;
+  cert-manager) build_cert_manager ;;
   all) build_kubernetes; build_addons ;;
-  *) die "usage: $0 [kubernetes|addons|core-addons|lb-ingress|all]" ;;
+  *) die "usage: $0 [kubernetes|addons|core-addons|lb-ingress|cert-manager|all]" ;;
 esac
 step "binaries ready in $BIN_DIR"

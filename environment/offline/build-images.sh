@@ -69,6 +69,9 @@ image "$KUBE_ROUTER_IMAGE" "$BASE_IMAGE" '["/usr/local/bin/kube-router"]' \
 image "$METALLB_CONTROLLER_IMAGE" "$BASE_IMAGE" '["/controller"]' "$B/metallb-controller=/controller"
 image "$METALLB_SPEAKER_IMAGE" "$BASE_IMAGE" '["/speaker"]' "$B/metallb-speaker=/speaker"
 image "$TRAEFIK_IMAGE" "$BASE_IMAGE" '["/usr/local/bin/traefik"]' "$B/traefik=/usr/local/bin/traefik" -- 'EXPOSE 80 443'
+# Our own cert-manager controller main (build-binaries.sh build_cert_manager); runs as uid 1000 like upstream's.
+image "$CERT_MANAGER_CONTROLLER_IMAGE" "$BASE_IMAGE" '["/usr/local/bin/cert-manager-controller"]' \
+  "$B/cert-manager-controller=/usr/local/bin/cert-manager-controller" -- 'USER 1000:1000'
 
 # One archive of all images, re-saved only when an image changed.
 ids="$(for t in "${built[@]}"; do docker image inspect -f '{{.Id}}' "$t"; done | sha256sum | cut -c1-16)"

@@ -61,6 +61,10 @@ render_manifests() {
   # Traefik's own CRDs (Middleware, ...: rate limits and redirects on an Ingress), as its release documents them.
   mdir="$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')"
   cat_yaml "$mdir"/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml > "$out/06-traefik-crds.yaml"
+  # cert-manager's CRDs (Helm-templated in deploy/crds): fixed label values, template comment lines dropped.
+  mdir="$(go mod download -json "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')"
+  cat_yaml "$mdir"/deploy/crds/crd-*.yaml | sed -e "s/'{{ template \"cert-manager.name\" . }}'/cert-manager/" \
+    -e "s/'{{ .Release.Name }}'/cert-manager/" | grep -v '{{' > "$out/49-cert-manager-crds.yaml"
   for f in "$OFFLINE_DIR"/manifests/*.yaml; do
     python3 - "$REPO_ROOT/environment/versions.env" "$f" > "$out/$(basename "$f")" <<'PY'
 import re, sys

@@ -456,7 +456,17 @@ def tls_causes(objects: Sequence[Manifest], context: str | None = None) -> list[
     """Why Traefik serves no (or the wrong) certificate for the host, read from the files (pure; ``context``, the
     kube context graded, goes into the hints' commands)."""
     secrets = {m.name: m for m in objects if m.kind == "Secret"}
+    # a cert-manager Certificate of the files writes its Secret once issued: that Secret counts as given
+    secrets.update({str(_spec(m).get("secretName")): m for m in objects if m.kind == "Certificate"
+                    and _spec(m).get("secretName") and _issuer_in_files(objects, _spec(m).get("issuerRef") or {})})
+    for m in objects:   # cert-manager's ingress-shim makes a Certificate for the tls Secrets of an annotated Ingress
+        annotations = (m.metadata.get("annotations") or {}) if m.kind == "Ingress" else {}
+        issuer = str(annotations.get("cert-manager.io/issuer", ""))
+        if issuer and _issuer_in_files(objects, {"kind": "Issuer", "name": issuer}):
+            secrets.update({str(t.get("secretName")): m for t in _spec(m).get("tls") or []
+                            if isinstance(t, dict) and t.get("secretName")})
     causes: list[Finding] = []
+    issuer_explained = False
     for m in (o for o in objects if o.kind == "Ingress"):
         spec = _spec(m)
         annotations = m.metadata.get("annotations") or {}
@@ -467,22 +477,27 @@ def tls_causes(objects: Sequence[Manifest], context: str | None = None) -> list[
             causes.append(Finding(f"{cite(m, ('spec',))}: has no tls section, so Traefik has no certificate of yours "
                                   f"for {HOST}", hint="spec.tls: [{hosts: [app.example.com], secretName: app-tls}]"))
             continue
+        issuer = next(((k, str(annotations[k])) for k in CERT_MANAGER_ANNOTATIONS if k in annotations), None)
         for ti, entry in enumerate(entries):
             name = entry.get("secretName")
             if name and name not in secrets:
-                issuer = next(((k, annotations[k]) for k in CERT_MANAGER_ANNOTATIONS if k in annotations), None)
-                extra = ""
-                if issuer:
-                    extra = (f". The annotation {issuer[0]}: {issuer[1]} asks cert-manager to create that Secret, but "
-                             f"no cert-manager runs on this cluster (and no issuer {issuer[1]} exists): an annotation "
-                             f"nothing reads does nothing, silently")
+                create = kubectl(f"create secret tls {name} --cert=... --key=... --dry-run=client", context)
+                extra, hint = "", (f"a Secret of type {TLS_SECRET_TYPE} named {name}, in the Ingress's namespace "
+                                   f"(`{create} -o yaml`)")
+                if issuer and not issuer_explained:
+                    issuer_explained = True   # once: the same annotation on another Ingress says nothing new
+                    extra = (f". The annotation {issuer[0]}: {issuer[1]} asks cert-manager to create that Secret "
+                             f"through the {'ClusterIssuer' if 'cluster' in issuer[0] else 'Issuer'} {issuer[1]}, "
+                             f"which does not exist here (and Let's Encrypt's ACME needs the internet): cert-manager "
+                             f"creates a Certificate {name} that never becomes Ready, and only its CertificateRequest "
+                             f"says why (IssuerNotFound)")
+                    events = kubectl(f"-n {m.namespace} get events --field-selector reason=IssuerNotFound", context)
+                    hint = (f"`{events}` shows it. Then either a Secret of type {TLS_SECRET_TYPE} named {name}, or an "
+                            f"Issuer in the namespace that signs with the course CA (certs/ca.crt, certs/ca.key)")
                 causes.append(Finding(
                     f"{cite(m, ('spec', 'tls', ti, 'secretName'))}: names no Secret named {name} in your files "
                     f"(Secrets: {', '.join(sorted(secrets)) or 'none'}), so Traefik cannot load the certificate and "
-                    f"serves its own default one{extra}",
-                    hint=f"a Secret of type {TLS_SECRET_TYPE} named {name}, in the Ingress's namespace "
-                         f"(`{kubectl(f'create secret tls {name} --cert=... --key=... --dry-run=client', context)}"
-                         " -o yaml`)"))
+                    f"serves its own default one{extra}", hint=hint))
         if str(annotations.get(ROUTER_TLS, "")).lower() != "true":
             causes.append(Finding(
                 f"{cite(m, ('metadata',))}: has no annotation {ROUTER_TLS}: \"true\". On Traefik the tls section only "
@@ -490,6 +505,13 @@ def tls_causes(objects: Sequence[Manifest], context: str | None = None) -> list[
                 f"entry point websecure does not turn TLS on by itself, so nothing terminates TLS for {HOST}",
                 hint=f"metadata.annotations: {{{ROUTER_TLS}: \"true\"}}"))
     return causes
+
+
+def _issuer_in_files(objects: Sequence[Manifest], ref: Mapping) -> bool:
+    """Whether a cert-manager issuerRef names an Issuer of the files (a ClusterIssuer is cluster-scoped: never a
+    submission's, and the course's cluster has none)."""
+    return ref.get("kind", "Issuer") == "Issuer" and any(m.kind == "Issuer" and m.name == ref.get("name")
+                                                         for m in objects)
 
 
 def secret_certificate_causes(objects: Sequence[Manifest], known: Mapping[str, str]) -> list[Finding]:
@@ -505,7 +527,8 @@ def secret_certificate_causes(objects: Sequence[Manifest], known: Mapping[str, s
             except ValueError:
                 continue
         host = next((h for h, pem in known.items() if pem.strip() and pem.strip() == text.strip()), None)
-        if host and not _hostname_matches(host.replace("wildcard.", "*."), HOST):
+        # the CA's own certificate (an Issuer's Secret for cert-manager) is never served for a host
+        if host and host != "ca" and not _hostname_matches(host.replace("wildcard.", "*."), HOST):
             causes.append(Finding(
                 f"{cite(m, ('data',))}: Secret {m.name} holds the course's certificate for {host} "
                 f"(certs/{host}.crt), not for {HOST}: Traefik picks a certificate by the SNI name the client asks "
@@ -889,7 +912,8 @@ def redirect_causes(objects: Sequence[Manifest], namespace: str) -> list[Finding
     """Why plain HTTP for the host is not permanently redirected to HTTPS, read from the files (pure): the
     redirectScheme Middlewares, and the Ingresses that use them (or serve plain HTTP without them)."""
     causes: list[Finding] = []
-    redirects = {m.name: m for m in objects if m.kind == "Middleware" and isinstance(_spec(m).get("redirectScheme"), dict)}
+    redirects = {m.name: m for m in objects
+                 if m.kind == "Middleware" and isinstance(_spec(m).get("redirectScheme"), dict)}
     ingresses = [m for m in objects if m.kind == "Ingress"]
     users: dict[str, list[Manifest]] = {}
     for ing in ingresses:

@@ -60,7 +60,8 @@ def reference_objects(namespace: str, certificate: str, key: str) -> list[dict]:
         ingress("api", {ing.ROUTER_TLS: "true", "traefik.ingress.kubernetes.io/router.priority": "100"},
                 [("/api", "Exact", "api-service"), ("/api/", "Prefix", "api-service")], tls=True),
         ingress("frontend", {ing.ROUTER_TLS: "true"}, [("/", "Prefix", "frontend-service")], tls=True),
-        ingress("http", {ing.ROUTER_ENTRYPOINTS: "web", ing.MIDDLEWARES_ANNOTATION: f"{namespace}-{redirect}@kubernetescrd"},
+        ingress("http", {ing.ROUTER_ENTRYPOINTS: "web",
+                         ing.MIDDLEWARES_ANNOTATION: f"{namespace}-{redirect}@kubernetescrd"},
                 [("/", "Prefix", "frontend-service")], tls=False),
     ]
 

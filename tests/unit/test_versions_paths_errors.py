@@ -42,6 +42,16 @@ def test_the_repository_pins_the_versions_the_engine_needs():
     assert versions.kubernetes_minor(pinned["KUBERNETES_VERSION"])
 
 
+def test_offline_add_on_images_are_tagged_with_the_version_they_are_built_from():
+    """Our offline images carry the upstream version they are built from: a bump of one without the other would
+    run an old build under a new name (or the reverse)."""
+    pins = versions.load(paths.repo_root() / "environment" / "versions.env")
+    for image, version in (("CERT_MANAGER_CONTROLLER_IMAGE", "CERT_MANAGER_VERSION"),
+                           ("TRAEFIK_IMAGE", "TRAEFIK_VERSION"), ("KUBE_ROUTER_IMAGE", "KUBE_ROUTER_VERSION"),
+                           ("METALLB_CONTROLLER_IMAGE", "METALLB_VERSION")):
+        assert pins[image].rsplit(":", 1)[1] == pins[version], image
+
+
 def test_paths_follow_k8slab_root(course):
     assert paths.repo_root() == course.resolve()
     assert paths.lab_dir("99-fake") == course.resolve() / "labs" / "99-fake"
