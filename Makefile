@@ -50,18 +50,18 @@ tools:
 ################################################################################
 # ================================= Cluster ====================================
 
-# create the kind cluster (CNI=kube-router|calico|cilium|flannel|canal|weave; OFFLINE=1; BUNDLE=path)
+# create the kind cluster (CNI=kube-router|calico|cilium|flannel|canal|weave; OFFLINE=1: kube-router|flannel; BUNDLE=path)
 cluster: venv
 ifneq ($(OFFLINE)$(BUNDLE),)
-	environment/offline/cluster-up.sh $(if $(BUNDLE),--bundle $(BUNDLE))
+	K8SLAB_CNI=$(CNI) environment/offline/cluster-up.sh $(if $(BUNDLE),--bundle $(BUNDLE))
 else
 	$(K8SLAB) cluster up --cni $(CNI)
 endif
 
 # delete the course cluster (online or offline)
 cluster-down:
-	@if command -v kind >/dev/null; then kind delete cluster --name k8slab; \
-	else environment/offline/cluster-down.sh; fi
+	@if [ -n "$(OFFLINE)" ] || ! command -v kind >/dev/null; then K8SLAB_CNI=$(CNI) environment/offline/cluster-down.sh; \
+	else kind delete cluster --name k8slab; fi
 
 # write the offline bundle for air-gapped workshops (BUNDLE=path, default in the cache)
 bundle:

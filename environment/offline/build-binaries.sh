@@ -139,13 +139,41 @@ build_lb_ingress() {
 
 build_addons() { build_core_addons; build_lb_ingress; build_cert_manager; }
 
+# Flannel (issue 14, `make cluster OFFLINE=1 CNI=flannel`): only on request, never part of `all`, so the default
+# cluster's build is unchanged. flanneld's main.go imports every backend, and the tencentvpc one needs
+# github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/vpc, which the Go proxy does not serve: flannel's own
+# main.go, minus that import, is built inside a wrapper module of the root module (like cert-manager above). The udp
+# backend goes too: on amd64 it needs cgo (upstream's Makefile enables cgo for it alone), our builds are static.
+# The course uses vxlan; tencentvpc and udp are not offered offline.
+# Its CNI plugin's module (github.com/flannel-io/cni-plugin) is not served either; containernetworking/plugins v0.9.1
+# is the last release that still ships plugins/meta/flannel. The bridge, host-local, loopback and portmap plugins
+# it delegates to are already in the node image (Debian's containernetworking-plugins, /opt/cni/bin).
+build_flannel() {
+  local name=flanneld module=github.com/flannel-io/flannel mod="$BUILD_DIR/gomod/flanneld"
+  if [ ! -x "$BIN_DIR/$name" ]; then
+    wrapper_module "$name" "$module" "$FLANNEL_VERSION"
+    if [ "${K8SLAB_RESOLVE_ONLY:-0}" != 1 ]; then
+      step "building $name ($module@$FLANNEL_VERSION, without the tencentvpc and udp backends)"
+      local dir; dir="$(cd "$mod" && go mod download -json "$module@$FLANNEL_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')"
+      grep -vE '"github.com/flannel-io/flannel/pkg/backend/(tencentvpc|udp)"' "$dir/main.go" > "$mod/main.go"
+      (cd "$mod" && go build -mod=mod -trimpath \
+         -ldflags "-s -w -X $module/pkg/version.Version=$FLANNEL_VERSION" -o "$BIN_DIR/$name.tmp" .)
+      mv "$BIN_DIR/$name.tmp" "$BIN_DIR/$name"
+    fi
+  fi
+  go_install cni-flannel "github.com/containernetworking/plugins@$FLANNEL_CNI_PLUGINS_VERSION" \
+    github.com/containernetworking/plugins/plugins/meta/flannel \
+    "-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$FLANNEL_CNI_PLUGINS_VERSION"
+}
+
 case "${1:-all}" in
   kubernetes) build_kubernetes ;;
   addons) build_addons ;;
   core-addons) build_core_addons ;;
   lb-ingress) build_lb_ingress ;;
   cert-manager) build_cert_manager ;;
+  flannel) build_flannel ;;
   all) build_kubernetes; build_addons ;;
-  *) die "usage: $0 [kubernetes|addons|core-addons|lb-ingress|cert-manager|all]" ;;
+  *) die "usage: $0 [kubernetes|addons|core-addons|lb-ingress|cert-manager|flannel|all]" ;;
 esac
 step "binaries ready in $BIN_DIR"

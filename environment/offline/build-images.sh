@@ -73,6 +73,16 @@ image "$TRAEFIK_IMAGE" "$BASE_IMAGE" '["/usr/local/bin/traefik"]' "$B/traefik=/u
 image "$CERT_MANAGER_CONTROLLER_IMAGE" "$BASE_IMAGE" '["/usr/local/bin/cert-manager-controller"]' \
   "$B/cert-manager-controller=/usr/local/bin/cert-manager-controller" -- 'USER 1000:1000'
 
+# Flannel (second cluster k8slab-flannel, `make cluster OFFLINE=1 CNI=flannel`): only when `build-binaries.sh flannel`
+# has run, so the default build does not need it. One image holds flanneld and the flannel CNI plugin, which the
+# DaemonSet's init container copies into the node's /opt/cni/bin (as upstream's flannel-cni-plugin image does).
+# Kept out of images.tar (and so of the node image): cluster-up.sh loads it into that cluster's nodes only.
+if [ -x "$B/flanneld" ] && [ -x "$B/cni-flannel" ]; then
+  image "$FLANNEL_IMAGE" "$BASE_IMAGE" '["/opt/bin/flanneld"]' "$B/flanneld=/opt/bin/flanneld" "$B/cni-flannel=/flannel" \
+    "$F/iptables-wrapper=/usr/sbin/iptables-wrapper" -- "$IPT"
+  unset 'built[-1]'
+fi
+
 # One archive of all images, re-saved only when an image changed.
 ids="$(for t in "${built[@]}"; do docker image inspect -f '{{.Id}}' "$t"; done | sha256sum | cut -c1-16)"
 if [ "$(cat "$IMAGES_TAR.key" 2>/dev/null)" != "$ids" ] || [ ! -f "$IMAGES_TAR" ]; then

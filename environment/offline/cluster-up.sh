@@ -3,6 +3,7 @@
 # CoreDNS, MetalLB, Traefik) on an --internal docker network, from locally built images only.
 #   cluster-up.sh                 build what the cache lacks (Go module proxy + Debian), then start
 #   cluster-up.sh --bundle PATH   start from a bundle made by bundle.sh: no build, no download
+#   K8SLAB_CNI=flannel cluster-up.sh   a second cluster "k8slab-flannel" beside it (issue 14, lab 02-cni)
 # Idempotent: with the cluster already up it only re-checks it (and fixes the kubeconfig).
 source "$(dirname "$0")/lib.sh"
 
@@ -15,7 +16,20 @@ while [ $# -gt 0 ]; do
     *) die "unknown argument $1" ;;
   esac
 done
-CLUSTER=k8slab
+# K8SLAB_CNI (`make cluster OFFLINE=1 CNI=...`): kube-router is the course cluster "k8slab". Flannel is a second
+# cluster with its own name, internal network and manifests folder, so the course cluster is never touched; it gets
+# the core add-ons only (MetalLB's pool lies in k8slab's subnet) and does not become kubectl's current context.
+CNI="${K8SLAB_CNI:-kube-router}"
+CNI_IMAGES=()   # images not in the node image, loaded into this cluster's nodes after creation
+case "$CNI" in
+  kube-router) CLUSTER=k8slab ;;
+  flannel)
+    CLUSTER=k8slab-flannel; CNI_IMAGES=("$FLANNEL_IMAGE"); K8SLAB_ADDONS=core
+    K8SLAB_NETWORK="$K8SLAB_FLANNEL_NETWORK" K8SLAB_NETWORK_SUBNET="$K8SLAB_FLANNEL_NETWORK_SUBNET"
+    K8SLAB_NETWORK_IP_RANGE="$K8SLAB_FLANNEL_NETWORK_IP_RANGE"
+    [ -z "$BUNDLE" ] || die "K8SLAB_CNI=flannel: a bundle holds the kube-router cluster only; build without --bundle" ;;
+  *) die "K8SLAB_CNI=$CNI: the offline cluster offers kube-router (default) or flannel; other CNIs need the online path (make cluster CNI=$CNI without OFFLINE=1)" ;;
+esac
 CONTEXT="kind-$CLUSTER"
 T0=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - T0 ))s"; }
@@ -23,7 +37,7 @@ elapsed() { echo "$(( $(date +%s) - T0 ))s"; }
 step "host setup (docker engine, runc wrapper)"
 K8SLAB_NO_DEBOOTSTRAP=$([ -n "$BUNDLE" ] && echo 1 || echo 0) "$OFFLINE_DIR/host-setup.sh"
 
-MANIFESTS="$BUILD_DIR/manifests"
+MANIFESTS="$BUILD_DIR/manifests"; [ "$CLUSTER" = k8slab ] || MANIFESTS="$BUILD_DIR/manifests-$CLUSTER"
 if [ -n "$BUNDLE" ]; then
   [ -f "$BUNDLE" ] || die "bundle $BUNDLE not found"
   step "loading bundle $BUNDLE"
@@ -41,6 +55,9 @@ if [ -n "$BUNDLE" ]; then
   rm -rf "$tmp"
 elif [ "${K8SLAB_SKIP_BUILD:-0}" = 1 ]; then
   docker image inspect "$OFFLINE_NODE_IMAGE" >/dev/null 2>&1 || die "K8SLAB_SKIP_BUILD=1 but $OFFLINE_NODE_IMAGE is missing"
+  for i in "${CNI_IMAGES[@]}"; do
+    docker image inspect "$i" >/dev/null 2>&1 || die "K8SLAB_SKIP_BUILD=1 but $i is missing (build-binaries.sh $CNI, then build-images.sh)"
+  done
   rm -rf "$MANIFESTS"; render_manifests "$MANIFESTS"
 else
   step "building (cached in $BUILD_DIR; logs in $LOG_DIR)"
@@ -50,6 +67,7 @@ else
   "$OFFLINE_DIR/build-binaries.sh" all
   wait "$rootfs_pid" || { cat "$LOG_DIR/build-rootfs.log"; die "rootfs build failed"; }
   cat "$LOG_DIR/build-rootfs.log"
+  [ "$CNI" = kube-router ] || "$OFFLINE_DIR/build-binaries.sh" "$CNI"
   "$OFFLINE_DIR/build-images.sh"
   "$OFFLINE_DIR/build-node-image.sh"
   rm -rf "$MANIFESTS"; render_manifests "$MANIFESTS"
@@ -70,11 +88,11 @@ fi
 # Pod IPs are routed between the nodes over this bridge (kube-router, no overlay), but docker's isolation
 # rules for an internal network drop forwarded packets whose source/destination lie outside the
 # network's subnet. Accept traffic that enters AND leaves this same bridge (node to node on this
-# machine); nothing is allowed out of it.
+# machine); nothing is allowed out of it. Flannel needs no rule: its VXLAN packets carry node IPs.
 BRIDGE="$(docker network inspect -f '{{index .Options "com.docker.network.bridge.name"}}' "$K8SLAB_NETWORK")"
 [ -n "$BRIDGE" ] && [ "$BRIDGE" != "<no value>" ] || BRIDGE="br-$(docker network inspect -f '{{.Id}}' "$K8SLAB_NETWORK" | cut -c1-12)"
 RULE=(-i "$BRIDGE" -o "$BRIDGE" -m comment --comment "k8slab: node-to-node pod routing" -j ACCEPT)
-if ! $SUDO iptables -C DOCKER-USER "${RULE[@]}" 2>/dev/null; then
+if [ "$CNI" = kube-router ] && ! $SUDO iptables -C DOCKER-USER "${RULE[@]}" 2>/dev/null; then
   step "host firewall: allow pod traffic between the nodes on $BRIDGE (same bridge in and out)"
   $SUDO iptables -I DOCKER-USER 1 "${RULE[@]}"
 fi
@@ -90,10 +108,15 @@ load_missing_images() {
     missing=()
     while read -r tag; do
       [ -n "$tag" ] && ! grep -qxF "$(ctr_ref "$tag")" <<<"$have" && missing+=("$tag")
-    done < "$BUILD_DIR/images.list"
+    done < <(cat "$BUILD_DIR/images.list"; printf '%s\n' "${CNI_IMAGES[@]}")
     [ ${#missing[@]} -eq 0 ] && continue
     step "loading ${#missing[@]} new image(s) into $node: ${missing[*]}"
-    docker save "${missing[@]}" | docker exec -i "$node" ctr -n k8s.io images import --label=io.cri-containerd.pinned=pinned - >/dev/null
+    docker save "${missing[@]}" | docker exec -i "$node" ctr -n k8s.io images import - >/dev/null
+    # Pinned, so kubelet's image GC never removes what no registry can restore. The node's ctr (containerd 1.6,
+    # Debian) has no `import --label`: label after the import.
+    for tag in "${missing[@]}"; do
+      docker exec "$node" ctr -n k8s.io images label "$(ctr_ref "$tag")" io.cri-containerd.pinned=pinned >/dev/null
+    done
   done
 }
 nodes_running() { [ "$(docker ps -q --filter "label=io.x-k8s.kind.cluster=$CLUSTER" | wc -l)" -ge 3 ]; }
@@ -106,8 +129,14 @@ if "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
   load_missing_images
 else
   step "kind create cluster $CLUSTER (image $OFFLINE_NODE_IMAGE)"
+  # A second cluster's kubeconfig from kind goes to a scratch file (kind would make it the current context); the
+  # context is written below from the node's admin.conf either way.
+  kind_kubeconfig=(); [ "$CLUSTER" = k8slab ] || kind_kubeconfig=(--kubeconfig "$BUILD_DIR/kind-$CLUSTER.kubeconfig")
   KIND_EXPERIMENTAL_DOCKER_NETWORK="$K8SLAB_NETWORK" "$KIND" create cluster --name "$CLUSTER" \
-    --config "$REPO_ROOT/environment/kind/cluster.yaml" --image "$OFFLINE_NODE_IMAGE" --wait 0s ${K8SLAB_RETAIN:+--retain}
+    --config "$REPO_ROOT/environment/kind/cluster.yaml" --image "$OFFLINE_NODE_IMAGE" --wait 0s ${K8SLAB_RETAIN:+--retain} \
+    "${kind_kubeconfig[@]}"
+  rm -f "$BUILD_DIR/kind-$CLUSTER.kubeconfig"
+  [ ${#CNI_IMAGES[@]} -eq 0 ] || load_missing_images
 fi
 
 # An internal network publishes no ports, so the API server is reached at the control-plane container's
@@ -115,7 +144,7 @@ fi
 # from the node's admin.conf; kind's own export would point at the image's placeholder endpoint.
 cp_ip="$(docker inspect -f "{{(index .NetworkSettings.Networks \"$K8SLAB_NETWORK\").IPAddress}}" "$CLUSTER-control-plane")"
 [ -n "$cp_ip" ] || die "cannot find the control-plane IP on $K8SLAB_NETWORK"
-kc="$BUILD_DIR/kubeconfig.d"; rm -rf "$kc"; mkdir -p "$kc"
+kc="$BUILD_DIR/kubeconfig-$CLUSTER.d"; rm -rf "$kc"; mkdir -p "$kc"
 docker exec "$CLUSTER-control-plane" cat /etc/kubernetes/admin.conf > "$kc/admin.conf"
 for f in certificate-authority-data:clusters[0].cluster client-certificate-data:users[0].user client-key-data:users[0].user; do
   "$KUBECTL" --kubeconfig "$kc/admin.conf" config view --raw -o "jsonpath={.${f#*:}.${f%%:*}}" | base64 -d > "$kc/${f%%:*}"
@@ -125,7 +154,7 @@ done
 "$KUBECTL" config set-credentials "$CONTEXT" --client-certificate="$kc/client-certificate-data" \
   --client-key="$kc/client-key-data" --embed-certs=true >/dev/null
 "$KUBECTL" config set-context "$CONTEXT" --cluster="$CONTEXT" --user="$CONTEXT" >/dev/null
-"$KUBECTL" config use-context "$CONTEXT" >/dev/null
+[ "$CLUSTER" != k8slab ] || "$KUBECTL" config use-context "$CONTEXT" >/dev/null
 rm -rf "$kc"
 for i in $(seq 1 60); do k get --raw /readyz >/dev/null 2>&1 && break; sleep 2; done
 k get --raw /readyz >/dev/null || die "API server at https://$cp_ip:6443 not ready"
@@ -150,9 +179,15 @@ crds_established() { k wait --for=condition=Established --timeout=5s "$@"; }
 pool_ok() { apply "$MANIFESTS/31-metallb-pool.yaml"; }
 lb_ip() { [ -n "$(k -n traefik get svc traefik -o jsonpath='{.status.loadBalancer.ingress[0].ip}')" ]; }
 
-step "add-ons: kube-router (routing + NetworkPolicy)"
-apply "$MANIFESTS/10-kube-router.yaml"
-wait_for "kube-router on every node" 300 rollout kube-system daemonset/kube-router
+if [ "$CNI" = flannel ]; then
+  step "add-ons: flannel (VXLAN overlay; no NetworkPolicy engine)"
+  apply "$MANIFESTS/cni/flannel.yaml"
+  wait_for "flannel on every node" 300 rollout kube-flannel daemonset/kube-flannel-ds
+else
+  step "add-ons: kube-router (routing + NetworkPolicy)"
+  apply "$MANIFESTS/10-kube-router.yaml"
+  wait_for "kube-router on every node" 300 rollout kube-system daemonset/kube-router
+fi
 wait_for "3 nodes Ready" 300 nodes_ready
 # Outside names get NXDOMAIN at once, as from an online cluster's upstream (see the manifest for why). Applying
 # an unchanged ConfigMap keeps its resourceVersion: CoreDNS restarts only when its Corefile really changed.
@@ -165,7 +200,8 @@ fi
 wait_for "CoreDNS" 300 rollout kube-system deployment/coredns
 wait_for "kube-proxy" 120 rollout kube-system daemonset/kube-proxy
 if [ "${K8SLAB_ADDONS:-all}" = core ]; then   # kube-router + kube-proxy + CoreDNS only
-  step "cluster $CLUSTER is up with core add-ons only (K8SLAB_ADDONS=core) [$(elapsed)]"; k get nodes -o wide; exit 0
+  step "cluster $CLUSTER is up with core add-ons only (K8SLAB_ADDONS=core) [$(elapsed)]"; k get nodes -o wide
+  echo "kubectl context: $CONTEXT  (kubectl binary: $KUBECTL)"; exit 0
 fi
 step "add-ons: Gateway API CRDs, MetalLB, Traefik"
 apply "$MANIFESTS/05-gateway-api-crds.yaml"

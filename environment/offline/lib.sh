@@ -65,8 +65,10 @@ render_manifests() {
   mdir="$(go mod download -json "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')"
   cat_yaml "$mdir"/deploy/crds/crd-*.yaml | sed -e "s/'{{ template \"cert-manager.name\" . }}'/cert-manager/" \
     -e "s/'{{ .Release.Name }}'/cert-manager/" | grep -v '{{' > "$out/49-cert-manager-crds.yaml"
-  for f in "$OFFLINE_DIR"/manifests/*.yaml; do
-    python3 - "$REPO_ROOT/environment/versions.env" "$f" > "$out/$(basename "$f")" <<'PY'
+  # manifests/cni/ (other CNIs, issue 14) renders into $out/cni/: cluster-up.sh applies top-level files by name only.
+  mkdir -p "$out/cni"
+  for f in "$OFFLINE_DIR"/manifests/*.yaml "$OFFLINE_DIR"/manifests/cni/*.yaml; do
+    python3 - "$REPO_ROOT/environment/versions.env" "$f" > "$out/${f#"$OFFLINE_DIR/manifests/"}" <<'PY'
 import re, sys
 env = dict(l.split("=", 1) for l in open(sys.argv[1]).read().splitlines() if re.match(r"^[A-Z0-9_]+=", l))
 def sub(m):

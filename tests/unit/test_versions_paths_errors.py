@@ -48,7 +48,7 @@ def test_offline_add_on_images_are_tagged_with_the_version_they_are_built_from()
     pins = versions.load(paths.repo_root() / "environment" / "versions.env")
     for image, version in (("CERT_MANAGER_CONTROLLER_IMAGE", "CERT_MANAGER_VERSION"),
                            ("TRAEFIK_IMAGE", "TRAEFIK_VERSION"), ("KUBE_ROUTER_IMAGE", "KUBE_ROUTER_VERSION"),
-                           ("METALLB_CONTROLLER_IMAGE", "METALLB_VERSION")):
+                           ("METALLB_CONTROLLER_IMAGE", "METALLB_VERSION"), ("FLANNEL_IMAGE", "FLANNEL_VERSION")):
         assert pins[image].rsplit(":", 1)[1] == pins[version], image
 
 
