@@ -6,10 +6,13 @@
   ``--submission``. Markers ``live`` and ``pipeline``. The report header shows the context and pinned versions.
 * Fixture ``k8slab_cluster``: one connection per session; skips (one reason, printed loudly once) when no
   cluster answers, or fails when ``K8SLAB_REQUIRE_CLUSTER=1`` (CI).
+* ``K8SLAB_TEST_DEADLINE`` (epoch seconds, set by environment/test.sh in CI): a live test not started by then is
+  skipped, and the summary says loudly how many -- CI's 90 minutes must also cover the stages after this one.
 """
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ REQUIRE_CLUSTER_ENV = "K8SLAB_REQUIRE_CLUSTER"
 _CLUSTER = pytest.StashKey[Any]()
 _UNREACHABLE = pytest.StashKey[ClusterUnreachable]()
 _SKIPPED = pytest.StashKey[bool]()  # the k8slab_cluster fixture skipped tests for want of a cluster
+DEADLINE_ENV = "K8SLAB_TEST_DEADLINE"
+_OVER_BUDGET = pytest.StashKey[list]()  # live tests skipped because the deadline had passed
 
 
 class ExerciseFailed(Exception):
@@ -98,7 +103,25 @@ def k8slab_cluster(pytestconfig: pytest.Config):
         pytest.skip(reason)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Past K8SLAB_TEST_DEADLINE, a live test is skipped rather than started (see the module doc)."""
+    deadline = os.environ.get(DEADLINE_ENV, "")
+    if not deadline or item.get_closest_marker("live") is None:
+        return
+    try:
+        passed = time.time() > float(deadline)
+    except ValueError:
+        return
+    if passed:
+        item.config.stash.setdefault(_OVER_BUDGET, []).append(item.nodeid)
+        pytest.skip(f"CI time budget: not started before {DEADLINE_ENV}; the stages after this one need the rest")
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    over = config.stash.get(_OVER_BUDGET, [])
+    if over:
+        terminalreporter.write_sep("!", f"CI TIME BUDGET: {len(over)} LIVE TESTS NOT RUN", red=True, bold=True)
+        terminalreporter.write_line(f"first not run: {over[0]}; last: {over[-1]}")
     if config.stash.get(_SKIPPED, False):
         error = config.stash[_UNREACHABLE]
         terminalreporter.write_sep("!", "LIVE TESTS SKIPPED: NO CLUSTER", red=True, bold=True)

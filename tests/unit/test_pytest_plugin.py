@@ -107,3 +107,18 @@ def test_cluster_fixture_fails_when_a_cluster_is_required(pytester, course, no_c
 def test_cluster_fixture_connects_once(pytester, course, fake_connect):
     pytester.makepyfile(test_live=LIVE_TEST)
     run(pytester).assert_outcomes(passed=3)
+
+
+def test_past_the_deadline_live_tests_are_skipped_loudly_and_others_still_run(pytester, course, fake_connect,
+                                                                            monkeypatch):
+    monkeypatch.setenv("K8SLAB_TEST_DEADLINE", "1")   # long past
+    pytester.makepyfile(test_live=LIVE_TEST + "\n\ndef test_offline():\n    assert True\n")
+    result = run(pytester, "-rs")
+    result.assert_outcomes(skipped=3, passed=1)
+    result.stdout.fnmatch_lines(["*CI TIME BUDGET: 3 LIVE TESTS NOT RUN*", "*CI time budget: not started before*"])
+
+
+def test_before_the_deadline_live_tests_run(pytester, course, fake_connect, monkeypatch):
+    monkeypatch.setenv("K8SLAB_TEST_DEADLINE", "99999999999")
+    pytester.makepyfile(test_live=LIVE_TEST)
+    run(pytester).assert_outcomes(passed=3)
