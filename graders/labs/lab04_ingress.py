@@ -915,15 +915,14 @@ def redirect_causes(objects: Sequence[Manifest], namespace: str) -> list[Finding
     redirects = {m.name: m for m in objects
                  if m.kind == "Middleware" and isinstance(_spec(m).get("redirectScheme"), dict)}
     ingresses = [m for m in objects if m.kind == "Ingress"]
+    middlewares = [m.name for m in objects if m.kind == "Middleware"]
     users: dict[str, list[Manifest]] = {}
     for ing in ingresses:
-        for ref in middleware_refs(ing):
-            name = ref.partition("@")[0].removeprefix(f"{namespace}-")
-            if name in redirects:
-                users.setdefault(name, []).append(ing)
-    plain = [i for i in ingresses if _serves_plain_http(i)]
-    for ing in plain:
-        if not any(r.partition("@")[0].removeprefix(f"{namespace}-") in redirects for r in middleware_refs(ing)):
+        causes += middleware_ref_causes(ing, namespace, middlewares)
+        for name in {middleware_name(ref, namespace) for ref in middleware_refs(ing)} & set(redirects):
+            users.setdefault(name, []).append(ing)
+    for ing in (i for i in ingresses if _serves_plain_http(i)):
+        if not any(ing in using for using in users.values()):
             causes.append(Finding(f"{cite(ing, ('metadata',))}: Ingress {ing.name} serves {HOST} over plain HTTP "
                                   f"(no {ROUTER_TLS} annotation, entry point web) without a redirect, so http:// "
                                   f"requests are answered unencrypted",
@@ -937,7 +936,8 @@ def redirect_causes(objects: Sequence[Manifest], namespace: str) -> list[Finding
         conf = _spec(m)["redirectScheme"]
         where = cite(m, ("spec", "redirectScheme"))
         if str(conf.get("scheme", "")).lower() != "https":
-            causes.append(Finding(f"{where}: scheme {conf.get('scheme')!r}: the redirect must lead to https"))
+            told = f"scheme {conf['scheme']!r}" if conf.get("scheme") else "no scheme"
+            causes.append(Finding(f"{where}: {told}: the redirect must lead to https"))
         if conf.get("permanent") is not True:
             causes.append(Finding(f"{where}: without permanent: true Traefik answers 302 Found, a temporary redirect: "
                                   f"browsers and search engines keep using the http:// address",
@@ -1563,8 +1563,31 @@ def rate_limits(objects: Sequence[Manifest]) -> dict[str, Manifest]:
 
 
 def middleware_refs(m: Manifest) -> list[str]:
-    annotations = (m.obj.get("metadata") or {}).get("annotations") or {}
+    annotations = _ingress_annotations(m)
     return [ref.strip() for ref in str(annotations.get(MIDDLEWARES_ANNOTATION, "")).split(",") if ref.strip()]
+
+
+def middleware_name(ref: str, namespace: str) -> str:
+    """The Middleware a router annotation's "<namespace>-<name>@kubernetescrd" names, as in the files."""
+    return ref.partition("@")[0].removeprefix(f"{namespace}-")
+
+
+def middleware_ref_causes(ing: Manifest, namespace: str, middlewares: Iterable[str]) -> list[Finding]:
+    """References of an Ingress's router.middlewares annotation that Traefik cannot resolve (pure)."""
+    causes, names = [], set(middlewares)
+    where = cite(ing, ("metadata", "annotations", MIDDLEWARES_ANNOTATION))
+    for ref in middleware_refs(ing):
+        name, _, provider = ref.partition("@")
+        if provider != "kubernetescrd" or not name.startswith(f"{namespace}-"):
+            causes.append(Finding(f"{where}: {ref!r} is not how Traefik names a Middleware from Kubernetes "
+                                  f"(<namespace>-<name>@kubernetescrd): the router that uses it is dropped, so "
+                                  f"its paths fall to another route",
+                                  hint="Traefik's log says `middleware ... does not exist`"))
+        elif middleware_name(ref, namespace) not in names:
+            causes.append(Finding(f"{where}: {ref!r} names Middleware {middleware_name(ref, namespace)!r}, which is "
+                                  f"not in the files (Middlewares: {', '.join(sorted(names)) or 'none'}): the router "
+                                  f"that uses it is dropped"))
+    return causes
 
 
 def _ingress_paths(m: Manifest) -> list[str]:
@@ -1586,18 +1609,7 @@ def rate_limit_causes(objects: Sequence[Manifest], namespace: str) -> list[Findi
                                       f"ingress-nginx; Traefik reads no nginx.* annotation, so it limits nothing here",
                                       hint="on Traefik a limit is a Middleware object, and an Ingress uses it through "
                                            "an annotation of Traefik's own"))
-        for ref in middleware_refs(ing):
-            where = cite(ing, ("metadata", "annotations", MIDDLEWARES_ANNOTATION))
-            name, _, provider = ref.partition("@")
-            if provider != "kubernetescrd" or not name.startswith(f"{namespace}-"):
-                causes.append(Finding(f"{where}: {ref!r} is not how Traefik names a Middleware from Kubernetes "
-                                      f"(<namespace>-<name>@kubernetescrd): the router that uses it is dropped, so "
-                                      f"its paths fall to another route",
-                                      hint="Traefik's log says `middleware ... does not exist`"))
-            elif name.removeprefix(f"{namespace}-") not in middlewares:
-                causes.append(Finding(f"{where}: {ref!r} names Middleware {name.removeprefix(namespace + '-')!r}, "
-                                      f"which is not in the files (Middlewares: {', '.join(sorted(middlewares)) or 'none'})"
-                                      f": the router that uses it is dropped"))
+        causes += middleware_ref_causes(ing, namespace, middlewares)
         if middleware_refs(ing) and "/" in _ingress_paths(ing):
             causes.append(Finding(f"{cite(ing, ('metadata', 'annotations'))}: an annotation applies to every path of its "
                                   f"Ingress, so the frontend's / is limited too",

@@ -315,3 +315,15 @@ def test_the_same_redirect_fault_on_every_path_is_said_once():
     problems, _ = lab.judge_https_redirects([ProbeResult(specs[0], Outcome.ALLOWED, output="301 https://app.example.com/"),
                                              ProbeResult(specs[1], Outcome.ALLOWED, output="302 https://app.example.com/")])
     assert len(problems) == 1 and "temporary" in problems[0] and "loses the path" in problems[0]
+
+
+def test_a_redirect_middleware_named_without_its_namespace_is_named_as_rate_limit_names_it(tmp_path):
+    """Written by a held-out student: router.middlewares: to-tls@kubernetescrd -- Traefik drops the router."""
+    import shutil
+    ex = _exercise("tls")
+    for f in ex.solution_dir.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    text = (tmp_path / "redirect.yaml").read_text()
+    (tmp_path / "redirect.yaml").write_text(text.replace("k8slab-ingress-https-redirect@", "https-redirect@"))
+    causes = lab.redirect_causes(objects(tmp_path), "k8slab-ingress")
+    assert any("is not how Traefik names a Middleware" in c.message for c in causes), [c.message for c in causes]
