@@ -50,7 +50,7 @@ tools:
 ################################################################################
 # ================================= Cluster ====================================
 
-# create the kind cluster (CNI=kube-router|calico|cilium|flannel|canal|weave; OFFLINE=1: kube-router|flannel; BUNDLE=path)
+# create the kind cluster (CNI=kube-router|calico|cilium|flannel|canal|weave; OFFLINE=1: kube-router|flannel|flannel+kube-router; BUNDLE=path)
 cluster: venv
 ifneq ($(OFFLINE)$(BUNDLE),)
 	K8SLAB_CNI=$(CNI) environment/offline/cluster-up.sh $(if $(BUNDLE),--bundle $(BUNDLE))
@@ -58,10 +58,10 @@ else
 	$(K8SLAB) cluster up --cni $(CNI)
 endif
 
-# delete the course cluster (online or offline)
+# delete the course cluster, or with CNI=... that CNI's own cluster (online or offline)
 cluster-down:
 	@if [ -n "$(OFFLINE)" ] || ! command -v kind >/dev/null; then K8SLAB_CNI=$(CNI) environment/offline/cluster-down.sh; \
-	else kind delete cluster --name k8slab; fi
+	else $(K8SLAB) cluster down --cni $(CNI); fi
 
 # write the offline bundle for air-gapped workshops (BUNDLE=path, default in the cache)
 bundle:

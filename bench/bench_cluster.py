@@ -1,20 +1,30 @@
 #!/usr/bin/env python3
-"""Cluster cost: idle memory of the kind nodes (docker stats), and with --recreate the cluster-up time from cache.
+"""Cluster cost: idle memory of the kind nodes per cluster (docker stats), and the cluster-up time from cache.
 
---recreate deletes and re-creates the offline cluster (about 2 minutes warm), so it is off by default: `make
-bench` reports memory; `make bench BENCH_ARGS=--recreate` adds the start time.
+Every running k8slab cluster is reported (the course cluster and the second clusters of lab 02: one per offline
+CNI), each with its share of the course cluster's memory. Options, off by default because they create clusters:
+  --recreate          delete and re-create the course cluster (about 2 minutes warm) and time it;
+  --cni CNI[,CNI]     start each offline second cluster (flannel, flannel+kube-router) that is not running, time
+                      its cluster-up, let it settle, report its idle memory, and delete it again (issue 14).
+`make bench` reports memory; `make bench BENCH_ARGS="--cni flannel,flannel+kube-router"` adds the second clusters.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+OFFLINE = ROOT / "environment" / "offline"
 UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "kB": 1000, "MB": 1000**2, "GB": 1000**3}
+KIND_LABEL = "io.x-k8s.kind.cluster"
+COURSE_CLUSTER = "k8slab"
+SECOND_CLUSTERS = {"flannel": "k8slab-flannel", "flannel+kube-router": "k8slab-flannel-kube-router"}
+SETTLE_S = 45   # after cluster-up, before reading "idle" memory: the control plane's start-up burst passes
 
 
 def _bytes(text: str) -> float:
@@ -24,20 +34,63 @@ def _bytes(text: str) -> float:
     return float(text)
 
 
-def node_memory() -> dict[str, float]:
-    out = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{json .}}"], capture_output=True,
-                         text=True, timeout=60)
-    usage = {}
-    for line in out.stdout.splitlines():
+def _docker(*argv: str) -> str:
+    return subprocess.run(["docker", *argv], capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+def node_memory() -> dict[str, dict[str, float]]:
+    """{kind cluster: {node container: bytes used}} for the k8slab clusters that run."""
+    cluster_of = {}
+    for line in _docker("ps", "--format", f'{{{{.Names}}}} {{{{.Label "{KIND_LABEL}"}}}}').splitlines():
+        name, _, cluster = line.partition(" ")
+        if cluster.startswith(COURSE_CLUSTER):
+            cluster_of[name] = cluster
+    usage: dict[str, dict[str, float]] = {}
+    for line in _docker("stats", "--no-stream", "--format", "{{json .}}").splitlines():
         row = json.loads(line)
-        if row["Name"].startswith("k8slab-"):
-            usage[row["Name"]] = _bytes(row["MemUsage"].split("/")[0].strip())
+        if row["Name"] in cluster_of:
+            usage.setdefault(cluster_of[row["Name"]], {})[row["Name"]] = _bytes(row["MemUsage"].split("/")[0].strip())
     return usage
+
+
+def report(usage: dict[str, dict[str, float]]) -> None:
+    course = sum(usage.get(COURSE_CLUSTER, {}).values())
+    for cluster, nodes in sorted(usage.items()):
+        total = sum(nodes.values())
+        share = f", {total / course:.2f}x the course cluster" if course and cluster != COURSE_CLUSTER else ""
+        print(f"  {cluster}: {total / 1024**2:.0f} MiB over {len(nodes)} nodes{share}")
+        for name, used in sorted(nodes.items()):
+            print(f"    {name:42s} {used / 1024**2:7.0f} MiB")
+
+
+def _make_cluster(cni: str, down: bool = False) -> float:
+    script = OFFLINE / ("cluster-down.sh" if down else "cluster-up.sh")
+    started = time.monotonic()
+    subprocess.run([str(script)], check=True, env={**os.environ, "K8SLAB_CNI": cni}, stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def second_clusters(cnis: list[str]) -> None:
+    running = set(node_memory())
+    for cni in cnis:
+        cluster = SECOND_CLUSTERS.get(cni)
+        if cluster is None:
+            print(f"  --cni {cni}: not an offline second cluster (offered: {', '.join(SECOND_CLUSTERS)})")
+            continue
+        if cluster in running:
+            print(f"  {cluster}: already running, memory above (cluster-up not timed)")
+            continue
+        up = _make_cluster(cni)
+        time.sleep(SETTLE_S)
+        print(f"  {cluster}: cluster-up from cache {up:.0f} s; idle memory {SETTLE_S} s later:")
+        report({k: v for k, v in node_memory().items() if k in (cluster, COURSE_CLUSTER)})
+        _make_cluster(cni, down=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recreate", action="store_true", help="also time cluster-down + cluster-up from cache")
+    parser.add_argument("--cni", default="", help="comma-separated offline second clusters to start, measure, delete")
     args = parser.parse_args()
     try:
         usage = node_memory()
@@ -47,17 +100,13 @@ def main() -> int:
     if not usage:
         print("bench_cluster: skipped, no k8slab cluster running")
         return 0
-    total = sum(usage.values())
-    print("bench_cluster: idle memory of the kind nodes")
-    for name, used in sorted(usage.items()):
-        print(f"  {name:24s} {used / 1024**2:7.0f} MiB  ({used / total:4.0%} of the cluster)")
-    print(f"  {'total':24s} {total / 1024**2:7.0f} MiB")
+    print("bench_cluster: idle memory of the kind nodes, per cluster")
+    report(usage)
+    if args.cni:
+        second_clusters([c for c in args.cni.split(",") if c])
     if args.recreate:
-        offline = ROOT / "environment" / "offline"
-        subprocess.run([str(offline / "cluster-down.sh")], check=True)
-        started = time.monotonic()
-        subprocess.run([str(offline / "cluster-up.sh")], check=True)
-        print(f"  cluster-up from cache: {time.monotonic() - started:.0f} s")
+        _make_cluster("kube-router", down=True)
+        print(f"  {COURSE_CLUSTER}: cluster-up from cache: {_make_cluster('kube-router'):.0f} s")
     return 0
 
 

@@ -4,6 +4,8 @@
   namespace is deleted once at the end (without waiting for the namespace controller);
 * one `grade` call per exercise, as a learner's notebook does: each deletes its namespace, so the next one's
   reset waits for the namespace controller (5-12 s) -- what every exercise cost before emptying existed.
+* for a lab that keeps unchanged Deployments (lab.yaml reuse_unchanged_workloads), the whole lab once more with
+  every Deployment restarted for each exercise: the ratio is what graders/workload_reuse.py saves.
 
 Each includes apply, readiness wait, static checks, live probes and teardown; the reference solutions must pass.
 Usage: bench_lab_grading.py [LAB ...] (default 01-pod-network 03-services 04-ingress 05-network-policy).
@@ -35,9 +37,11 @@ def _solutions(cluster, lab: str, root: Path) -> Path:
     return root
 
 
-def _grade(cluster, lab: str, submission: Path, exercise: str | None = None) -> tuple[float, float, float]:
+def _grade(cluster, lab: str, submission: Path, exercise: str | None = None,
+           reuse: bool | None = None) -> tuple[float, float, float]:
     started = time.monotonic()
-    result = engine.grade(lab, exercise, submission / exercise if exercise else submission, cluster=cluster)
+    result = engine.grade(lab, exercise, submission / exercise if exercise else submission, cluster=cluster,
+                          reuse_workloads=reuse)
     elapsed = time.monotonic() - started
     if not result.passed:
         failed = [e for e in result.exercises if not e.passed]
@@ -61,6 +65,11 @@ def main(argv: list[str]) -> int:
             worst = max(worst, whole)
             print(f"  {lab}: whole lab {whole:.1f} s ({score:g}/{points:g} points; goal < {GOAL_S:.0f} s)  "
                   f"one call per exercise {per_exercise:.1f} s  ratio {per_exercise / whole:.1f}x")
+            if spec.load_lab(lab).reuse_unchanged_workloads:
+                # the same whole-lab run restarting every Deployment, as before graders/workload_reuse.py
+                restarting = _grade(cluster, lab, submission, reuse=False)[0]
+                print(f"  {lab}: whole lab restarting unchanged Deployments {restarting:.1f} s, keeping them "
+                      f"{whole:.1f} s  ratio {restarting / whole:.2f}x")
         print(f"bench_lab_grading: slowest whole lab {worst:.1f} s -> {'OK' if worst < GOAL_S else 'OVER GOAL'}; "
               f"load average at end {loadavg()}")
         return 0  # a report, not a test: a busy machine must not fail `make bench`

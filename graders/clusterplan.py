@@ -34,8 +34,23 @@ KIND_NETWORK = "kind"
 # Flannel does NOT enforce policy.
 CNIS = ("kube-router", "calico", "cilium", "flannel", "canal", "weave")
 DEFAULT_CNI = "kube-router"
+# Offline (environment/offline, built here): kube-router, Flannel, and Flannel with kube-router's firewall as the
+# stand-in for Canal, whose Calico half cannot be built from the Go proxy.
+OFFLINE_CNIS = ("kube-router", "flannel", "flannel+kube-router")
 ADDONS = ("metallb", "gateway-api", "traefik", "cert-manager")
 WAIT = "300s"
+
+
+def cluster_name(cni: str = DEFAULT_CNI) -> str:
+    """The course cluster runs the default CNI; every other CNI gets a cluster of its own beside it ("k8slab-calico"),
+    as offline (environment/offline/lib.sh select_cni): lab 02 compares two data planes side by side, and the other
+    labs keep grading the course cluster. A second cluster gets the core add-ons only (MetalLB's pool would collide
+    with the course cluster's on the shared docker network "kind")."""
+    return CLUSTER_NAME if cni == DEFAULT_CNI else f"{CLUSTER_NAME}-{cni}"
+
+
+def context_of(name: str) -> str:
+    return f"kind-{name}"
 
 
 @dataclass(frozen=True)
@@ -66,8 +81,8 @@ def _need(pins: Mapping[str, str], key: str) -> str:
     return value
 
 
-def kubectl(*args: str) -> tuple[str, ...]:
-    return ("kubectl", "--context", CONTEXT, *args)
+def kubectl(*args: str, context: str = CONTEXT) -> tuple[str, ...]:
+    return ("kubectl", "--context", context, *args)
 
 
 # ---------------------------------------------------------------------- CNI
@@ -100,32 +115,35 @@ _CNI_MANIFESTS = {
 }
 
 
-def _rollout(namespace: str, daemonset: str) -> Step:
+def _rollout(namespace: str, daemonset: str, context: str = CONTEXT) -> Step:
     return Step(f"wait for {daemonset} on every node",
-                kubectl("-n", namespace, "rollout", "status", f"daemonset/{daemonset}", f"--timeout={WAIT}"))
+                kubectl("-n", namespace, "rollout", "status", f"daemonset/{daemonset}", f"--timeout={WAIT}",
+                        context=context))
 
 
-def cni_steps(cni: str, pins: Mapping[str, str] | None = None) -> list[Step]:
-    """Install + wait steps for one CNI, at the pinned version."""
+def cni_steps(cni: str, pins: Mapping[str, str] | None = None, context: str | None = None) -> list[Step]:
+    """Install + wait steps for one CNI, at the pinned version, on its cluster (cluster_name)."""
     p = _pins(pins)
+    context = context or context_of(cluster_name(cni))
     if cni not in CNIS:
         raise ValueError(f"unknown CNI {cni!r}; choose one of: {', '.join(CNIS)}")
     if cni == "cilium":
         v = _need(p, "CILIUM_VERSION")
         return [Step(f"CNI: Cilium {v} (helm)",
                      ("helm", "upgrade", "--install", "cilium", "cilium", "--repo", "https://helm.cilium.io/",
-                      "--version", v, "--namespace", "kube-system", "--kube-context", CONTEXT,
+                      "--version", v, "--namespace", "kube-system", "--kube-context", context,
                       "--set", "ipam.mode=kubernetes", "--set", "image.pullPolicy=IfNotPresent", "--wait",
                       f"--timeout={WAIT}")),
-                _rollout("kube-system", "cilium")]
+                _rollout("kube-system", "cilium", context)]
     m = _CNI_MANIFESTS[cni]
     v = _need(p, m.pin)
-    steps = [Step(f"CNI: {m.title.format(v=v)}", kubectl("apply", "-f", m.url.format(v=v)))]
+    steps = [Step(f"CNI: {m.title.format(v=v)}", kubectl("apply", "-f", m.url.format(v=v), context=context))]
     if cni == "kube-router":  # upstream's manifest names no tag: pin the image
         steps.append(Step("pin the kube-router image", kubectl("-n", "kube-system", "set", "image",
                                                                "daemonset/kube-router",
-                                                               f"kube-router={_need(p, 'KUBE_ROUTER_IMAGE_ONLINE')}")))
-    return steps + [_rollout(m.namespace, m.daemonset)]
+                                                               f"kube-router={_need(p, 'KUBE_ROUTER_IMAGE_ONLINE')}",
+                                                               context=context)))
+    return steps + [_rollout(m.namespace, m.daemonset, context)]
 
 
 # ---------------------------------------------------------------------- MetalLB pool
@@ -220,23 +238,32 @@ def addon_steps(addon: str, subnet: str, pins: Mapping[str, str] | None = None) 
             _available(namespace, deployment, addon)]
 
 
-def create_steps(pins: Mapping[str, str] | None = None, config: str | None = None) -> list[Step]:
+def create_steps(pins: Mapping[str, str] | None = None, config: str | None = None,
+                 name: str = CLUSTER_NAME) -> list[Step]:
     p = _pins(pins)
     cfg = config or "environment/kind/cluster.yaml"
-    return [Step(f"kind cluster {CLUSTER_NAME} (1 control-plane + 2 workers, default CNI disabled)",
-                 ("kind", "create", "cluster", "--name", CLUSTER_NAME, "--config", cfg,
-                  "--image", _need(p, "KIND_NODE_IMAGE")))]
+    steps = [Step(f"kind cluster {name} (1 control-plane + 2 workers, default CNI disabled)",
+                  ("kind", "create", "cluster", "--name", name, "--config", cfg, "--image", _need(p, "KIND_NODE_IMAGE")))]
+    if name != CLUSTER_NAME:  # kind makes the new cluster kubectl's current context: give it back to the course's
+        steps.append(Step(f"kubectl's current context back to {CONTEXT} (use --context {context_of(name)} for {name})",
+                          ("kubectl", "config", "use-context", CONTEXT), optional=True))
+    return steps
 
 
 def plan(cni: str = DEFAULT_CNI, addons: Sequence[str] = ADDONS, subnet: str = "172.18.0.0/16",
          pins: Mapping[str, str] | None = None, create: bool = True) -> list[Step]:
-    """Every step of the online bring-up, in order. `subnet` is the kind docker network's (read after create)."""
-    steps = create_steps(pins) if create else []
-    steps += cni_steps(cni, pins)
+    """Every step of the online bring-up, in order. `subnet` is the kind docker network's (read after create).
+    A CNI other than the default gets its own cluster (cluster_name) with the core add-ons only."""
+    name = cluster_name(cni)
+    context = context_of(name)
+    steps = create_steps(pins, name=name) if create else []
+    steps += cni_steps(cni, pins, context)
     steps += [Step("wait until every node is Ready", kubectl("wait", "--for=condition=Ready", "nodes", "--all",
-                                                            f"--timeout={WAIT}")),
+                                                            f"--timeout={WAIT}", context=context)),
               Step("wait for CoreDNS", kubectl("-n", "kube-system", "rollout", "status", "deployment/coredns",
-                                               f"--timeout={WAIT}"))]
+                                               f"--timeout={WAIT}", context=context))]
+    if name != CLUSTER_NAME:
+        return steps
     ordered = [a for a in ("metallb", "gateway-api", "traefik", "cert-manager", "ingress-nginx") if a in addons]
     for addon in ordered:
         steps += addon_steps(addon, subnet, pins)
@@ -250,12 +277,13 @@ def _env_with_bin() -> dict[str, str]:
     return env
 
 
-def cluster_exists(runner: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> bool:
+def cluster_exists(runner: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+                   name: str = CLUSTER_NAME) -> bool:
     try:
         out = runner(["kind", "get", "clusters"], capture_output=True, text=True, timeout=20, env=_env_with_bin())
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return CLUSTER_NAME in (out.stdout or "").split()
+    return name in (out.stdout or "").split()
 
 
 def execute(steps: Sequence[Step], echo: Callable[[str], None] = print) -> int:
@@ -283,23 +311,33 @@ def execute(steps: Sequence[Step], echo: Callable[[str], None] = print) -> int:
     return 0
 
 
-def offline_command(bundle: str | None = None) -> list[str]:
-    script = str(paths.environment_dir() / "offline" / "cluster-up.sh")
-    return [script, "--bundle", bundle] if bundle else [script]
+def offline_command(bundle: str | None = None, script: str = "cluster-up.sh") -> list[str]:
+    path = str(paths.environment_dir() / "offline" / script)
+    return [path, "--bundle", bundle] if bundle else [path]
+
+
+def _offline(args: argparse.Namespace, script: str) -> int:
+    cni = args.cni or DEFAULT_CNI
+    if cni not in OFFLINE_CNIS:
+        print(f"error: the offline clusters are {', '.join(OFFLINE_CNIS)}; --cni {cni} needs the online path (drop "
+              f"--offline)", file=sys.stderr)
+        return 2
+    argv = offline_command(getattr(args, "bundle", None), script)
+    prefix = f"K8SLAB_CNI={shlex.quote(cni)} " if cni != DEFAULT_CNI else ""
+    if getattr(args, "dry_run", False):
+        print(prefix + " ".join(shlex.quote(a) for a in argv))
+        return 0
+    return subprocess.call(argv, env={**os.environ, "K8SLAB_CNI": cni})
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     if args.offline or args.bundle:
-        if args.cni and args.cni != "kube-router":
-            print(f"error: the offline cluster uses kube-router (pod routing and NetworkPolicy); --cni {args.cni} "
-                  f"needs the online path (drop --offline)", file=sys.stderr)
-            return 2
-        argv = offline_command(args.bundle)
-        if args.dry_run:
-            print(" ".join(shlex.quote(a) for a in argv))
-            return 0
-        return subprocess.call(argv)
+        return _offline(args, "cluster-up.sh")
     cni = args.cni or DEFAULT_CNI
+    if cni not in CNIS:
+        print(f"error: --cni {cni} is offline only (the stand-in for Canal); online, use --cni canal", file=sys.stderr)
+        return 2
+    name = cluster_name(cni)
     addons = [a for a in ADDONS if a not in (args.without or [])] + (["ingress-nginx"] if args.ingress_nginx else [])
     if args.dry_run:
         for step in plan(cni, addons, subnet=args.subnet or "172.18.0.0/16"):
@@ -307,13 +345,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         if not args.subnet:
             print("# (the MetalLB pool is computed from the docker network 'kind' subnet once it exists)")
         return 0
-    if cluster_exists():
-        print(f"==> kind cluster {CLUSTER_NAME} exists; installing/updating the add-ons only "
-              f"(`make cluster-down` to start over)")
-        create = False
+    if cluster_exists(name=name):
+        print(f"==> kind cluster {name} exists; installing/updating the add-ons only "
+              f"(`make cluster-down{'' if name == CLUSTER_NAME else ' CNI=' + cni}` to start over)")
     else:
-        create = True
-        rc = execute(create_steps())
+        rc = execute(create_steps(name=name))
         if rc:
             return rc
     try:
@@ -326,8 +362,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     if args.offline:
-        return subprocess.call([str(paths.environment_dir() / "offline" / "cluster-down.sh")])
-    argv = ["kind", "delete", "cluster", "--name", CLUSTER_NAME]
+        return _offline(args, "cluster-down.sh")
+    argv = ["kind", "delete", "cluster", "--name", cluster_name(args.cni or DEFAULT_CNI)]
     print("$ " + " ".join(argv))
     try:
         return subprocess.call(argv, env=_env_with_bin())
@@ -343,7 +379,9 @@ def register(subparsers) -> None:
     up = sub.add_parser("up", help="create the cluster: kind + CNI + MetalLB + Gateway API + Traefik + cert-manager")
     up.add_argument("--offline", action="store_true", help="build/start the offline cluster (environment/offline)")
     up.add_argument("--bundle", metavar="PATH", help="start the offline cluster from a bundle (no build, no network)")
-    up.add_argument("--cni", choices=CNIS, help=f"pod network (default {DEFAULT_CNI}; offline: kube-router)")
+    up.add_argument("--cni", choices=tuple(dict.fromkeys(CNIS + OFFLINE_CNIS)),
+                    help=f"pod network (default {DEFAULT_CNI}, the course cluster '{CLUSTER_NAME}'; any other gets a "
+                         f"cluster '{CLUSTER_NAME}-<cni>' of its own; offline: {', '.join(OFFLINE_CNIS)})")
     up.add_argument("--without", action="append", choices=ADDONS, help="skip an add-on (repeatable)")
     up.add_argument("--ingress-nginx", action="store_true", help="also install ingress-nginx (retired upstream)")
     up.add_argument("--subnet", help="docker network subnet for the MetalLB pool (default: read from docker)")
@@ -351,6 +389,8 @@ def register(subparsers) -> None:
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="delete the course cluster")
     down.add_argument("--offline", action="store_true", help="use environment/offline/cluster-down.sh")
+    down.add_argument("--cni", choices=tuple(dict.fromkeys(CNIS + OFFLINE_CNIS)),
+                      help="delete that CNI's cluster instead of the course cluster")
     down.set_defaults(func=cmd_down)
 
 

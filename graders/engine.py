@@ -27,7 +27,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from graders import labs, manifests, questions, runlock, spec as specs
+from graders import labs, manifests, questions, runlock, workload_reuse
+from graders import spec as specs
 from graders.cluster import ClusterAPI, new_run_id
 from graders.cluster.names import pin_kubectl
 from graders.errors import (CheckFailed, ClusterError, K8sLabError, NotReady, Problem, SpecError, SubmissionError,
@@ -52,18 +53,21 @@ class Options:
     reset_kinds: tuple[str, ...] = ()  # every kind the lab's submissions may hold: what a reset must remove
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # the lab spec's, set at reset
     explain: Callable[[str], str] | None = None  # the lab module's optional explain_admission(message) -> str
+    reuse_workloads: bool = False  # keep Deployments a submission applies unchanged (graders/workload_reuse.py)
 
 
 def grade(lab_id: str, exercise: str | None = None, submission: Path | str | None = None, *, keep: bool = False,
           verbose: bool = False, cluster: ClusterAPI | None = None, context: str | None = None,
           status: Status | None = None, connect_timeout: float = CONNECT_TIMEOUT,
-          runner_factory: Callable[[Any], Any] | None = None, teardown: str = "delete") -> LabResult:
+          runner_factory: Callable[[Any], Any] | None = None, teardown: str = "delete",
+          reuse_workloads: bool | None = None) -> LabResult:
     """Grade one exercise (or every exercise) of a lab.
 
     ``submission``: None reads the learner's files in labs/<lab>/<exercise>/; a directory holding per-exercise
     subdirectories; or, with ``exercise`` given, the exercise's files themselves (a directory or one file).
     ``cluster``: an already connected cluster (pytest reuses one); otherwise one is connected for ``context``.
     ``teardown``: what happens to the namespaces afterwards (see the module doc); ``keep=True`` means "keep".
+    ``reuse_workloads``: None follows the lab's ``reuse_unchanged_workloads``; the benchmark measures both.
 
     Raises UsageError/SpecError for bad arguments or specs and ClusterUnreachable when a step needs the
     cluster and none answers; every failure of the learner's manifests is a failed ExerciseResult instead.
@@ -75,6 +79,7 @@ def grade(lab_id: str, exercise: str | None = None, submission: Path | str | Non
     kinds = tuple(dict.fromkeys(kind for ex in lab.exercises for kind in ex.allowed_kinds))
     options = Options(teardown="keep" if keep else teardown, verbose=verbose, runner_factory=runner_factory,
                       reset_kinds=kinds, namespace_labels=lab.namespace_labels,
+                      reuse_workloads=lab.reuse_unchanged_workloads if reuse_workloads is None else reuse_workloads,
                       explain=getattr(labs.load(lab_id), "explain_admission", None))
     checks = labs.exercises(lab_id)
     selected = [lab.exercise(exercise)] if exercise else list(lab.exercises)
@@ -169,7 +174,7 @@ def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission | Mappin
                   runner_factory=options.runner_factory)
         plan = [
             ("admit", "admission (server-side dry-run)", lambda: _admit(ex, found, cluster, run_id, options)),
-            ("apply", "apply and wait until ready", lambda: _apply(ex, found, cluster)),
+            ("apply", "apply and wait until ready", lambda: _apply(ex, found, cluster, options)),
         ]
         if checks.static is not None:
             plan.append(("static", "what the manifests should do", lambda: checks.static(ctx)))
@@ -192,7 +197,7 @@ def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission | Mappin
         if len(steps) > 1:  # past admit: the namespaces carry our run id unless another run took them over
             steps[-1] = _unless_taken_over(steps[-1], ex, cluster, run_id)
     finally:
-        cleanup = _teardown(ex, cluster, options, done_with)
+        cleanup = _teardown(ex, cluster, options, done_with, found)
         if cleanup is not None and steps:
             steps[-1] = replace(steps[-1], evidence=(*steps[-1].evidence, cleanup))
     return steps
@@ -229,10 +234,20 @@ def _run_step(name: str, run: Callable[[], StepResult | None], verbose: bool) ->
     return replace(result, step=name)
 
 
+def _reusable(found: manifests.Submission | Mapping[str, questions.Answer], cluster: ClusterAPI,
+              options: Options) -> dict[str, list[str]]:
+    """{namespace: [Deployment]} that run exactly as the submission applies them, for a lab that reuses them."""
+    if not options.reuse_workloads or not isinstance(found, manifests.Submission):
+        return {}
+    return workload_reuse.keep([(m.namespace, m.name, m.obj) for m in found.manifests if m.kind == "Deployment"],
+                               lambda ns, name: cluster.get("apps/v1", "Deployment", ns, name))
+
+
 def _admit(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: ClusterAPI, run_id: str,
            options: Options) -> StepResult:
+    kept = _reusable(found, cluster, options)
     cluster.reset_namespaces(list(ex.namespaces), run_id, kinds=options.reset_kinds, labels=options.namespace_labels,
-                             keep_fixtures=True)
+                             keep_fixtures=True, keep_deployments=kept)
     problems: list[Problem] = []
     for manifest in found.manifests:  # one object at a time, so every rejection is reported, not the first
         try:
@@ -254,23 +269,29 @@ def _reset_only(ex: specs.ExerciseSpec, cluster: ClusterAPI, run_id: str, option
     return StepResult("admit", True, f"namespaces ready: {', '.join(ex.namespaces)}")
 
 
-def _apply(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: ClusterAPI) -> StepResult:
-    cluster.apply([m.obj for m in found.manifests])
+def _apply(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: ClusterAPI,
+           options: Options) -> StepResult:
+    reuse = options.reuse_workloads
+    cluster.apply([workload_reuse.stamped(m.obj) if reuse and m.kind == "Deployment" else m.obj
+                   for m in found.manifests])
     cluster.wait_ready(list(ex.namespaces), timeout=ex.ready_timeout)
     return StepResult("apply", True, "applied; every pod is ready")
 
 
-def _teardown(ex: specs.ExerciseSpec, cluster: ClusterAPI, options: Options,
-              done_with: Sequence[str]) -> Evidence | None:
+def _teardown(ex: specs.ExerciseSpec, cluster: ClusterAPI, options: Options, done_with: Sequence[str],
+              found: manifests.Submission | Mapping[str, questions.Answer]) -> Evidence | None:
     if options.teardown == "keep":
         inspect = pin_kubectl(f"kubectl get all -n {ex.default_namespace}", getattr(cluster, "context", "") or "")
         return Evidence.text("kept for inspection", f"namespaces kept: {', '.join(ex.namespaces)} ({inspect})")
     if not done_with:
         return None
     try:
-        # "empty" keeps the grader's own pods for the next check; "delete" removes the namespace, pods and all
-        cluster.empty_namespaces(list(done_with), kinds=options.reset_kinds,
-                                 keep_fixtures=options.teardown == "empty")
+        # "empty" keeps the grader's own pods for the next check, and in a lab that reuses workloads the
+        # submission's running Deployments (a re-check with the same backends skips restarting them); "delete"
+        # removes the namespace, pods and all
+        empty = options.teardown == "empty"
+        cluster.empty_namespaces(list(done_with), kinds=options.reset_kinds, keep_fixtures=empty,
+                                 keep_deployments=_reusable(found, cluster, options) if empty else None)
         if options.teardown == "delete":
             # the namespace controller finishes in the background; the next run's reset waits for it if needed
             cluster.delete_namespaces(list(done_with), wait=False)

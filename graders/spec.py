@@ -17,7 +17,8 @@ from graders import paths
 from graders.errors import SpecError, UsageError
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LAB_KEYS = {"id", "title", "namespaces", "exercises", "description", "namespace_labels"}
+_LAB_KEYS = {"id", "title", "namespaces", "exercises", "description", "namespace_labels",
+             "reuse_unchanged_workloads"}
 # A label key: an optional DNS-subdomain prefix and a name; a value: empty or a name (both at most 63 characters).
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -95,6 +96,9 @@ class LabSpec:
     # Labels the grader sets on its namespaces at reset (namespace -> labels), e.g. env=production for lab 05's
     # namespaceSelectors; the learner does not set them (namespaces are cluster-scoped).
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict, hash=False)
+    # Keep a Deployment the next exercise applies unchanged (graders/workload_reuse.py): for labs whose checks never
+    # change a backend's pods.
+    reuse_unchanged_workloads: bool = False
 
     def exercise(self, exercise_id: str) -> ExerciseSpec:
         for exercise in self.exercises:
@@ -169,9 +173,13 @@ def parse_lab(raw: Any, *, file: Path, root: Path, expected_id: str | None = Non
         exercises.append(exercise)
     owned = {*namespaces, *(ns for e in exercises for ns in e.namespaces)}
     namespace_labels = problems.namespace_labels(raw.get("namespace_labels", {}), "namespace_labels", owned)
+    reuse = raw.get("reuse_unchanged_workloads", False)
+    if not isinstance(reuse, bool):
+        problems.add("reuse_unchanged_workloads", f"must be true or false, got {reuse!r}")
     problems.raise_if_any()
     return LabSpec(id=lab_id, title=title, namespaces=namespaces, exercises=tuple(exercises), file=file,
-                   description=str(raw.get("description", "")), namespace_labels=namespace_labels)
+                   description=str(raw.get("description", "")), namespace_labels=namespace_labels,
+                   reuse_unchanged_workloads=reuse is True)
 
 
 def _parse_exercise(raw: Any, where: str, problems: "_Problems", lab_id: str, lab_namespaces: tuple[str, ...],

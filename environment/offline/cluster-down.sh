@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
 # Deletes the offline cluster "k8slab" (and with --network also its internal docker network);
-# K8SLAB_CNI=flannel (make cluster-down OFFLINE=1 CNI=flannel): the second cluster "k8slab-flannel" and its network.
+# K8SLAB_CNI=flannel or flannel+kube-router (make cluster-down OFFLINE=1 CNI=...): that second cluster and its network.
 # Cached builds and images are kept; remove $K8SLAB_CACHE (~/.cache/k8slab) to start cold.
 source "$(dirname "$0")/lib.sh"
 KIND="$BIN_DIR/kind"; command -v "$KIND" >/dev/null || KIND="$(command -v kind || true)"
 [ -n "$KIND" ] || die "kind not found (build it with build-binaries.sh core-addons)"
-CLUSTER=k8slab
-if [ "${K8SLAB_CNI:-kube-router}" = flannel ]; then
-  CLUSTER=k8slab-flannel; K8SLAB_NETWORK="$K8SLAB_FLANNEL_NETWORK"
-fi
+select_cni "${K8SLAB_CNI:-kube-router}" || die "K8SLAB_CNI=$K8SLAB_CNI: the offline clusters are $OFFLINE_CNIS"
 if "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
   step "deleting kind cluster $CLUSTER"
   "$KIND" delete cluster --name "$CLUSTER"

@@ -3,7 +3,8 @@
 # CoreDNS, MetalLB, Traefik) on an --internal docker network, from locally built images only.
 #   cluster-up.sh                 build what the cache lacks (Go module proxy + Debian), then start
 #   cluster-up.sh --bundle PATH   start from a bundle made by bundle.sh: no build, no download
-#   K8SLAB_CNI=flannel cluster-up.sh   a second cluster "k8slab-flannel" beside it (issue 14, lab 02-cni)
+#   K8SLAB_CNI=flannel cluster-up.sh   a second cluster "k8slab-flannel" beside it (issue 14, lab 02-cni);
+#   K8SLAB_CNI=flannel+kube-router      "k8slab-flannel-kube-router": Flannel + kube-router's NetworkPolicy only
 # Idempotent: with the cluster already up it only re-checks it (and fixes the kubeconfig).
 source "$(dirname "$0")/lib.sh"
 
@@ -21,15 +22,11 @@ done
 # the core add-ons only (MetalLB's pool lies in k8slab's subnet) and does not become kubectl's current context.
 CNI="${K8SLAB_CNI:-kube-router}"
 CNI_IMAGES=()   # images not in the node image, loaded into this cluster's nodes after creation
-case "$CNI" in
-  kube-router) CLUSTER=k8slab ;;
-  flannel)
-    CLUSTER=k8slab-flannel; CNI_IMAGES=("$FLANNEL_IMAGE"); K8SLAB_ADDONS=core
-    K8SLAB_NETWORK="$K8SLAB_FLANNEL_NETWORK" K8SLAB_NETWORK_SUBNET="$K8SLAB_FLANNEL_NETWORK_SUBNET"
-    K8SLAB_NETWORK_IP_RANGE="$K8SLAB_FLANNEL_NETWORK_IP_RANGE"
-    [ -z "$BUNDLE" ] || die "K8SLAB_CNI=flannel: a bundle holds the kube-router cluster only; build without --bundle" ;;
-  *) die "K8SLAB_CNI=$CNI: the offline cluster offers kube-router (default) or flannel; other CNIs need the online path (make cluster CNI=$CNI without OFFLINE=1)" ;;
-esac
+select_cni "$CNI" || die "K8SLAB_CNI=$CNI: the offline cluster offers $OFFLINE_CNIS; other CNIs need the online path (make cluster CNI=$CNI without OFFLINE=1)"
+if [ "$CNI" != kube-router ]; then
+  CNI_IMAGES=("$FLANNEL_IMAGE"); K8SLAB_ADDONS=core
+  [ -z "$BUNDLE" ] || die "K8SLAB_CNI=$CNI: a bundle holds the kube-router cluster only; build without --bundle"
+fi
 CONTEXT="kind-$CLUSTER"
 T0=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - T0 ))s"; }
@@ -56,7 +53,7 @@ if [ -n "$BUNDLE" ]; then
 elif [ "${K8SLAB_SKIP_BUILD:-0}" = 1 ]; then
   docker image inspect "$OFFLINE_NODE_IMAGE" >/dev/null 2>&1 || die "K8SLAB_SKIP_BUILD=1 but $OFFLINE_NODE_IMAGE is missing"
   for i in "${CNI_IMAGES[@]}"; do
-    docker image inspect "$i" >/dev/null 2>&1 || die "K8SLAB_SKIP_BUILD=1 but $i is missing (build-binaries.sh $CNI, then build-images.sh)"
+    docker image inspect "$i" >/dev/null 2>&1 || die "K8SLAB_SKIP_BUILD=1 but $i is missing (build-binaries.sh $CNI_BUILD, then build-images.sh)"
   done
   rm -rf "$MANIFESTS"; render_manifests "$MANIFESTS"
 else
@@ -67,7 +64,7 @@ else
   "$OFFLINE_DIR/build-binaries.sh" all
   wait "$rootfs_pid" || { cat "$LOG_DIR/build-rootfs.log"; die "rootfs build failed"; }
   cat "$LOG_DIR/build-rootfs.log"
-  [ "$CNI" = kube-router ] || "$OFFLINE_DIR/build-binaries.sh" "$CNI"
+  [ -z "$CNI_BUILD" ] || "$OFFLINE_DIR/build-binaries.sh" "$CNI_BUILD"
   "$OFFLINE_DIR/build-images.sh"
   "$OFFLINE_DIR/build-node-image.sh"
   rm -rf "$MANIFESTS"; render_manifests "$MANIFESTS"
@@ -179,10 +176,15 @@ crds_established() { k wait --for=condition=Established --timeout=5s "$@"; }
 pool_ok() { apply "$MANIFESTS/31-metallb-pool.yaml"; }
 lb_ip() { [ -n "$(k -n traefik get svc traefik -o jsonpath='{.status.loadBalancer.ingress[0].ip}')" ]; }
 
-if [ "$CNI" = flannel ]; then
+if [ "$CNI" != kube-router ]; then
   step "add-ons: flannel (VXLAN overlay; no NetworkPolicy engine)"
   apply "$MANIFESTS/cni/flannel.yaml"
   wait_for "flannel on every node" 300 rollout kube-flannel daemonset/kube-flannel-ds
+  if [ "$CNI" = flannel+kube-router ]; then
+    step "add-ons: kube-router firewall only (NetworkPolicy beside Flannel, as Canal adds Calico's)"
+    apply "$MANIFESTS/cni/kube-router-firewall.yaml"
+    wait_for "kube-router firewall on every node" 300 rollout kube-system daemonset/kube-router-firewall
+  fi
 else
   step "add-ons: kube-router (routing + NetworkPolicy)"
   apply "$MANIFESTS/10-kube-router.yaml"

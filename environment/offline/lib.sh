@@ -46,6 +46,25 @@ sys.exit("no Debian bookworm main source found in /etc/apt/sources.list*; set K8
 PY
 }
 
+# select_cni CNI: the cluster, docker network and build of each offline CNI (`make cluster OFFLINE=1 CNI=...`,
+# issue 14). kube-router is the course cluster "k8slab"; each other one is a second cluster with its own name and
+# internal network, so two can run side by side for comparison and the course cluster is never touched.
+# Sets CLUSTER, CNI_BUILD (the extra build-binaries.sh target, or "") and, for a second cluster, K8SLAB_NETWORK*.
+select_cni() {
+  CNI_BUILD=""
+  case "$1" in
+    kube-router) CLUSTER=k8slab; return 0 ;;
+    flannel) CLUSTER=k8slab-flannel; CNI_BUILD=flannel
+      K8SLAB_NETWORK="$K8SLAB_FLANNEL_NETWORK" K8SLAB_NETWORK_SUBNET="$K8SLAB_FLANNEL_NETWORK_SUBNET"
+      K8SLAB_NETWORK_IP_RANGE="$K8SLAB_FLANNEL_NETWORK_IP_RANGE" ;;
+    flannel+kube-router) CLUSTER=k8slab-flannel-kube-router; CNI_BUILD=flannel
+      K8SLAB_NETWORK="$K8SLAB_FLANNEL_KR_NETWORK" K8SLAB_NETWORK_SUBNET="$K8SLAB_FLANNEL_KR_NETWORK_SUBNET"
+      K8SLAB_NETWORK_IP_RANGE="$K8SLAB_FLANNEL_KR_NETWORK_IP_RANGE" ;;
+    *) return 1 ;;
+  esac
+}
+OFFLINE_CNIS="kube-router, flannel or flannel+kube-router"
+
 cat_yaml() { local f; for f in "$@"; do echo "---"; cat "$f"; echo; done; }
 
 # render_manifests DIR: our add-on manifests with @KEY@ replaced by the versions.env value.

@@ -91,6 +91,21 @@ def default_request_timeout(api_client, connect: float, read: float) -> None:
     rest.request = request
 
 
+def _spared(keep_fixtures: bool, deployments: Sequence[str], template_hashes: Sequence[str]):
+    """(kind, field selector) -> (field selector, label selector) of what a reset deletes in one namespace: all of
+    the kind but the grader's fixture pods (`keep_fixtures`) and the kept Deployments, their ReplicaSets and pods."""
+    keep_hash = f"pod-template-hash notin ({','.join(template_hashes)})" if template_hashes else ""
+
+    def select(kind: str, field: str) -> tuple[str, str | None]:
+        if kind == "Deployment":
+            field = ",".join(part for part in (field, *(f"metadata.name!={d}" for d in deployments)) if part)
+        labels = [f"!{FIXTURE_LABEL}"] if kind == "Pod" and keep_fixtures else []
+        if kind in ("Pod", "ReplicaSet") and keep_hash:
+            labels.append(keep_hash)
+        return field, ",".join(labels) or None
+    return select
+
+
 class Cluster:
     """A connection to one cluster (one kube context). Create with `Cluster.connect()`."""
 
@@ -274,9 +289,12 @@ class Cluster:
                 self._wait_namespace_gone(name, max(1.0, deadline - time.monotonic()))
 
     def reset_namespaces(self, names: Sequence[str], run_id: str | None = None, kinds: Iterable[str] = (),
-                         labels: Mapping[str, Mapping[str, str]] | None = None, keep_fixtures: bool = False) -> None:
+                         labels: Mapping[str, Mapping[str, str]] | None = None, keep_fixtures: bool = False,
+                         keep_deployments: Mapping[str, Sequence[str]] | None = None) -> None:
         """A clean slate for one run: each namespace exists, is ours, carries `run_id` and the `labels` given for
-        it, and holds none of the objects a grading run makes (but the grader's own pods with `keep_fixtures`).
+        it, and holds none of the objects a grading run makes (but the grader's own pods with `keep_fixtures`,
+        and the Deployments named in `keep_deployments` {namespace: [name]} with their ReplicaSets and pods: the
+        engine keeps one that the next submission applies unchanged, see graders/workload_reuse.py).
         An existing namespace is emptied rather than recreated: emptying takes about a second, deleting a
         namespace 5-12 s (the namespace controller sweeps every API resource)."""
         for name in names:
@@ -291,32 +309,36 @@ class Cluster:
                                    f"labelling Namespace {name} for run {run_id}")
             elif wanted:
                 self._patch_labels(name, wanted, f"labelling Namespace {name}")
-        self._empty(names, kinds, EMPTY_TIMEOUT, keep_fixtures)  # ownership checked above
+        self._empty(names, kinds, EMPTY_TIMEOUT, keep_fixtures, keep_deployments or {})  # ownership checked above
 
     def empty_namespaces(self, names: Sequence[str], kinds: Iterable[str] = (),
-                         timeout: float = EMPTY_TIMEOUT, keep_fixtures: bool = False) -> None:
+                         timeout: float = EMPTY_TIMEOUT, keep_fixtures: bool = False,
+                         keep_deployments: Mapping[str, Sequence[str]] | None = None) -> None:
         """Delete every object of RESET_KINDS (and of `kinds`, e.g. a lab's custom resources) in our namespaces and
-        wait until they are gone; with `keep_fixtures`, the grader's own pods (FIXTURE_LABEL) stay for the next run.
+        wait until they are gone; with `keep_fixtures`, the grader's own pods (FIXTURE_LABEL) stay for the next run,
+        and so do the Deployments named in `keep_deployments` (as in reset_namespaces).
         Workloads go first, so no controller recreates the pods deleted after them; pods go without grace, so a
         container that ignores SIGTERM costs nothing."""
         for name in names:
             self.require_owned(name)
-        self._empty(names, kinds, timeout, keep_fixtures)
+        self._empty(names, kinds, timeout, keep_fixtures, keep_deployments or {})
 
-    def _empty(self, names: Sequence[str], kinds: Iterable[str], timeout: float, keep_fixtures: bool) -> None:
+    def _empty(self, names: Sequence[str], kinds: Iterable[str], timeout: float, keep_fixtures: bool,
+               keep_deployments: Mapping[str, Sequence[str]] | None = None) -> None:
         resources = self._resettable(tuple(kinds))
-        spared = f"!{FIXTURE_LABEL}" if keep_fixtures else None
+        spared = {name: _spared(keep_fixtures, *self._kept(name, (keep_deployments or {}).get(name) or ()))
+                  for name in names}
 
-        def labels(resource) -> str | None:  # fixtures are Pods only: no other kind may outlive a reset by a label
-            return spared if resource.kind == "Pod" else None
+        def selectors(resource, namespace: str, selector: str) -> tuple[str, str | None]:
+            return spared[namespace](resource.kind, selector)
 
         deadline = time.monotonic() + timeout
         for name in names:
             for resource, selector in resources:
-                self._delete_collection(resource, name, selector, labels(resource))
+                self._delete_collection(resource, name, *selectors(resource, name, selector))
         while True:
             left = [f"{resource.kind} {name}/{item.metadata.name}" for name in names for resource, selector in resources
-                    for item in self._remaining(resource, name, selector, labels(resource))]
+                    for item in self._remaining(resource, name, *selectors(resource, name, selector))]
             if not left:
                 return
             if time.monotonic() >= deadline:
@@ -327,8 +349,20 @@ class Cluster:
             for name in names:  # a ReplicaSet not yet collected may have recreated a pod
                 for resource, selector in resources:
                     if resource.kind == "Pod":
-                        self._delete_collection(resource, name, selector, spared)
+                        self._delete_collection(resource, name, *selectors(resource, name, selector))
             time.sleep(0.2)
+
+    def _kept(self, namespace: str, deployments: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(the Deployments to keep, the pod-template-hash of every ReplicaSet they own): a reset spares those
+        ReplicaSets and their pods by that label, which Kubernetes itself puts on both."""
+        if not deployments:
+            return (), ()
+        found = self._list(f"listing ReplicaSets in Namespace {namespace}", self.apps.list_namespaced_replica_set,
+                           namespace)
+        hashes = sorted({(rs.metadata.labels or {}).get("pod-template-hash", "") for rs in found
+                         if any(o.kind == "Deployment" and o.name in deployments
+                                for o in rs.metadata.owner_references or [])} - {""})
+        return tuple(sorted(deployments)), tuple(hashes)
 
     def _resettable(self, extra: tuple[str, ...]) -> list[tuple[Any, str]]:
         """(API resource, field selector) for every kind to delete, in RESET_KINDS order, each once per group."""

@@ -39,13 +39,15 @@ class PreparedCluster:
         self._cluster.require_owned(name)
 
     def reset_namespaces(self, names: Sequence[str], run_id: str | None = None, kinds: Iterable[str] = (),
-                         labels: Mapping[str, Mapping[str, str]] | None = None,
-                         keep_fixtures: bool = False) -> None:  # noqa: ARG002
+                         labels: Mapping[str, Mapping[str, str]] | None = None, keep_fixtures: bool = False,
+                         keep_deployments: Mapping[str, Sequence[str]] | None = None) -> None:  # noqa: ARG002
+        # keeping an unchanged Deployment between the exercises of ONE submission is safe: the harness creates
+        # the namespaces fresh for each submission and deletes them after it
         for name in names:
             self._cluster.require_owned(name)
             if labels and labels.get(name):
                 self.label_namespace(name, labels[name])
-        self._cluster.empty_namespaces(names, kinds, keep_fixtures=keep_fixtures)
+        self._cluster.empty_namespaces(names, kinds, keep_fixtures=keep_fixtures, keep_deployments=keep_deployments)
 
     def delete_namespaces(self, names: Iterable[str], wait: bool = True, timeout: float = 0) -> None:  # noqa: ARG002
         return None
@@ -100,7 +102,9 @@ def verify(lab: str, submission: Path, exercises: list[str] | None = None) -> di
             continue
         key = f"{lab}/{exercise.id}"
         try:
-            result = engine.grade(lab, exercise.id, submission=submission, cluster=cluster)
+            # "empty", as a notebook's check(): the grader's pods (and a lab's unchanged Deployments) stay for the
+            # next exercise; the harness deletes the namespaces after the submission
+            result = engine.grade(lab, exercise.id, submission=submission, cluster=cluster, teardown="empty")
             out[key] = _record(result, exercise.id, exercise.points)
         except GradingError as exc:
             out[key] = {"score": 0.0, "points": exercise.points, "passed": False, "message": str(exc), "html": "",

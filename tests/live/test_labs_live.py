@@ -13,6 +13,7 @@ import pytest
 
 from graders import engine, paths, render, spec
 from graders.cluster import FIXTURE_LABEL
+from graders.workload_reuse import APPLIED_HASH
 from observed import materialise
 
 pytestmark = pytest.mark.live
@@ -65,13 +66,23 @@ def test_exercise_variant(case: Case, k8slab_cluster, tmp_path) -> None:
     if case.variant == CLEANUP:
         ours = {ns for lab in case.lab.split(",") for ns in spec.load_lab(lab, paths.repo_root()).all_namespaces}
         present = sorted(ours & set(k8slab_cluster.owned_namespaces()))
-        # the grader's own pods (FIXTURE_LABEL) stay for the next check; nothing of a submission may
+        # the grader's own pods (FIXTURE_LABEL) stay for the next check, and so do the Deployments a lab keeps for
+        # reuse (stamped by graders/workload_reuse.py) with their pods; nothing else of a submission may
+        kept = {(d.metadata.namespace, d.metadata.name) for ns in present for d in k8slab_cluster.list_deployments(ns)
+                if APPLIED_HASH in (d.metadata.annotations or {})}
+
+        def kept_pod(pod) -> bool:
+            template = (pod.metadata.labels or {}).get("pod-template-hash", "")
+            return bool(template) and any(ns == pod.metadata.namespace and pod.metadata.name.startswith(
+                f"{name}-{template}-") for ns, name in kept)
         learners = [p for ns in present for p in k8slab_cluster.list_pods(ns)
-                    if FIXTURE_LABEL not in (p.metadata.labels or {})]
+                    if FIXTURE_LABEL not in (p.metadata.labels or {}) and not kept_pod(p)]
         left = [f"{kind} {ns}/{name}" for ns in present for kind, items in (
                     ("Pod", [p for p in learners if p.metadata.namespace == ns]),
                     ("Service", k8slab_cluster.list_services(ns)),
-                    ("Deployment", k8slab_cluster.list_deployments(ns))) for name in (i.metadata.name for i in items)]
+                    ("Deployment", [d for d in k8slab_cluster.list_deployments(ns)
+                                    if (ns, d.metadata.name) not in kept]))
+                for name in (i.metadata.name for i in items)]
         assert not left, f"grading runs left objects behind: {left}"
         k8slab_cluster.delete_namespaces(present, wait=True, timeout=90)
         assert not ours & set(k8slab_cluster.owned_namespaces())

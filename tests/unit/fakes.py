@@ -105,26 +105,33 @@ class FakeCluster:
             self.objects = {k: v for k, v in self.objects.items() if v["metadata"].get("namespace") != name}
 
     def reset_namespaces(self, names: Sequence[str], run_id: str | None = None, kinds: Iterable[str] = (),
-                         labels: Mapping[str, Mapping[str, str]] | None = None, keep_fixtures: bool = False) -> None:
-        """Like the real one: an existing namespace of ours is emptied and relabelled, a missing one created."""
+                         labels: Mapping[str, Mapping[str, str]] | None = None, keep_fixtures: bool = False,
+                         keep_deployments: Mapping[str, Sequence[str]] | None = None) -> None:
+        """Like the real one: an existing namespace of ours is emptied and relabelled, a missing one created; the
+        Deployments of `keep_deployments` stay (their pods are not modelled here)."""
         self.calls.append(("reset_namespaces", tuple(names)))
+        self.kept_deployments = dict(keep_deployments or {})
         for name in names:
             self.ensure_owned_namespace(name, run_id)
             self.namespaces[name].update({**((labels or {}).get(name) or {}), RUN_LABEL: run_id or ""})
-        self._empty(names, keep_fixtures)
+        self._empty(names, keep_fixtures, self.kept_deployments)
 
     def empty_namespaces(self, names: Sequence[str], kinds: Iterable[str] = (), timeout: float = 60,
-                         keep_fixtures: bool = False) -> None:
+                         keep_fixtures: bool = False,
+                         keep_deployments: Mapping[str, Sequence[str]] | None = None) -> None:
         self.calls.append(("empty_namespaces", tuple(names)))
         for name in names:
             self.require_owned(name)
-        self._empty(names, keep_fixtures)
+        self._empty(names, keep_fixtures, keep_deployments)
 
-    def _empty(self, names: Sequence[str], keep_fixtures: bool = False) -> None:
+    def _empty(self, names: Sequence[str], keep_fixtures: bool = False,
+               keep_deployments: Mapping[str, Sequence[str]] | None = None) -> None:
         def kept(obj: dict) -> bool:
             meta = obj["metadata"]
             return meta.get("namespace") not in names or (
-                keep_fixtures and FIXTURE_LABEL in (meta.get("labels") or {}))
+                keep_fixtures and FIXTURE_LABEL in (meta.get("labels") or {})) or (
+                obj.get("kind") == "Deployment"
+                and meta.get("name") in (keep_deployments or {}).get(meta.get("namespace"), ()))
         self.objects = {k: v for k, v in self.objects.items() if kept(v)}
 
     def ensure_pods(self, pods: Sequence[dict], timeout: float = 60) -> None:

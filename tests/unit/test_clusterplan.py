@@ -70,7 +70,7 @@ def test_cilium_uses_pinned_helm_chart():
     argv = list(install.argv)
     assert argv[:4] == ["helm", "upgrade", "--install", "cilium"]
     assert argv[argv.index("--version") + 1] == PINS["CILIUM_VERSION"]
-    assert "--kube-context" in argv and "kind-k8slab" in argv
+    assert argv[argv.index("--kube-context") + 1] == "kind-k8slab-cilium"  # a cluster of its own
 
 
 def test_kube_router_image_is_pinned():
@@ -149,14 +149,32 @@ def test_missing_pin_names_the_key():
 
 
 def test_cli_dry_run_and_offline_dispatch(capsys):
-    assert cp.main(["cluster", "up", "--dry-run", "--cni", "flannel", "--subnet", "172.20.0.0/16"]) == 0
+    assert cp.main(["cluster", "up", "--dry-run", "--subnet", "172.20.0.0/16"]) == 0
     out = capsys.readouterr().out
-    assert "kube-flannel.yml" in out and "172.20.255.200-172.20.255.250" in out
+    assert "kube-router" in out and "172.20.255.200-172.20.255.250" in out
     assert cp.main(["cluster", "up", "--offline", "--dry-run"]) == 0
     assert capsys.readouterr().out.strip().endswith("environment/offline/cluster-up.sh")
     assert cp.main(["cluster", "up", "--bundle", "/tmp/b.tar", "--dry-run"]) == 0
     assert capsys.readouterr().out.strip().endswith("cluster-up.sh --bundle /tmp/b.tar")
     assert cp.main(["cluster", "up", "--offline", "--cni", "calico"]) == 2
+    assert cp.main(["cluster", "up", "--offline", "--cni", "flannel+kube-router", "--dry-run"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("K8SLAB_CNI=flannel+kube-router ") and line.endswith("environment/offline/cluster-up.sh")
+    assert cp.main(["cluster", "up", "--cni", "flannel+kube-router", "--dry-run"]) == 2  # offline only
+
+
+def test_another_cni_gets_a_cluster_of_its_own_beside_the_course_cluster(capsys):
+    """Lab 02 compares two data planes side by side: `--cni flannel` must not replace the course cluster."""
+    assert cp.cluster_name() == "k8slab" and cp.cluster_name("flannel") == "k8slab-flannel"
+    lines = _flat(cp.plan("flannel", subnet="172.20.0.0/16"))
+    assert any("kind create cluster --name k8slab-flannel" in line for line in lines)
+    assert any("kube-flannel.yml" in line for line in lines)
+    kubectls = [line for line in lines if line.startswith("kubectl --context")]
+    assert kubectls and all(line.startswith("kubectl --context kind-k8slab-flannel ") for line in kubectls)
+    assert not any("metallb" in line or "helm" in line for line in lines)  # core add-ons only: no pool collision
+    assert any("config use-context kind-k8slab" in line for line in lines)  # kind switched it; give it back
+    course = _flat(cp.plan("kube-router", subnet="172.20.0.0/16"))
+    assert any("metallb" in line for line in course) and not any("use-context" in line for line in course)
 
 
 def test_execute_stops_at_first_failure(tmp_path):

@@ -27,8 +27,9 @@ class ScopedCluster:
     def namespace_labels(self, name):
         return self.namespaces.get(name)
 
-    def empty_namespaces(self, names, kinds=(), timeout=60, keep_fixtures=False):
+    def empty_namespaces(self, names, kinds=(), timeout=60, keep_fixtures=False, keep_deployments=None):
         self.calls.append(("empty_namespaces", tuple(names), tuple(kinds)))
+        self.kept = keep_deployments
 
     def list_pods(self, namespace=None, label_selector=None):
         return [f"pod in {namespace}"]
@@ -50,6 +51,12 @@ def test_reset_only_checks_and_empties_the_harness_namespaces(scoped):
                                              labels={"lab-a": {"env": "production"}})
     assert scoped.calls == [("require_owned", "lab-a"), ("require_owned", "lab-b"),
                             ("empty_namespaces", ("lab-a", "lab-b"), ("NetworkPolicy",))]
+
+
+def test_reset_keeps_a_submissions_unchanged_deployment_for_its_next_exercise(scoped):
+    """Safe within one submission: the harness creates the namespaces fresh for each submission."""
+    PreparedCluster(scoped).reset_namespaces(["lab-a"], "grader-run", keep_deployments={"lab-a": ["api"]})
+    assert scoped.kept == {"lab-a": ["api"]}
 
 
 def test_namespaces_are_never_created_relabelled_or_deleted(scoped):

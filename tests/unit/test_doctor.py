@@ -27,9 +27,11 @@ class FakeCluster:
     """The Cluster methods the doctor uses, in memory."""
     context = "kind-k8slab"
 
-    def __init__(self, nodes=None, namespaces=(), ingress=False):
+    def __init__(self, nodes=None, namespaces=(), ingress=False, cni="k8s-app=kube-router", config_maps=None):
         self.nodes = nodes or [_node("k8slab-control-plane", taint=True), _node("k8slab-worker"),
                                _node("k8slab-worker2")]
+        self.cni = cni                      # the label selector of the CNI's agent pods, or None
+        self.config_maps = config_maps or {}
         self.objects: dict[tuple[str, str], dict] = {}
         self.namespaces = set(namespaces)
         self.ingress = ingress
@@ -38,6 +40,13 @@ class FakeCluster:
 
     def list_nodes(self):
         return self.nodes
+
+    def list_pods(self, namespace=None, label_selector=None):
+        running = self.cni if isinstance(self.cni, tuple) else (self.cni,)
+        return [NS(metadata=NS(name="agent"))] if label_selector and label_selector in running else []
+
+    def get(self, api_version, kind, namespace, name):
+        return self.config_maps.get((namespace, name)) if kind == "ConfigMap" else None
 
     def reset_namespaces(self, names, run_id=None, kinds=()):
         self.namespaces.update(names)
@@ -262,3 +271,34 @@ def test_load_balancer_reached_from_the_docker_network_passes_and_says_so():
     outside = SimulatedRunner(_healthy_truth(cluster))
     lb = _by_name(doctor.run(_env(cluster, _healthy_truth(cluster), outside=outside)))["LoadBalancer"]
     assert lb.status == doctor.PASS and lb.detail.endswith("and from the cluster's docker network")
+
+
+def test_the_cni_is_named_with_how_it_crosses_nodes_and_whether_it_enforces():
+    cluster = FakeCluster(namespaces={"metallb-system"}, ingress=True)
+    cni = _by_name(doctor.run(_env(cluster, _healthy_truth(cluster))))["CNI"]
+    assert cni.status == doctor.PASS and cni.detail.startswith("kube-router: routed")
+    assert "has a NetworkPolicy engine" in cni.detail
+
+
+def test_on_flannel_an_unenforced_policy_is_expected_not_a_failure():
+    vxlan = {("kube-flannel", "kube-flannel-cfg"): {"data": {"net-conf.json": '{"Backend": {"Type": "vxlan"}}'}}}
+    cluster = FakeCluster(cni="app=flannel", config_maps=vxlan)
+    checks = _by_name(doctor.run(_env(cluster, lambda s: Outcome.ALLOWED)))
+    assert checks["CNI"].detail.startswith("Flannel: VXLAN;") and "has NO NetworkPolicy engine" in checks["CNI"].detail
+    policy = checks["NetworkPolicy"]
+    assert policy.status == doctor.SKIP and "as expected: Flannel has no NetworkPolicy engine" in policy.detail
+
+
+def test_flannel_with_kube_routers_firewall_is_canals_design_and_must_enforce():
+    vxlan = {("kube-flannel", "kube-flannel-cfg"): {"data": {"net-conf.json": '{"Backend": {"Type": "vxlan"}}'}}}
+    cluster = FakeCluster(cni=("app=flannel", "k8s-app=kube-router"), config_maps=vxlan)
+    checks = _by_name(doctor.run(_env(cluster, lambda s: Outcome.ALLOWED)))
+    assert checks["CNI"].detail.startswith("Flannel + kube-router (policy only; Canal's design): VXLAN;")
+    assert "has a NetworkPolicy engine" in checks["CNI"].detail
+    assert checks["NetworkPolicy"].status == doctor.FAIL  # an engine that lets traffic through is a fault here
+
+
+def test_an_unknown_cni_is_said_and_an_unenforced_policy_stays_a_failure():
+    cluster = FakeCluster(cni=None)
+    checks = _by_name(doctor.run(_env(cluster, lambda s: Outcome.ALLOWED)))
+    assert checks["CNI"].status == doctor.SKIP and checks["NetworkPolicy"].status == doctor.FAIL

@@ -109,9 +109,9 @@ def test_objects_of_one_exercise_are_gone_when_the_next_starts(course, cluster):
     around_resets = []
     real_reset = cluster.reset_namespaces
 
-    def reset(names, run_id=None, kinds=(), labels=None, keep_fixtures=False):
+    def reset(names, run_id=None, kinds=(), labels=None, keep_fixtures=False, keep_deployments=None):
         before = in_namespace()
-        real_reset(names, run_id, kinds, labels, keep_fixtures)
+        real_reset(names, run_id, kinds, labels, keep_fixtures, keep_deployments)
         around_resets.append((before, in_namespace()))
 
     cluster.reset_namespaces = reset

@@ -156,11 +156,11 @@ def test_counts_parse_uniq_output():
     assert lab.parse_counts(out, APPS) == Counter({lab.API: 180, lab.CANARY: 18, "no answer": 2})
 
 
-def test_counting_probe_is_one_bounded_shell_loop():
+def test_counting_probe_is_one_bounded_curl():
     argv = lab.counting_spec("outside/kind", "172.18.0.200").argv()
     assert argv[:2] == ["sh", "-c"]
-    assert "-lt 200" in argv[2] and "Host: app.example.com" in argv[2] and "| sort | uniq -c" in argv[2]
-    assert "-m 1" in argv[2]  # every request bounded
+    assert argv[2] == ("curl -s -m 1 -H 'Host: app.example.com' -w '\\n' 'http://172.18.0.200:80/api#[1-200]' "
+                       "| sort | uniq -c")  # every request bounded (-m 1), one line each, 200 of them
 
 
 def test_admission_explains_a_backend_ref_without_port():

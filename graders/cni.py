@@ -1,0 +1,81 @@
+"""Which CNI a cluster runs, how it carries pod traffic between nodes, and whether it has a NetworkPolicy engine:
+read from the CNI's own pods and configuration, as a learner would (`kubectl get pods -A`, its ConfigMap).
+
+The seed's comparison table, for the course's six: Calico (BGP or IP-in-IP/VXLAN, policy), Cilium (eBPF, VXLAN or
+native routing, policy incl. L7), Flannel (VXLAN or host-gw, no policy), Weave (its own mesh, policy; archived),
+Canal (Flannel's routing with Calico's policy), and kube-router, the course's default (routed from each node's
+podCIDR, policy with iptables/ipsets).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from graders.errors import K8sLabError
+
+
+@dataclass(frozen=True)
+class Cni:
+    name: str
+    encapsulation: str      # how a packet crosses nodes
+    policy: bool            # whether it ships a NetworkPolicy engine
+    where: str              # where its configuration lives, for the learner to look
+
+    def describe(self) -> str:
+        enforces = "has a NetworkPolicy engine" if self.policy else "has NO NetworkPolicy engine"
+        return f"{self.name}: {self.encapsulation}; {enforces} (configuration: {self.where})"
+
+
+# (label selector of its agent pods, name, default encapsulation, policy, where) -- the first found wins, so a
+# composition (Canal) comes before its parts
+_KNOWN = (
+    ("k8s-app=canal", "Canal (Flannel + Calico policy)", "VXLAN (Flannel)", True, "ConfigMap kube-system/canal-config"),
+    ("k8s-app=cilium", "Cilium", "VXLAN tunnel (default; native routing if configured)", True,
+     "ConfigMap kube-system/cilium-config"),
+    ("k8s-app=calico-node", "Calico", "IP-in-IP or VXLAN per IPPool (BGP-routed when neither)", True,
+     "IPPool objects (`kubectl get ippools`)"),
+    ("name=weave-net", "Weave Net (archived upstream)", "its own overlay (sleeve or fast-datapath VXLAN)", True,
+     "DaemonSet kube-system/weave-net"),
+    ("app=flannel", "Flannel", "VXLAN (default backend)", False, "ConfigMap kube-flannel/kube-flannel-cfg"),
+    ("k8s-app=kube-router", "kube-router", "routed: each node's podCIDR via the node's own IP, no overlay", True,
+     "DaemonSet kube-system/kube-router"),
+)
+
+
+def _flannel_backend(cluster) -> str | None:
+    for namespace in ("kube-flannel", "kube-system"):
+        try:
+            cm = cluster.get("v1", "ConfigMap", namespace, "kube-flannel-cfg")
+        except K8sLabError:
+            cm = None
+        if cm:
+            try:
+                backend = json.loads((cm.get("data") or {}).get("net-conf.json", "{}")).get("Backend", {})
+            except ValueError:
+                return None
+            return str(backend.get("Type", "")) or None
+    return None
+
+
+def _runs(cluster, selector: str) -> bool:
+    try:
+        return bool(cluster.list_pods(None, label_selector=selector))
+    except K8sLabError:
+        return False
+
+
+def identify(cluster) -> Cni | None:
+    """The CNI whose agent pods run on the cluster (None when none of the course's six is found). Flannel with
+    kube-router beside it is the course's offline Canal: Flannel routes, kube-router enforces policy only."""
+    for selector, name, encapsulation, policy, where in _KNOWN:
+        if not _runs(cluster, selector):
+            continue
+        if name == "Flannel":
+            backend = _flannel_backend(cluster)
+            if backend:
+                encapsulation = {"vxlan": "VXLAN", "host-gw": "host-gw (routed, no overlay)"}.get(backend, backend)
+            if _runs(cluster, "k8s-app=kube-router"):
+                return Cni("Flannel + kube-router (policy only; Canal's design)", encapsulation, True,
+                           f"{where}; DaemonSet kube-system/kube-router-firewall")
+        return Cni(name, encapsulation, policy, where)
+    return None
