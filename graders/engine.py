@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from graders import labs, manifests, questions, runlock, workload_reuse
+from graders import labs, manifests, nsview, questions, runlock, workload_reuse
 from graders import spec as specs
 from graders.cluster import ClusterAPI, new_run_id
 from graders.cluster.names import pin_kubectl
@@ -35,6 +35,8 @@ from graders.errors import (CheckFailed, ClusterError, K8sLabError, NotReady, Pr
                             UsageError)
 from graders.exercise import Ctx, Exercise
 from graders.model import Evidence, ExerciseResult, LabResult, StepResult
+from graders.nscluster import MappedCluster
+from graders.nsmap import NamespaceMap
 from graders.status import QuietStatus, Status
 
 # Connecting must leave time to print the diagnosis inside the 5 s the course promises.
@@ -54,13 +56,34 @@ class Options:
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # the lab spec's, set at reset
     explain: Callable[[str], str] | None = None  # the lab module's optional explain_admission(message) -> str
     reuse_workloads: bool = False  # keep Deployments a submission applies unchanged (graders/workload_reuse.py)
+    namespace_map: NamespaceMap = field(default_factory=NamespaceMap.identity)  # the lab's names -> the run's
+
+    # The engine's own steps speak the run's real names; with the identity map these change (and copy) nothing.
+
+    def real_namespaces(self, logical: Sequence[str]) -> list[str]:
+        return [self.namespace_map.real(name) for name in logical]
+
+    def real_object(self, obj: dict) -> dict:
+        return obj if self.namespace_map.is_identity else self.namespace_map.to_real(obj)
+
+    def real_labels(self, namespaces: Sequence[str]) -> Mapping[str, Mapping[str, str]]:
+        """The lab's namespace labels (env=production) for the real namespaces, each also labelled with its
+        logical name (nsmap.LOGICAL_LABEL) so that a person or a cleanup can tell what a real namespace is."""
+        if self.namespace_map.is_identity:
+            return self.namespace_labels
+        return {real: self.namespace_map.labels_for(real, self.namespace_labels) for real in namespaces}
+
+    def run_lock_scope(self) -> str:
+        """Runs under different maps own different namespaces: they need not wait for each other."""
+        reals = sorted(self.namespace_map.logical_to_real.values())
+        return "" if self.namespace_map.is_identity else "-".join(reals)
 
 
 def grade(lab_id: str, exercise: str | None = None, submission: Path | str | None = None, *, keep: bool = False,
           verbose: bool = False, cluster: ClusterAPI | None = None, context: str | None = None,
           status: Status | None = None, connect_timeout: float = CONNECT_TIMEOUT,
           runner_factory: Callable[[Any], Any] | None = None, teardown: str = "delete",
-          reuse_workloads: bool | None = None) -> LabResult:
+          reuse_workloads: bool | None = None, namespace_map: NamespaceMap | None = None) -> LabResult:
     """Grade one exercise (or every exercise) of a lab.
 
     ``submission``: None reads the learner's files in labs/<lab>/<exercise>/; a directory holding per-exercise
@@ -68,6 +91,8 @@ def grade(lab_id: str, exercise: str | None = None, submission: Path | str | Non
     ``cluster``: an already connected cluster (pytest reuses one); otherwise one is connected for ``context``.
     ``teardown``: what happens to the namespaces afterwards (see the module doc); ``keep=True`` means "keep".
     ``reuse_workloads``: None follows the lab's ``reuse_unchanged_workloads``; the benchmark measures both.
+    ``namespace_map``: the run's real namespaces (``NamespaceMap.for_run``) when many runs share one cluster;
+    None keeps the lab's names. Either way the result speaks the lab's names (graders.nsview).
 
     Raises UsageError/SpecError for bad arguments or specs and ClusterUnreachable when a step needs the
     cluster and none answers; every failure of the learner's manifests is a failed ExerciseResult instead.
@@ -80,7 +105,8 @@ def grade(lab_id: str, exercise: str | None = None, submission: Path | str | Non
     options = Options(teardown="keep" if keep else teardown, verbose=verbose, runner_factory=runner_factory,
                       reset_kinds=kinds, namespace_labels=lab.namespace_labels,
                       reuse_workloads=lab.reuse_unchanged_workloads if reuse_workloads is None else reuse_workloads,
-                      explain=getattr(labs.load(lab_id), "explain_admission", None))
+                      explain=getattr(labs.load(lab_id), "explain_admission", None),
+                      namespace_map=namespace_map or NamespaceMap.identity())
     checks = labs.exercises(lab_id)
     selected = [lab.exercise(exercise)] if exercise else list(lab.exercises)
     unchecked = [ex.id for ex in selected if ex.id not in checks]
@@ -115,12 +141,13 @@ def grade(lab_id: str, exercise: str | None = None, submission: Path | str | Non
         done_with = [ns for ns in ex.namespaces if ns not in later]  # the next exercise's reset empties the rest
         live_cluster = connection.get()  # raises ClusterUnreachable with a fix
         context = getattr(live_cluster, "context", "")
-        with runlock.exclusive(context, on_wait=lambda: status.start(f"{ex.id}: waiting for another grading run "
-                                                                     f"on {context} to finish")):
+        with runlock.exclusive(context, scope=options.run_lock_scope(),
+                               on_wait=lambda: status.start(f"{ex.id}: waiting for another grading run "
+                                                            f"on {context} to finish")):
             steps = [parsed[ex.id], *_run_on_cluster(ex, submissions[ex.id], checks[ex.id], live_cluster,
                                                      status, options, done_with)]
         results.append(_result(ex, steps))
-    return LabResult(lab=lab.id, title=lab.title, exercises=tuple(results))
+    return nsview.to_logical(LabResult(lab=lab.id, title=lab.title, exercises=tuple(results)), options.namespace_map)
 
 
 def sources_for(ex: specs.ExerciseSpec, submission: Path | str | None, *, single: bool) -> list[Path]:
@@ -168,9 +195,11 @@ def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission | Mappin
     """admit -> apply -> static -> live (answers: live only), stopping at the first failure; then `done_with`
     is torn down."""
     run_id = new_run_id()  # stamped on the namespaces (label k8slab.dev/run) to tell runs apart
+    # the checks speak the lab's names; under a map they see the cluster (and probe it) through the map
+    seen = cluster if options.namespace_map.is_identity else MappedCluster(cluster, options.namespace_map)
     plan: list[tuple[str, str, Callable[[], StepResult | None]]]
     if isinstance(found, manifests.Submission):
-        ctx = Ctx(spec=ex, objects=found.manifests, cluster=cluster, run_id=run_id, verbose=options.verbose,
+        ctx = Ctx(spec=ex, objects=found.manifests, cluster=seen, run_id=run_id, verbose=options.verbose,
                   runner_factory=options.runner_factory)
         plan = [
             ("admit", "admission (server-side dry-run)", lambda: _admit(ex, found, cluster, run_id, options)),
@@ -179,7 +208,7 @@ def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission | Mappin
         if checks.static is not None:
             plan.append(("static", "what the manifests should do", lambda: checks.static(ctx)))
     else:
-        ctx = Ctx(spec=ex, objects=(), cluster=cluster, run_id=run_id, verbose=options.verbose,
+        ctx = Ctx(spec=ex, objects=(), cluster=seen, run_id=run_id, verbose=options.verbose,
                   runner_factory=options.runner_factory, answers=found)
         plan = [("admit", "the grader's namespaces", lambda: _reset_only(ex, cluster, run_id, options))]
     if checks.live is not None:
@@ -195,7 +224,7 @@ def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission | Mappin
             if not step.passed:
                 break
         if len(steps) > 1:  # past admit: the namespaces carry our run id unless another run took them over
-            steps[-1] = _unless_taken_over(steps[-1], ex, cluster, run_id)
+            steps[-1] = _unless_taken_over(steps[-1], options.real_namespaces(ex.namespaces), cluster, run_id)
     finally:
         cleanup = _teardown(ex, cluster, options, done_with, found)
         if cleanup is not None and steps:
@@ -203,11 +232,11 @@ def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission | Mappin
     return steps
 
 
-def _unless_taken_over(step: StepResult, ex: specs.ExerciseSpec, cluster: ClusterAPI, run_id: str) -> StepResult:
+def _unless_taken_over(step: StepResult, namespaces: list[str], cluster: ClusterAPI, run_id: str) -> StepResult:
     """Whatever this run observed is void if another grading run reset its namespaces meanwhile (a second
     notebook or terminal on another machine, which the local run lock cannot see): say so instead."""
     try:
-        cluster.check_run(list(ex.namespaces), run_id)
+        cluster.check_run(namespaces, run_id)
     except ClusterError as error:
         return StepResult(step.step, False, error.message, hint=error.hint)
     return step
@@ -239,21 +268,25 @@ def _reusable(found: manifests.Submission | Mapping[str, questions.Answer], clus
     """{namespace: [Deployment]} that run exactly as the submission applies them, for a lab that reuses them."""
     if not options.reuse_workloads or not isinstance(found, manifests.Submission):
         return {}
-    return workload_reuse.keep([(m.namespace, m.name, m.obj) for m in found.manifests if m.kind == "Deployment"],
+    nsmap = options.namespace_map
+    return workload_reuse.keep([(nsmap.real(m.namespace), m.name, options.real_object(m.obj))
+                                for m in found.manifests if m.kind == "Deployment"],
                                lambda ns, name: cluster.get("apps/v1", "Deployment", ns, name))
 
 
 def _admit(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: ClusterAPI, run_id: str,
            options: Options) -> StepResult:
     kept = _reusable(found, cluster, options)
-    cluster.reset_namespaces(list(ex.namespaces), run_id, kinds=options.reset_kinds, labels=options.namespace_labels,
+    namespaces = options.real_namespaces(ex.namespaces)
+    cluster.reset_namespaces(namespaces, run_id, kinds=options.reset_kinds, labels=options.real_labels(namespaces),
                              keep_fixtures=True, keep_deployments=kept)
     problems: list[Problem] = []
     for manifest in found.manifests:  # one object at a time, so every rejection is reported, not the first
         try:
-            cluster.dry_run([manifest.obj])
+            cluster.dry_run([options.real_object(manifest.obj)])
         except ClusterError as error:
-            words = _strip_ref(error.message, manifest)
+            # the API server names the object by its real namespace; we name it as the learner wrote it
+            words = _strip_ref(options.namespace_map.text_to_logical(error.message), manifest)
             problems.append(manifest.problem(f"rejected by the API server: {words}{_why(words, options.explain)}"))
     if problems:
         error = SubmissionError(problems)
@@ -264,7 +297,8 @@ def _admit(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: Cluster
 def _reset_only(ex: specs.ExerciseSpec, cluster: ClusterAPI, run_id: str, options: Options) -> StepResult:
     """An answers exercise applies nothing, but its namespaces are reset and stamped like any other run: the
     grader's pods that its facts come from live there."""
-    cluster.reset_namespaces(list(ex.namespaces), run_id, kinds=options.reset_kinds, labels=options.namespace_labels,
+    namespaces = options.real_namespaces(ex.namespaces)
+    cluster.reset_namespaces(namespaces, run_id, kinds=options.reset_kinds, labels=options.real_labels(namespaces),
                              keep_fixtures=True)
     return StepResult("admit", True, f"namespaces ready: {', '.join(ex.namespaces)}")
 
@@ -272,17 +306,20 @@ def _reset_only(ex: specs.ExerciseSpec, cluster: ClusterAPI, run_id: str, option
 def _apply(ex: specs.ExerciseSpec, found: manifests.Submission, cluster: ClusterAPI,
            options: Options) -> StepResult:
     reuse = options.reuse_workloads
-    cluster.apply([workload_reuse.stamped(m.obj) if reuse and m.kind == "Deployment" else m.obj
-                   for m in found.manifests])
-    cluster.wait_ready(list(ex.namespaces), timeout=ex.ready_timeout)
+    objects = [options.real_object(m.obj) for m in found.manifests]
+    cluster.apply([workload_reuse.stamped(obj) if reuse and m.kind == "Deployment" else obj
+                   for m, obj in zip(found.manifests, objects)])
+    cluster.wait_ready(options.real_namespaces(ex.namespaces), timeout=ex.ready_timeout)
     return StepResult("apply", True, "applied; every pod is ready")
 
 
 def _teardown(ex: specs.ExerciseSpec, cluster: ClusterAPI, options: Options, done_with: Sequence[str],
               found: manifests.Submission | Mapping[str, questions.Answer]) -> Evidence | None:
     if options.teardown == "keep":
-        inspect = pin_kubectl(f"kubectl get all -n {ex.default_namespace}", getattr(cluster, "context", "") or "")
-        return Evidence.text("kept for inspection", f"namespaces kept: {', '.join(ex.namespaces)} ({inspect})")
+        inspect = pin_kubectl(f"kubectl get all -n {options.namespace_map.real(ex.default_namespace)}",
+                              getattr(cluster, "context", "") or "")
+        kept = ", ".join(options.real_namespaces(ex.namespaces))
+        return Evidence.text("kept for inspection", f"namespaces kept: {kept} ({inspect})")
     if not done_with:
         return None
     try:
@@ -290,11 +327,12 @@ def _teardown(ex: specs.ExerciseSpec, cluster: ClusterAPI, options: Options, don
         # submission's running Deployments (a re-check with the same backends skips restarting them); "delete"
         # removes the namespace, pods and all
         empty = options.teardown == "empty"
-        cluster.empty_namespaces(list(done_with), kinds=options.reset_kinds, keep_fixtures=empty,
+        namespaces = options.real_namespaces(done_with)
+        cluster.empty_namespaces(namespaces, kinds=options.reset_kinds, keep_fixtures=empty,
                                  keep_deployments=_reusable(found, cluster, options) if empty else None)
         if options.teardown == "delete":
             # the namespace controller finishes in the background; the next run's reset waits for it if needed
-            cluster.delete_namespaces(list(done_with), wait=False)
+            cluster.delete_namespaces(namespaces, wait=False)
     except K8sLabError as error:
         return Evidence.text("cleanup failed", str(error))
     return None

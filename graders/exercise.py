@@ -47,15 +47,28 @@ class Ctx:
 
     @functools.cached_property
     def prober(self) -> "Runner":
-        """The probe runner for this run (batched: one exec per source pod), built on first use."""
-        if self.runner_factory is not None:
-            return self.runner_factory(self.cluster)
-        from graders.probe import BatchRunner
+        """The probe runner for this run (batched: one exec per source pod), built on first use. Under a
+        namespace map (``cluster`` is a ``MappedCluster``) it probes the real cluster through a ``MappedRunner``:
+        the check's specs and results stay in the lab's names."""
+        from graders.nscluster import MappedCluster
 
-        return BatchRunner(self.cluster)
+        mapped = self.cluster if isinstance(self.cluster, MappedCluster) else None
+        cluster = mapped.real if mapped is not None else self.cluster
+        if self.runner_factory is not None:
+            runner = self.runner_factory(cluster)
+        else:
+            from graders.probe import BatchRunner
+
+            runner = BatchRunner(cluster)
+        if mapped is None:
+            return runner
+        from graders.nsprobe import MappedRunner
+
+        return MappedRunner(runner, mapped.nsmap)
 
     def namespace(self, name: str | None = None) -> str:
-        """The real name of an owned namespace (the default one when ``name`` is None)."""
+        """The name of an owned namespace (the default one when ``name`` is None), as the lab spells it: under a
+        namespace map ``cluster`` and ``prober`` turn it into the run's real one."""
         if name is None:
             return self.spec.default_namespace
         if name not in self.spec.namespaces:

@@ -27,6 +27,7 @@ CLUSTER_DOMAIN = ("cluster", "local")
 MIDDLEWARES_ANNOTATION = "traefik.ingress.kubernetes.io/router.middlewares"  # "<ns>-<name>@kubernetescrd, ..."
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_HOSTNAME = re.compile(r"(?<![\w.-])[A-Za-z0-9][\w-]*(?:\.[\w-]+)+\.?")  # a dotted name inside a command line
 _MIDDLEWARE_REF = re.compile(r"[\w.-]+(?=@kubernetescrd\b)")  # a Middleware's "<ns>-<name>", in text too
 _ROUTE_KINDS = frozenset({"HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute"})
 _TEMPLATE_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "ReplicationController"})
@@ -98,6 +99,14 @@ class NamespaceMap:
 
     def dns_to_logical(self, host: str) -> str:
         return _rename_dns(host, self._to_logical)
+
+    def dns_text_to_real(self, text: str) -> str:
+        """Every cluster DNS name inside ``text`` (a probe's shell script, a URL, an exec argument) to its real
+        namespace: ``curl http://api.production:8080/`` -> ``curl http://api.production-<run>:8080/``. Only DNS
+        names: a bare ``production`` in a command is a word, not a namespace a program could reach."""
+        if self._real_token is None or not text:
+            return text
+        return _HOSTNAME.sub(lambda m: _rename_dns(m.group(0), self.logical_to_real), text)
 
     def text_to_logical(self, text: str) -> str:
         """Every real name in ``text`` (a message, a reproduce command, a matrix label) back to its logical name.

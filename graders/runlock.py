@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -20,12 +21,14 @@ POLL_SECONDS = 0.5
 
 
 @contextlib.contextmanager
-def exclusive(context: str, *, on_wait: Callable[[], None] = lambda: None,
-              timeout: float = WAIT_SECONDS) -> Iterator[None]:
-    """Hold the lock of ``context`` for the ``with`` block; ``on_wait`` is called once if we must wait."""
+def exclusive(context: str, *, on_wait: Callable[[], None] = lambda: None, timeout: float = WAIT_SECONDS,
+              scope: str = "") -> Iterator[None]:
+    """Hold the lock of ``context`` for the ``with`` block; ``on_wait`` is called once if we must wait.
+    ``scope`` (a run's own namespaces, see graders/nsmap.py) narrows the lock to the runs that share them."""
     lock_dir = paths.cache_dir() / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
-    path = lock_dir / f"grade-{re.sub(r'[^A-Za-z0-9_.-]', '_', context or 'default')}.lock"
+    key = f"{context or 'default'}-{hashlib.sha256(scope.encode()).hexdigest()[:16]}" if scope else context or "default"
+    path = lock_dir / f"grade-{re.sub(r'[^A-Za-z0-9_.-]', '_', key)}.lock"
     with open(path, "a+") as handle:
         deadline = time.monotonic() + timeout
         waited = False
