@@ -12,6 +12,7 @@ neither leak real names to a check nor bypass the mapping (tests/unit/test_nsclu
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import enum
 import functools
@@ -187,9 +188,11 @@ def logical(value: Any, text: Callable[[str], str]) -> Any:
     such as ``Endpoint``) rebuilt, client models (anything else with attributes) behind a ``LogicalView``."""
     if value is None or isinstance(value, _PLAIN):
         return value
-    if isinstance(value, (str, set, frozenset)) or hasattr(value, "__dataclass_fields__") or hasattr(value, "_fields"):
+    # types decide, not attributes: a model may answer any attribute (the unit tests' fakes answer None)
+    named_tuple = isinstance(value, tuple) and hasattr(type(value), "_fields")
+    if isinstance(value, (str, set, frozenset)) or dataclasses.is_dataclass(value) or named_tuple:
         return nsview.translate(value, text)
-    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+    if isinstance(value, (list, tuple)):
         return type(value)(logical(item, text) for item in value)
     if isinstance(value, dict):
         return {logical(key, text): logical(item, text) for key, item in value.items()}
