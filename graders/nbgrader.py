@@ -61,6 +61,20 @@ def score_of(outcome: ExerciseResult, points: float) -> float:
     return round(ratio * float(points), 2)
 
 
+def record(lab_result, exercise: str, points: float) -> dict:
+    """One exercise's record for a gradebook (the safe autograder's verify run, a grading Job's result line):
+    score and message exactly as ``scored`` words them; HTML exactly as check() shows it."""
+    from graders import render
+
+    outcome = lab_result.exercise(exercise)
+    try:
+        html = render.to_html(lab_result)
+    except Exception:  # noqa: BLE001 — a rendering bug must not lose the score
+        html = ""
+    return {"score": score_of(outcome, points), "points": float(points), "passed": bool(outcome.passed),
+            "message": feedback(outcome), "html": html, "error": ""}
+
+
 def feedback(outcome: ExerciseResult) -> str:
     """What the student reads: the exercise report as plain text (what, why, hint, matrices)."""
     from graders import render

@@ -25,7 +25,7 @@ def test_the_protocol_lists_what_the_engine_labs_probes_and_doctor_call():
 
 
 def _prepared():
-    from graders.course.verify import PreparedCluster
+    from graders.cluster.prepared import PreparedCluster
 
     return PreparedCluster(FakeCluster())
 

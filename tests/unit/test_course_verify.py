@@ -7,7 +7,8 @@ import pytest
 from fakelab import LAB_ID, write
 from graders import engine, nbgrader
 from graders.cluster import OWNED_LABEL, RUN_LABEL, ClusterAPI
-from graders.course.verify import PreparedCluster, _record
+from graders.cluster.prepared import PreparedCluster
+from graders.nbgrader import record as _record
 from graders.errors import ClusterError
 
 
