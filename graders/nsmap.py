@@ -69,11 +69,7 @@ class NamespaceMap:
     @classmethod
     def for_run(cls, namespaces: Iterable[str], run_id: str) -> NamespaceMap:
         """``<logical>-<run_id>`` for each namespace, cut to 63 characters with a hash when too long."""
-        suffix = re.sub(r"[^a-z0-9-]+", "-", str(run_id).lower()).strip("-")  # run ids may carry _ . or capitals
-        if not suffix:
-            raise ValueError(f"run id {run_id!r} has no letter or digit to put in a namespace name")
-        if len(suffix) > MAX_RUN_ID:
-            raise ValueError(f"run id {run_id!r} is longer than {MAX_RUN_ID} characters")
+        suffix = run_suffix(run_id)
         return cls({ns: _real_name(ns, suffix) for ns in dict.fromkeys(namespaces)})
 
     @property
@@ -136,6 +132,16 @@ class NamespaceMap:
 
 
 # ------------------------------------------------------------------------------------------ names
+
+
+def run_suffix(run_id: str) -> str:
+    """What a run id adds to its namespaces' names (and other per-run names): lower case, DNS-safe."""
+    suffix = re.sub(r"[^a-z0-9-]+", "-", str(run_id).lower()).strip("-")  # run ids may carry _ . or capitals
+    if not suffix:
+        raise ValueError(f"run id {run_id!r} has no letter or digit to put in a namespace name")
+    if len(suffix) > MAX_RUN_ID:
+        raise ValueError(f"run id {run_id!r} is longer than {MAX_RUN_ID} characters")
+    return suffix
 
 
 def _real_name(logical: str, suffix: str) -> str:

@@ -37,6 +37,26 @@ NAMESPACED_RULES = [
      "resources": ["*"], "verbs": ["*"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "list", "watch"]},
 ]
+READ_ONLY = ["get", "list", "watch"]
+NODE_RULES = [{"apiGroups": [""], "resources": ["nodes"], "verbs": READ_ONLY}]  # cluster-wide, read-only
+SYSTEM_RULES = [{"apiGroups": [""], "resources": ["pods", "services"], "verbs": READ_ONLY}]  # in SYSTEM_READ_NS
+
+
+def namespace_rules(namespace: str) -> list[dict]:
+    """The Role of one grader namespace: NAMESPACED_RULES, and reading that Namespace itself (its labels)."""
+    return NAMESPACED_RULES + [{"apiGroups": [""], "resources": ["namespaces"], "resourceNames": [namespace],
+                                "verbs": ["get"]}]
+
+
+def grant(kind: str, name: str, namespace: str | None, rules: list[dict], account: tuple[str, str],
+          labels: Mapping[str, str], role_labels: Mapping[str, str] | None = None) -> tuple[dict, dict]:
+    """(Role or ClusterRole with ``rules``, its binding to ServiceAccount ``account`` = (namespace, name)), both
+    named ``name`` (in ``namespace`` unless cluster-scoped); ``role_labels`` for the ClusterRole when given."""
+    meta = {"name": name, "labels": dict(labels), **({"namespace": namespace} if namespace else {})}
+    role_meta = meta if namespace or role_labels is None else {"name": name, "labels": dict(role_labels)}
+    binding = {"metadata": meta, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+               "subjects": [{"kind": "ServiceAccount", "name": account[1], "namespace": account[0]}]}
+    return {"metadata": role_meta, "rules": rules}, binding
 
 
 class Grants:
@@ -55,13 +75,10 @@ class Grants:
 
     def _bind(self, kind: str, name: str, namespace: str | None, rules: list[dict]) -> None:
         """A Role (or ClusterRole) with `rules` bound to the submission's ServiceAccount."""
-        meta = {"name": name, "labels": self._labels(), **({"namespace": namespace} if namespace else {})}
-        role_meta = meta if namespace else {"name": name, "labels": {OWNED_LABEL: "true"}}
-        rbac.create_grant(self.cluster, kind, {"metadata": role_meta, "rules": rules})
-        rbac.create_grant(self.cluster, f"{kind}Binding", {
-            "metadata": meta,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": HOLDING_NS}]})
+        role, binding = grant(kind, name, namespace, rules, (HOLDING_NS, SERVICE_ACCOUNT), self._labels(),
+                              {OWNED_LABEL: "true"})
+        rbac.create_grant(self.cluster, kind, role)
+        rbac.create_grant(self.cluster, f"{kind}Binding", binding)
 
     def reset_namespaces(self) -> None:
         """Fresh lab namespaces with the submission's Role bound in each (admin: delete, wait, create)."""
@@ -70,8 +87,7 @@ class Grants:
             self.cluster.ensure_owned_namespace(ns, self.run_id)
             if self.namespace_labels.get(ns):  # labels the lab's grader needs (namespaces are cluster-scoped)
                 self.cluster.label_namespace(ns, self.namespace_labels[ns])
-            self._bind("Role", ROLE, ns, NAMESPACED_RULES + [
-                {"apiGroups": [""], "resources": ["namespaces"], "resourceNames": [ns], "verbs": ["get"]}])
+            self._bind("Role", ROLE, ns, namespace_rules(ns))
         self.wait_authorized()
 
     def wait_authorized(self, timeout: float = 20) -> None:
@@ -98,10 +114,8 @@ class Grants:
         rbac.create_grant(self.cluster, "ServiceAccount",
                           {"metadata": {"name": SERVICE_ACCOUNT, "namespace": HOLDING_NS, "labels": self._labels()}})
         rbac.delete_grant(self.cluster, "ClusterRoleBinding", NODE_READER)
-        self._bind("ClusterRole", NODE_READER, None,
-                   [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}])
-        self._bind("Role", SYSTEM_READER, SYSTEM_READ_NS,
-                   [{"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list", "watch"]}])
+        self._bind("ClusterRole", NODE_READER, None, NODE_RULES)
+        self._bind("Role", SYSTEM_READER, SYSTEM_READ_NS, SYSTEM_RULES)
         self.reset_namespaces()
         for _ in range(20):  # the ServiceAccount may take a moment to be usable
             token = rbac.service_account_token(self.cluster, HOLDING_NS, SERVICE_ACCOUNT, TOKEN_SECONDS)
