@@ -14,6 +14,7 @@ import re
 import pytest
 from fakes import FakeCluster
 from test_lab03_live_sim import FakeOutside, SimWorld
+from test_lab05_predict import ADDRESSES, DNS_IPS, PredictCluster
 
 from graders import engine, manifests, outside, paths, render
 from graders.cluster import RUN_LABEL
@@ -30,8 +31,6 @@ ROOT = paths.repo_root()
 RUN = "s7-ab12cd"
 LAB05 = load_lab(lab05.LAB_ID, ROOT)
 NSMAP = NamespaceMap.for_run(LAB05.all_namespaces, RUN)
-ADDRESSES = {lab05.WEB: "10.244.1.4", lab05.API: "10.244.2.4", lab05.DB: "10.244.0.9", lab05.TEST: "10.244.2.5"}
-DNS_IPS = {"coredns-1": "10.244.0.2", "coredns-2": "10.244.0.3"}
 
 
 @pytest.fixture(autouse=True)
@@ -41,30 +40,21 @@ def no_docker(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(outside, "listener", unavailable)
 
 
-class Lab05Cluster(FakeCluster):
-    """Pods get the lab's addresses (under whatever real name they were created); two kube-dns pods."""
+class Lab05Cluster(PredictCluster):
+    """test_lab05_predict's cluster (two kube-dns pods, the lab's addresses), under whatever real name a pod was
+    created; ``rejections`` and ``not_ready`` as FakeCluster's."""
 
-    def __init__(self, nsmap: NamespaceMap, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, nsmap: NamespaceMap, rejections=None, not_ready=()) -> None:
+        super().__init__()
         self.nsmap = nsmap
-        for name, ip in DNS_IPS.items():
-            self.objects[f"Pod kube-system/{name}"] = {
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": name, "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
-                "spec": {"containers": [{"name": "coredns", "ports": [
-                    {"name": "dns", "containerPort": 53, "protocol": "UDP"},
-                    {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"}]}]},
-                "status": {"podIP": ip, "phase": "Running"}}
+        self.rejections, self.not_ready = dict(rejections or {}), list(not_ready)
 
     def ensure_pods(self, pods, timeout=60):
-        super().ensure_pods(pods)
+        FakeCluster.ensure_pods(self, pods)
         for pod in pods:
             real = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
-            logical = self.nsmap.text_to_logical(real)
-            self.objects[f"Pod {real}"]["status"] = {"podIP": ADDRESSES[logical], "phase": "Running"}
-
-    def policies(self) -> list[dict]:
-        return [o for o in self.objects.values() if o["kind"] == "NetworkPolicy"]
+            self.objects[f"Pod {real}"]["status"] = {"podIP": ADDRESSES[self.nsmap.text_to_logical(real)],
+                                                     "phase": "Running"}
 
 
 def enforcing(cluster: Lab05Cluster, sent: list):

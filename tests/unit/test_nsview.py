@@ -15,7 +15,8 @@ PROD, STAGING = NSMAP.real("production"), NSMAP.real("staging")
 
 def _result(prod: str, staging: str) -> LabResult:
     cell = MatrixCell(f"{prod}/web", f"{staging}/api:8080/tcp", Outcome.BLOCKED, Outcome.ALLOWED,
-                      why=f"allowed by {prod}/allow-web-to-api: namespaceSelector kubernetes.io/metadata.name={staging}",
+                      why=f"allowed by {prod}/allow-web-to-api: namespaceSelector "
+                          f"kubernetes.io/metadata.name={staging}",
                       command=f"kubectl --context kind-k8slab exec -n {prod} web -- nc -vz api.{staging}.svc 8080")
     matrix = Matrix((f"{prod}/web",), (f"{staging}/api:8080/tcp",), (cell,))
     evidence = (Evidence.matrix(f"expected vs live ({prod})", matrix),
