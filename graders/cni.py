@@ -14,31 +14,38 @@ from dataclasses import dataclass
 from graders.errors import K8sLabError
 
 
+# What a learner writes for each CNI (lab 02's answers are compared by key, not by display name): the course's six
+# and the offline Canal-like composition.
+KEYS = ("canal", "cilium", "calico", "weave", "flannel", "kube-router", "flannel+kube-router")
+
+
 @dataclass(frozen=True)
 class Cni:
     name: str
     encapsulation: str      # how a packet crosses nodes
     policy: bool            # whether it ships a NetworkPolicy engine
     where: str              # where its configuration lives, for the learner to look
+    key: str = ""           # one of KEYS
 
     def describe(self) -> str:
         enforces = "has a NetworkPolicy engine" if self.policy else "has NO NetworkPolicy engine"
         return f"{self.name}: {self.encapsulation}; {enforces} (configuration: {self.where})"
 
 
-# (label selector of its agent pods, name, default encapsulation, policy, where) -- the first found wins, so a
+# (label selector of its agent pods, name, default encapsulation, policy, where, key) -- the first found wins, so a
 # composition (Canal) comes before its parts
 _KNOWN = (
-    ("k8s-app=canal", "Canal (Flannel + Calico policy)", "VXLAN (Flannel)", True, "ConfigMap kube-system/canal-config"),
+    ("k8s-app=canal", "Canal (Flannel + Calico policy)", "VXLAN (Flannel)", True, "ConfigMap kube-system/canal-config",
+     "canal"),
     ("k8s-app=cilium", "Cilium", "VXLAN tunnel (default; native routing if configured)", True,
-     "ConfigMap kube-system/cilium-config"),
+     "ConfigMap kube-system/cilium-config", "cilium"),
     ("k8s-app=calico-node", "Calico", "IP-in-IP or VXLAN per IPPool (BGP-routed when neither)", True,
-     "IPPool objects (`kubectl get ippools`)"),
+     "IPPool objects (`kubectl get ippools`)", "calico"),
     ("name=weave-net", "Weave Net (archived upstream)", "its own overlay (sleeve or fast-datapath VXLAN)", True,
-     "DaemonSet kube-system/weave-net"),
-    ("app=flannel", "Flannel", "VXLAN (default backend)", False, "ConfigMap kube-flannel/kube-flannel-cfg"),
+     "DaemonSet kube-system/weave-net", "weave"),
+    ("app=flannel", "Flannel", "VXLAN (default backend)", False, "ConfigMap kube-flannel/kube-flannel-cfg", "flannel"),
     ("k8s-app=kube-router", "kube-router", "routed: each node's podCIDR via the node's own IP, no overlay", True,
-     "DaemonSet kube-system/kube-router"),
+     "DaemonSet kube-system/kube-router", "kube-router"),
 )
 
 
@@ -67,7 +74,7 @@ def _runs(cluster, selector: str) -> bool:
 def identify(cluster) -> Cni | None:
     """The CNI whose agent pods run on the cluster (None when none of the course's six is found). Flannel with
     kube-router beside it is the course's offline Canal: Flannel routes, kube-router enforces policy only."""
-    for selector, name, encapsulation, policy, where in _KNOWN:
+    for selector, name, encapsulation, policy, where, key in _KNOWN:
         if not _runs(cluster, selector):
             continue
         if name == "Flannel":
@@ -76,6 +83,6 @@ def identify(cluster) -> Cni | None:
                 encapsulation = {"vxlan": "VXLAN", "host-gw": "host-gw (routed, no overlay)"}.get(backend, backend)
             if _runs(cluster, "k8s-app=kube-router"):
                 return Cni("Flannel + kube-router (policy only; Canal's design)", encapsulation, True,
-                           f"{where}; DaemonSet kube-system/kube-router-firewall")
-        return Cni(name, encapsulation, policy, where)
+                           f"{where}; DaemonSet kube-system/kube-router-firewall", "flannel+kube-router")
+        return Cni(name, encapsulation, policy, where, key)
     return None

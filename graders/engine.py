@@ -200,7 +200,7 @@ def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission | Mappin
     plan: list[tuple[str, str, Callable[[], StepResult | None]]]
     if isinstance(found, manifests.Submission):
         ctx = Ctx(spec=ex, objects=found.manifests, cluster=seen, run_id=run_id, verbose=options.verbose,
-                  runner_factory=options.runner_factory)
+                  runner_factory=options.runner_factory, teardown=options.teardown)
         plan = [
             ("admit", "admission (server-side dry-run)", lambda: _admit(ex, found, cluster, run_id, options)),
             ("apply", "apply and wait until ready", lambda: _apply(ex, found, cluster, options)),
@@ -209,7 +209,7 @@ def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission | Mappin
             plan.append(("static", "what the manifests should do", lambda: checks.static(ctx)))
     else:
         ctx = Ctx(spec=ex, objects=(), cluster=seen, run_id=run_id, verbose=options.verbose,
-                  runner_factory=options.runner_factory, answers=found)
+                  runner_factory=options.runner_factory, answers=found, teardown=options.teardown)
         plan = [("admit", "the grader's namespaces", lambda: _reset_only(ex, cluster, run_id, options))]
     if checks.live is not None:
         text = "your answers against the cluster" if ctx.answers else "live traffic"

@@ -44,6 +44,9 @@ class Ctx:
     verbose: bool = False
     runner_factory: Callable[[ClusterAPI], "Runner"] | None = None  # tests inject a SimulatedRunner here
     answers: Mapping[str, "Answer"] = field(default_factory=dict)  # an answers exercise's, by question id
+    # what happens to the namespaces afterwards (graders.engine.TEARDOWNS): a check that prepares namespaces on a
+    # second cluster (graders.comparison) leaves them the same way
+    teardown: str = "delete"
 
     @functools.cached_property
     def prober(self) -> "Runner":

@@ -18,7 +18,7 @@ from graders.errors import SpecError, UsageError
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LAB_KEYS = {"id", "title", "namespaces", "exercises", "description", "namespace_labels",
-             "reuse_unchanged_workloads"}
+             "reuse_unchanged_workloads", "compare_with"}
 # A label key: an optional DNS-subdomain prefix and a name; a value: empty or a name (both at most 63 characters).
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -99,6 +99,9 @@ class LabSpec:
     # Keep a Deployment the next exercise applies unchanged (graders/workload_reuse.py): for labs whose checks never
     # change a backend's pods.
     reuse_unchanged_workloads: bool = False
+    # Kube contexts of a second cluster the lab compares the graded one with (lab 02: the same policy on a CNI that
+    # does not enforce it), in order of preference; graders.comparison picks the first that answers.
+    compare_with: tuple[str, ...] = ()
 
     def exercise(self, exercise_id: str) -> ExerciseSpec:
         for exercise in self.exercises:
@@ -176,10 +179,14 @@ def parse_lab(raw: Any, *, file: Path, root: Path, expected_id: str | None = Non
     reuse = raw.get("reuse_unchanged_workloads", False)
     if not isinstance(reuse, bool):
         problems.add("reuse_unchanged_workloads", f"must be true or false, got {reuse!r}")
+    compare_with = raw.get("compare_with", [])
+    if not isinstance(compare_with, list) or not all(isinstance(c, str) and c.strip() for c in compare_with):
+        problems.add("compare_with", f"must be a list of kube context names (non-empty strings), got {compare_with!r}")
+        compare_with = []
     problems.raise_if_any()
     return LabSpec(id=lab_id, title=title, namespaces=namespaces, exercises=tuple(exercises), file=file,
                    description=str(raw.get("description", "")), namespace_labels=namespace_labels,
-                   reuse_unchanged_workloads=reuse is True)
+                   reuse_unchanged_workloads=reuse is True, compare_with=tuple(c.strip() for c in compare_with))
 
 
 def _parse_exercise(raw: Any, where: str, problems: "_Problems", lab_id: str, lab_namespaces: tuple[str, ...],

@@ -64,7 +64,88 @@ def lab01_values(context: str) -> dict[str, str]:
     }
 
 
-VALUES = {("01-pod-network", "read-the-network"): lab01_values}
+# What each CNI's file in /etc/cni/net.d is called (the first match names the CNI; Canal before Flannel and Calico)
+CNI_FILES = (("canal", "canal"), ("cilium", "cilium"), ("calico", "calico"), ("weave", "weave"),
+             ("flannel", "flannel"), ("kuberouter", "kube-router"), ("kube-router", "kube-router"))
+
+
+def _cni_of(node: str) -> str:
+    files = _run("docker", "exec", node, "ls", "/etc/cni/net.d").split()
+    # the offline Canal-like composition keeps Flannel's file; kube-router runs beside it as a firewall DaemonSet
+    names = " ".join(files).lower()
+    return next((k for part, k in CNI_FILES if part in names), "")
+
+
+def _kube_router_firewall(context: str) -> bool:
+    out = _run("kubectl", "--context", context, "get", "pods", "-A", "-l", "k8s-app=kube-router", "-o", "name")
+    return bool(out.strip())
+
+
+def _node_values(context: str) -> dict[str, str]:
+    """The CNI, how a packet to web leaves the first worker, web's eth0 MTU and the node's, read with docker exec
+    and kubectl (not through the grader's host-network pod and /sys parsing)."""
+    kubectl = ("kubectl", "--context", context)
+    cluster = context.removeprefix("kind-")
+    first = f"{cluster}-worker"
+    key = _cni_of(first)
+    if key == "flannel" and _kube_router_firewall(context):
+        key = "flannel+kube-router"
+    web_ip = _run(*kubectl, "-n", LAB02_NS, "get", "pod", "web", "-o", "jsonpath={.status.podIP}").strip()
+    route = _run("docker", "exec", first, "ip", "route", "get", web_ip)
+    device = re.search(r"\bdev (\S+)", route).group(1)
+    link = _run("docker", "exec", first, "ip", "-d", "link", "show", device)
+    if device.startswith("cilium_"):
+        links = _run("docker", "exec", first, "ip", "-o", "link")
+        encapsulation = "vxlan" if "cilium_vxlan" in links else "geneve" if "cilium_geneve" in links else "routed"
+    elif re.search(r"\bvxlan id\b", link):
+        encapsulation = "vxlan"
+    elif re.search(r"\bgeneve id\b", link):
+        encapsulation = "geneve"
+    elif re.search(r"\bipip\b", link):
+        encapsulation = "ipip"
+    else:
+        encapsulation = "routed" if re.search(r"\bvia \S+", route) else "unknown"
+    pod_mtu = _run(*kubectl, "-n", LAB02_NS, "exec", "web", "--", "cat", "/sys/class/net/eth0/mtu").strip()
+    node_mtu = re.search(r"\bmtu (\d+)", _run("docker", "exec", first, "ip", "link", "show", "eth0")).group(1)
+    return {"cni": key, "encapsulation": encapsulation, "pod_mtu": pod_mtu, "node_mtu": node_mtu}
+
+
+ENFORCING = {"kube-router": True, "calico": True, "cilium": True, "canal": True, "weave": True,
+             "flannel+kube-router": True, "flannel": False}
+LAB02_NS = "k8slab-cni"
+
+
+def _lab02_fill(main: dict[str, str], second: dict[str, str]) -> dict[str, str]:
+    """Every placeholder of lab 02 identify's templates from what each cluster showed."""
+    enforces = ENFORCING[second["cni"]]
+    return {
+        "main_cni": main["cni"], "second_cni": second["cni"],
+        "main_cni_upper": main["cni"].upper(), "second_cni_upper": second["cni"].upper(),
+        "encapsulation": main["encapsulation"], "encapsulation_upper": main["encapsulation"].upper(),
+        "encapsulation_alias": "host-gw" if main["encapsulation"] == "routed" else main["encapsulation"],
+        "pod_mtu": second["pod_mtu"], "node_mtu": second["node_mtu"],
+        "enforces": "yes" if enforces else "no", "enforces_bool": "true" if enforces else "false",
+        "enforces_word": "Yes" if enforces else "No",
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def lab02_values(context: str) -> dict[str, str]:
+    """Every placeholder of lab 02 identify's templates, for the cluster behind ``context`` and the second cluster
+    the grader compares it with (graders.comparison; none: the placeholders cannot be filled, and the test says so)."""
+    from graders import comparison
+
+    lab = spec.load_lab("02-cni")
+    second = comparison.find_for(lab.compare_with, context)
+    if isinstance(second, comparison.Missing):
+        raise RuntimeError(f"lab 02 identify needs a second cluster: {second.message}")
+    ex = lab.exercise("identify")
+    # grading the starter once creates the world pods on both clusters (they stay: teardown "empty")
+    engine.grade(lab.id, ex.id, ex.starter_dir, context=context, teardown="empty")
+    return _lab02_fill(_node_values(context), _node_values(second.context))
+
+
+VALUES = {("01-pod-network", "read-the-network"): lab01_values, ("02-cni", "identify"): lab02_values}
 
 
 def materialise(ex: spec.ExerciseSpec, directory: Path, context: str, target: Path) -> Path:
@@ -91,6 +172,11 @@ EXAMPLE_VALUES = {
         "next_hop_node": "k8slab-worker2", "mtu": "1500", "whereami_node": "k8slab-worker2",
         "whereami_node_upper": "K8SLAB-WORKER2", "first_worker": "k8slab-worker", "first_worker_ip": "172.18.0.2",
     },
+    # the course cluster (kube-router, routed) compared with offline Flannel (VXLAN, pods' eth0 1450, no policy)
+    ("02-cni", "identify"): _lab02_fill({"cni": "kube-router", "encapsulation": "routed", "pod_mtu": "1500",
+                                         "node_mtu": "1500"},
+                                        {"cni": "flannel", "encapsulation": "vxlan", "pod_mtu": "1450",
+                                         "node_mtu": "1500"}),
 }
 
 

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from graders import probe
+from graders.dataplane import Route, agent_pod, parse_proc_route, route_to  # noqa: F401 — tests reach them here
 from graders.errors import CheckFailed, ClusterError
 from graders.exercise import Exercise
 from graders.labs._kit import (HOSTNAME_PATH, context_of, is_ready, kubectl, learner_pods, pods_evidence,
@@ -106,18 +107,6 @@ def judge_four_pods(results: Sequence[ProbeResult], ips: Mapping[str, str], agen
             return Verdict(f"the node agent on {agents.get(r.spec.pod, '?')} could not reach Pod {r.spec.label} on "
                            f"its own node ({r.detail})", "`make doctor` checks node-to-pod traffic", r)
     return Verdict()
-
-
-def agent_pod(namespace: str, name: str, image: str, node: str) -> dict:
-    """A host-network pod of the grader's, pinned to ``node``: a program in the node's network namespace."""
-    manifest = probe.probe_pod(namespace, name, image, node=node)
-    spec = manifest["spec"]
-    spec["hostNetwork"] = True
-    spec["dnsPolicy"] = "ClusterFirstWithHostNet"
-    container = spec["containers"][0]
-    container["args"] = ["pause"]  # nothing listens: a host-network server would take a port of the node
-    del container["ports"], container["readinessProbe"]
-    return manifest
 
 
 def _control_plane_nodes(cluster) -> set[str]:
@@ -872,41 +861,6 @@ QUESTIONS = (
     Question("pod_mtu", f"the MTU of eth0 inside pod {WHEREAMI}", "number"),
     Question("whereami_node", f"the node that runs pod {WHEREAMI}", "name"),
 )
-
-
-@dataclass(frozen=True)
-class Route:
-    """One line of a node's main routing table (/proc/net/route)."""
-
-    destination: ipaddress.IPv4Network
-    gateway: str | None  # None: no next hop (the destination is on the device's link, or it is a tunnel)
-    device: str
-    metric: int = 0
-
-
-def parse_proc_route(text: str) -> list[Route]:
-    """/proc/net/route: hex, little-endian IPv4 fields. Read from /proc rather than `ip route` because every
-    image has `cat`, and the upstream probe image is not guaranteed to ship iproute2."""
-    routes = []
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 8:
-            continue
-        try:
-            dest, gateway, mask = (ipaddress.IPv4Address(bytes.fromhex(f)[::-1]) for f in (fields[1], fields[2], fields[7]))
-            network = ipaddress.IPv4Network(f"{dest}/{mask}")
-            metric = int(fields[6])
-        except ValueError:
-            continue
-        routes.append(Route(network, None if int(gateway) == 0 else str(gateway), fields[0], metric))
-    return routes
-
-
-def route_to(routes: Sequence[Route], address: str) -> Route | None:
-    """The route the kernel picks for ``address``: the longest matching prefix, then the lowest metric."""
-    ip = ipaddress.IPv4Address(address)
-    matching = [r for r in routes if ip in r.destination]
-    return max(matching, key=lambda r: (r.destination.prefixlen, -r.metric), default=None)
 
 
 def pod_ranges_of(node_ip: str, pod_cidr: str | None, routes_elsewhere: Sequence[Route]) -> set[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from graders import engine, paths, render, spec
+from graders import comparison, engine, paths, render, spec
 from graders.cluster import FIXTURE_LABEL
 from graders.workload_reuse import APPLIED_HASH
 from observed import materialise
@@ -62,6 +62,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("case", selected, ids=[c.id for c in selected])
 
 
+def _clean_second_clusters(lab_ids: list[str], graded: str) -> None:
+    """A lab that compares with a second cluster (lab.yaml compare_with, graders.comparison) prepared its namespaces
+    there too (emptied after each case, as on the graded cluster): they go as well."""
+    for lab_id in lab_ids:
+        lab = spec.load_lab(lab_id, paths.repo_root())
+        second = comparison.find_for(lab.compare_with, graded) if lab.compare_with else None
+        if second is None or isinstance(second, comparison.Missing):
+            continue
+        present = sorted(set(lab.all_namespaces) & set(second.owned_namespaces()))
+        second.delete_namespaces(present, wait=True, timeout=90)
+        assert not set(lab.all_namespaces) & set(second.owned_namespaces()), f"{second.context}: namespaces left"
+
+
 def test_exercise_variant(case: Case, k8slab_cluster, tmp_path) -> None:
     if case.variant == CLEANUP:
         ours = {ns for lab in case.lab.split(",") for ns in spec.load_lab(lab, paths.repo_root()).all_namespaces}
@@ -86,6 +99,7 @@ def test_exercise_variant(case: Case, k8slab_cluster, tmp_path) -> None:
         assert not left, f"grading runs left objects behind: {left}"
         k8slab_cluster.delete_namespaces(present, wait=True, timeout=90)
         assert not ours & set(k8slab_cluster.owned_namespaces())
+        _clean_second_clusters(case.lab.split(","), k8slab_cluster.context)
         return
     # "empty", as a notebook's check(): the namespaces and the grader's pods stay for the next case
     # an answers exercise's solution and mistakes are templates: filled with what this cluster shows

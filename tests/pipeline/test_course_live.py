@@ -22,7 +22,11 @@ from graders.course.release import release_leaks
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(3600)]
 
-LIVE_LABS = [lab for lab in spec.lab_ids(REPO) if (REPO / "labs" / lab / f"{lab}.md").is_file()]
+# Lab 02-cni stays out for now: its checks compare with a second cluster (graders.comparison), and the safe autograder
+# (`k8slab course autograde`) grants and runs one kube context only; its notebook is built and checked offline.
+NOT_AUTOGRADED = {"02-cni"}
+LIVE_LABS = [lab for lab in spec.lab_ids(REPO)
+             if (REPO / "labs" / lab / f"{lab}.md").is_file() and lab not in NOT_AUTOGRADED]
 
 
 @pytest.fixture(scope="module")
