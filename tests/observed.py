@@ -11,12 +11,15 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-from graders import engine, questions, spec
+import pytest
+
+from graders import comparison, engine, questions, spec
 
 NAMESPACE = "k8slab-pod-network"
 WHEREAMI = "k8slab-whereami"
@@ -188,3 +191,19 @@ def materialise_example(ex: spec.ExerciseSpec, directory: Path, target: Path) ->
     for file in target.glob("*.yaml"):
         file.write_text(questions.render_answers(file.read_text(), EXAMPLE_VALUES.get((ex.lab, ex.id), {})))
     return target
+
+
+def second_cluster_or_skip(lab_id: str, graded: str | None):
+    """A lab that compares two clusters (lab.yaml ``compare_with``) cannot be proven with one: its live tests skip,
+    saying which cluster to start, unless K8SLAB_REQUIRE_SECOND_CLUSTER=1 makes that a failure. Returns the second
+    cluster, or None for a lab that compares nothing."""
+    lab = spec.load_lab(lab_id)
+    if not lab.compare_with:
+        return None
+    second = comparison.find_for(lab.compare_with, graded)
+    if isinstance(second, comparison.Missing):
+        reason = f"{lab_id} compares two clusters: {second.message}"
+        if os.environ.get("K8SLAB_REQUIRE_SECOND_CLUSTER") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return second

@@ -14,7 +14,7 @@ import pytest
 from graders import comparison, engine, paths, render, spec
 from graders.cluster import FIXTURE_LABEL
 from graders.workload_reuse import APPLIED_HASH
-from observed import materialise
+from observed import materialise, second_cluster_or_skip
 
 pytestmark = pytest.mark.live
 
@@ -101,6 +101,7 @@ def test_exercise_variant(case: Case, k8slab_cluster, tmp_path) -> None:
         assert not ours & set(k8slab_cluster.owned_namespaces())
         _clean_second_clusters(case.lab.split(","), k8slab_cluster.context)
         return
+    second_cluster_or_skip(case.lab, k8slab_cluster.context)
     # "empty", as a notebook's check(): the namespaces and the grader's pods stay for the next case
     # an answers exercise's solution and mistakes are templates: filled with what this cluster shows
     exercise = spec.load_lab(case.lab, paths.repo_root()).exercise(case.exercise)

@@ -15,7 +15,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from graders import notebook_build, paths, spec
-from observed import materialise
+from observed import materialise, second_cluster_or_skip
 
 pytestmark = pytest.mark.live
 
@@ -40,6 +40,7 @@ def test_notebook_runs_top_to_bottom_with_solutions(lab_id, tmp_path, k8slab_clu
     chosen = request.config.getoption("lab") or []
     if chosen and lab_id not in chosen:
         pytest.skip(f"not selected by --lab {' '.join(chosen)}")
+    second_cluster_or_skip(lab_id, k8slab_cluster.context)
     lab = spec.load_lab(lab_id, paths.repo_root())
     lab_dir = course_with_solutions(tmp_path, lab, k8slab_cluster.context)
     nb = notebook_build.render(lab_id)
