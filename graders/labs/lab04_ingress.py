@@ -62,6 +62,10 @@ API, CANARY, FRONTEND = "api", "api-canary", "frontend"   # the pods' app labels
 REPEAT = 3                                 # requests per (host, path): Services have 1-2 pods, any one answers
 ROUTES_DEADLINE = 12.0                     # how long a new Ingress/route may take to be served (Traefik throttles 2 s)
 ADDRESS_TIMEOUT = 10.0
+# Traefik applies a changed configuration at most once per providersThrottleDuration (2 s, its default) after it
+# sees the change, and serves the previous one until then: the routes of the check before, which may look right (a
+# starter checked after a solution passed with them). No request of a check goes out before this long after apply.
+CONTROLLER_SETTLE = 3.0
 CANARY_REQUESTS = 200
 CANARY_SHARE = 0.10
 # the accepted canary count out of 200: a true 10 % canary (Binomial(200, 0.1), mean 20) falls outside with
@@ -651,10 +655,19 @@ class Reach(NamedTuple):
 def reach_controller(ctx, causes: Callable[[], Sequence[Finding]]) -> Reach:
     """The controller's load-balancer address, the ready backends and a client outside the cluster; without an
     address, fails with the causes the files show (computed only then)."""
+    started = time.monotonic()
     address = controller_address(ctx)
     if not address:
         raise no_address(ctx, causes())
-    return Reach(address, backend_apps(ctx), outside_vantage(ctx))
+    reach = Reach(address, backend_apps(ctx), outside_vantage(ctx))
+    settle(started)
+    return reach
+
+
+def settle(since: float) -> None:
+    """Wait until CONTROLLER_SETTLE seconds after ``since`` (taken right after the apply step): from then on the
+    controller serves this check's objects, not the previous check's."""
+    time.sleep(max(0.0, since + CONTROLLER_SETTLE - time.monotonic()))
 
 def known_ingress_classes(cluster) -> list[str]:
     """The IngressClasses of the cluster; the course's own when they cannot be listed (cluster-scoped: the

@@ -270,11 +270,13 @@ def migrate_live(ctx) -> StepResult:
 
 
 def _judge(ctx, ns: str, ca_pem: str, reference_docs: Sequence[dict]) -> StepResult:
+    applied = time.monotonic()  # the reference version was applied just before
     mine = [(d["apiVersion"], d["kind"], d["metadata"]["name"]) for d in reference_docs if d["kind"] == "Ingress"]
     address = ing.controller_address(ctx, mine)
     if not address:
         raise ing.no_address(ctx, migrate_causes(ctx.objects, ns))
     vantage = ing.outside_vantage(ctx)
+    ing.settle(applied)
     started = time.monotonic()
     while True:   # a new route takes Traefik a moment; both versions are asked again until they agree
         reference, yours, results = _measure(vantage, address, ca_pem, lambda: ing.backend_apps(ctx))

@@ -15,6 +15,15 @@ import graders.status  # noqa: F401
 from fakelab import LAB_ID, LAB_YAML, fake_module, pod, service, write
 from fakes import FakeCluster
 
+
+@pytest.fixture(autouse=True)
+def _no_controller_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake clusters have no Traefik to wait for (lab 04's CONTROLLER_SETTLE; its own test sets it back)."""
+    from graders.labs import lab04_ingress
+
+    monkeypatch.setattr(lab04_ingress, "CONTROLLER_SETTLE", 0.0)
+
+
 @pytest.fixture
 def course(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A complete fake checkout at K8SLAB_ROOT with lab 99-fake and its grader module registered."""

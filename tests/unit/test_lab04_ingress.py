@@ -327,3 +327,19 @@ def test_a_redirect_middleware_named_without_its_namespace_is_named_as_rate_limi
     (tmp_path / "redirect.yaml").write_text(text.replace("k8slab-ingress-https-redirect@", "https-redirect@"))
     causes = lab.redirect_causes(objects(tmp_path), "k8slab-ingress")
     assert any("is not how Traefik names a Middleware" in c.message for c in causes), [c.message for c in causes]
+
+
+def test_no_request_before_the_controller_settled(monkeypatch):
+    """Traefik serves the previous check's routes for up to its 2 s throttle: a check sends nothing before
+    CONTROLLER_SETTLE after apply (a starter checked right after a solution passed with the solution's routes)."""
+    clock = {"now": 100.0}
+    slept = []
+    monkeypatch.setattr(lab.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(lab.time, "sleep", lambda s: slept.append(s))
+    monkeypatch.setattr(lab, "CONTROLLER_SETTLE", 3.0)
+    clock["now"] = 101.0   # one second went into finding the address and the client
+    lab.settle(100.0)
+    assert slept == [2.0]
+    clock["now"] = 104.5   # already later than that: no wait
+    lab.settle(100.0)
+    assert slept == [2.0, 0.0]
