@@ -67,6 +67,10 @@ cluster-down:
 bundle:
 	environment/offline/bundle.sh $(BUNDLE)
 
+# build the grading image (K8SLAB_GRADER_IMAGE) for `k8slab course autograde --parallel` and load it into kind's nodes
+grader-image: venv
+	environment/offline/build-grader-image.sh
+
 ################################################################################
 # ================================== Labs ======================================
 
@@ -122,7 +126,7 @@ clean:
 distclean: clean
 	rm -rf $(VENV) bin
 
-.PHONY: help setup venv tools cluster cluster-down bundle lab grade doctor test bench verify clean distclean
+.PHONY: help setup venv tools cluster cluster-down bundle grader-image lab grade doctor test bench verify clean distclean
 
 # The instructor path (nbgrader): course, course-release, course-autograde, ... (see README).
 -include mk/course.mk

@@ -35,6 +35,12 @@ KIND_CLUSTER_LABEL = "io.x-k8s.kind.cluster"
 DOCKER_TIMEOUT = 20       # one docker API call (create, start, logs, remove)
 PULL_TIMEOUT = 180        # pulling the client image (online only; offline it is always local)
 RUN_TIMEOUT = 20          # one batch of probes in the client container
+# Set (to IN_JOB_REASON) in a grading Job's pod (graders.course.jobs): there is no docker to start a client on the
+# cluster's network, and no in-cluster stand-in is outside in the same sense (docs/instructors.md, "At scale").
+IN_JOB_ENV = "K8SLAB_OUTSIDE_UNAVAILABLE"
+IN_JOB_REASON = ("not probed inside a Job: a grading Job's pod cannot start a client on the cluster's docker "
+                 "network; regrade serially (`k8slab course autograde` without --parallel) for the outside view")
+_refused: list[str] = []  # why outside clients were refused in this process: the Job's result line reports it
 
 
 class OutsideUnavailable(K8sLabError):
@@ -45,7 +51,17 @@ def cluster_name() -> str:
     return os.environ.get(CLUSTER_NAME_ENV) or DEFAULT_CLUSTER_NAME
 
 
+def refusals() -> tuple[str, ...]:
+    """Every reason an outside client was refused by IN_JOB_ENV in this process (one grading run per process:
+    the dispatcher marks such a submission for serial regrading)."""
+    return tuple(dict.fromkeys(_refused))
+
+
 def _docker(timeout: float = DOCKER_TIMEOUT):
+    refused = os.environ.get(IN_JOB_ENV)
+    if refused:  # checked before docker: a Job's pod must not even try (a mounted socket would be a hole)
+        _refused.append(refused)
+        raise OutsideUnavailable(refused)
     try:
         import docker
     except ImportError as error:  # pragma: no cover - the package is a dependency

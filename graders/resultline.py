@@ -19,14 +19,16 @@ SCHEMA = "k8slab.resultline/v1"
 
 
 def result_payload(lab_result, lab_spec, run: str) -> dict[str, Any]:
-    """The gradebook records of every graded exercise (graders.nbgrader.record) and the full result."""
-    from graders import render
+    """The gradebook records of every graded exercise (graders.nbgrader.record), the full result, and why outside
+    clients were refused (graders.outside.refusals: the dispatcher marks the submission for serial regrading)."""
+    from graders import outside, render
     from graders.nbgrader import record
 
     graded = {e.exercise for e in lab_result.exercises}
     records = {f"{lab_spec.id}/{ex.id}": record(lab_result, ex.id, ex.points)
                for ex in lab_spec.exercises if ex.id in graded}
-    return {"schema": SCHEMA, "lab": lab_spec.id, "run": run, "records": records, "result": render.to_dict(lab_result)}
+    return {"schema": SCHEMA, "lab": lab_spec.id, "run": run, "records": records, "result": render.to_dict(lab_result),
+            "not_probed": list(outside.refusals())}
 
 
 def error_payload(lab: str, run: str, error: BaseException) -> dict[str, Any]:

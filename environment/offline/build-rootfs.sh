@@ -3,6 +3,7 @@
 # sources) and imports them as local docker images; cached as tarballs in the build cache.
 #   base: minbase + network tools  -> $BASE_IMAGE  (FROM for every image we build)
 #   node: minbase + systemd/containerd/runc/iptables/CNI plugins -> $NODE_ROOTFS_IMAGE
+#   build-rootfs.sh python: base + python3 -> $GRADER_BASE_IMAGE (the grading image's FROM; not built by default)
 source "$(dirname "$0")/lib.sh"
 
 ROOTFS_DIR="$CACHE_ROOT/rootfs-$DEBIAN_SUITE"
@@ -38,6 +39,12 @@ import_image() {  # import_image NAME TAG [docker import --change ...]
   docker import --change "LABEL k8slab.rootfs=$key" "$@" "$ROOTFS_DIR/$name.tar" "$tag" >/dev/null
 }
 
+if [ "${1:-}" = python ]; then
+  build_tar python "$BASE_PKGS,python3"
+  import_image python "$GRADER_BASE_IMAGE" --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+  step "python base image ready: $GRADER_BASE_IMAGE"
+  exit 0
+fi
 build_tar base "$BASE_PKGS"
 build_tar node "$NODE_PKGS"
 import_image base "$BASE_IMAGE" --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'

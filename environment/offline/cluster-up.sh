@@ -96,25 +96,9 @@ fi
 
 # A cluster created from an older node image lacks the images added to the build since (a new add-on): load
 # just those into each node, instead of asking for a new cluster.
-ctr_ref() { case "${1%%/*}" in *.*|*:*|localhost) echo "$1" ;; *) [[ "$1" == */* ]] && echo "docker.io/$1" || echo "docker.io/library/$1" ;; esac; }
 load_missing_images() {
   [ -f "$BUILD_DIR/images.list" ] || return 0
-  local node tag have missing
-  for node in $(docker ps --format '{{.Names}}' --filter "label=io.x-k8s.kind.cluster=$CLUSTER"); do
-    have="$(docker exec "$node" ctr -n k8s.io images ls -q 2>/dev/null)" || continue
-    missing=()
-    while read -r tag; do
-      [ -n "$tag" ] && ! grep -qxF "$(ctr_ref "$tag")" <<<"$have" && missing+=("$tag")
-    done < <(cat "$BUILD_DIR/images.list"; printf '%s\n' "${CNI_IMAGES[@]}")
-    [ ${#missing[@]} -eq 0 ] && continue
-    step "loading ${#missing[@]} new image(s) into $node: ${missing[*]}"
-    docker save "${missing[@]}" | docker exec -i "$node" ctr -n k8s.io images import - >/dev/null
-    # Pinned, so kubelet's image GC never removes what no registry can restore. The node's ctr (containerd 1.6,
-    # Debian) has no `import --label`: label after the import.
-    for tag in "${missing[@]}"; do
-      docker exec "$node" ctr -n k8s.io images label "$(ctr_ref "$tag")" io.cri-containerd.pinned=pinned >/dev/null
-    done
-  done
+  load_images "$CLUSTER" $(cat "$BUILD_DIR/images.list") "${CNI_IMAGES[@]}"
 }
 nodes_running() { [ "$(docker ps -q --filter "label=io.x-k8s.kind.cluster=$CLUSTER" | wc -l)" -ge 3 ]; }
 if "$KIND" get clusters 2>/dev/null | grep -qx "$CLUSTER"; then

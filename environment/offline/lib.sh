@@ -65,6 +65,29 @@ select_cni() {
 }
 OFFLINE_CNIS="kube-router, flannel or flannel+kube-router"
 
+# load_images CLUSTER TAG...: each local docker image a node of kind cluster CLUSTER lacks, imported into its
+# containerd (cluster-up.sh for add-ons added since the node image was made; build-grader-image.sh for the grader).
+ctr_ref() { case "${1%%/*}" in *.*|*:*|localhost) echo "$1" ;; *) [[ "$1" == */* ]] && echo "docker.io/$1" || echo "docker.io/library/$1" ;; esac; }
+load_images() {
+  local cluster="$1"; shift
+  local node tag have missing
+  for node in $(docker ps --format '{{.Names}}' --filter "label=io.x-k8s.kind.cluster=$cluster"); do
+    have="$(docker exec "$node" ctr -n k8s.io images ls -q 2>/dev/null)" || continue
+    missing=()
+    for tag in "$@"; do
+      [ -n "$tag" ] && ! grep -qxF "$(ctr_ref "$tag")" <<<"$have" && missing+=("$tag")
+    done
+    [ ${#missing[@]} -eq 0 ] && continue
+    step "loading ${#missing[@]} new image(s) into $node: ${missing[*]}"
+    docker save "${missing[@]}" | docker exec -i "$node" ctr -n k8s.io images import - >/dev/null
+    # Pinned, so kubelet's image GC never removes what no registry can restore. The node's ctr (containerd 1.6,
+    # Debian) has no `import --label`: label after the import.
+    for tag in "${missing[@]}"; do
+      docker exec "$node" ctr -n k8s.io images label "$(ctr_ref "$tag")" io.cri-containerd.pinned=pinned >/dev/null
+    done
+  done
+}
+
 cat_yaml() { local f; for f in "$@"; do echo "---"; cat "$f"; echo; done; }
 
 # render_manifests DIR: our add-on manifests with @KEY@ replaced by the versions.env value.

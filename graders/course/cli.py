@@ -33,15 +33,19 @@ def add_commands(sub) -> None:
     p.add_argument("lab")
     p.set_defaults(func=_cmd_check_release)
 
-    p = sub.add_parser("autograde", help="autograde submissions safely: one at a time, namespace-scoped "
+    p = sub.add_parser("autograde", help="autograde submissions safely: one at a time (or as Kubernetes Jobs: --parallel N), namespace-scoped "
                                          "credentials, throwaway container, verified scores")
     p.add_argument("dir", type=Path, help="course directory")
     p.add_argument("lab")
     p.add_argument("--student", action="append", dest="students", metavar="S", help="only this student (repeatable)")
     p.add_argument("--boundary", choices=("auto", "docker", "process"), default="auto",
                    help="where the submission's notebook runs (default: docker when available)")
-    p.add_argument("--context", default=None, help="admin kube context (default $K8SLAB_CONTEXT or kind-k8slab)")
+    p.add_argument("--context", "--cluster", dest="context", default=None, metavar="CONTEXT",
+                   help="admin kube context (default $K8SLAB_CONTEXT or kind-k8slab)")
     p.add_argument("--force", action="store_true", help="regrade students that were already autograded")
+    p.add_argument("--parallel", type=_positive, default=0, metavar="N",
+                   help="grade as Kubernetes Jobs, at most N at once (resumable: graded students are skipped); "
+                        "see docs/instructors.md, 'At scale'")
     p.set_defaults(func=_cmd_autograde)
 
     p = sub.add_parser("answers", help="print every student's written answers of a lab, to grade them")
@@ -102,8 +106,27 @@ def _cmd_check_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of Jobs >= 1, got {text!r}")
+    return value
+
+
 def _cmd_autograde(args: argparse.Namespace) -> int:
     from graders.course.harness import autograde
+
+    if args.parallel:
+        from graders.course.dispatch import autograde_parallel
+
+        summary = autograde_parallel(args.dir.resolve(), args.lab, args.parallel, students=args.students,
+                                     boundary=args.boundary, context=args.context, force=args.force)
+        for line in summary.lines(args.dir):
+            print(line)
+        return 0 if summary.ok else 1
 
     results = autograde(args.dir.resolve(), args.lab, students=args.students, boundary=args.boundary,
                          context=args.context, force=args.force)

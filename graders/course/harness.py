@@ -33,6 +33,7 @@ import yaml
 from graders import paths, spec
 from graders.autograding import PREPARED_ENV
 from graders.cluster import CONTEXT_ENV, Cluster, default_context, new_run_id
+from graders.course import regrade
 from graders.course.gradebook import nbgrader_executable, open_gradebook
 from graders.course.grants import SCRATCH_CONTEXT, Grants, scoped_kubeconfig
 from graders.course.sandbox import (SANDBOX_KERNEL, docker_usable, ensure_sandbox_image, kernel_spec,
@@ -75,7 +76,7 @@ def _safe_id(text: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", text.lower())[:40].strip("-") or "student"
 
 
-class _Harness:
+class Harness:
     def __init__(self, course_dir: Path, lab: str, context: str | None, boundary: str) -> None:
         self.course_dir = course_dir
         self.lab = lab
@@ -113,20 +114,17 @@ class _Harness:
         except subprocess.TimeoutExpired:
             failure = f"the grading run did not finish within {VERIFY_TIMEOUT} s"
         records = json.loads(out.read_text(encoding="utf-8")) if out.exists() and not failure else {}
-        for exercise in self.lab_spec.exercises:  # an exercise without a record is recorded, never a silent 0
-            records.setdefault(f"{self.lab}/{exercise.id}", {
-                "score": 0.0, "points": exercise.points, "passed": False, "html": "",
-                "message": "the grader could not run", "error": failure or "no record for this exercise"})
-        return records
+        return complete_records(self.lab_spec, records, failure)
+
+    def new_result(self, student: str) -> SubmissionResult:
+        return SubmissionResult(student, self.lab, boundary=self.boundary,
+                                points={ex.id: ex.points for ex in self.lab_spec.exercises})
 
     def grade(self, student: str, force: bool) -> SubmissionResult:
         started = time.monotonic()
-        result = SubmissionResult(student, self.lab, boundary=self.boundary)
-        for ex in self.lab_spec.exercises:
-            result.points[ex.id] = ex.points
+        result = self.new_result(student)
         submitted = self.course_dir / "submitted" / student / self.lab
         run_id = new_run_id(_safe_id(student))
-        container = f"k8slab-autograde-{_safe_id(student)}-{os.getpid()}"
         grants = Grants(self.admin, list(self.lab_spec.all_namespaces), run_id, self.lab_spec.namespace_labels)
         with tempfile.TemporaryDirectory(prefix="k8slab-autograde-") as tmp:
             work = Path(tmp)
@@ -139,8 +137,6 @@ class _Harness:
                 host_cfg.write_text(yaml.safe_dump(scoped_kubeconfig(self.admin, token, self.admin.server,
                                                                      self.lab_spec.all_namespaces[0])))
                 records = self._verify(work, pristine, host_cfg)
-                results = work / "results.json"
-                results.write_text(json.dumps(records), encoding="utf-8")
                 if self.boundary == "docker":
                     server = f"https://{self.control_plane[0]}:6443"
                     kcfg = work / "kubeconfig"
@@ -148,29 +144,104 @@ class _Harness:
                                                                 self.lab_spec.all_namespaces[0])))
                 else:
                     kcfg = host_cfg
-                for path in (kcfg, results, host_cfg):
-                    os.chmod(path, 0o644)  # read-only mounts; the container runs without DAC override
-                network = self.control_plane[1] if self.control_plane else ""
-                jupyter = kernel_spec(work, self.boundary, kcfg, results, container, network)
-                proc = nbgrader_autograde(self.course_dir, self.lab, student, jupyter, force)
-                log = self.course_dir / "k8slab" / "autograde-logs" / self.lab
-                log.mkdir(parents=True, exist_ok=True)
-                (log / f"{student}.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
-                if proc.returncode != 0:
-                    result.error = f"nbgrader autograde failed (log: {paths.relative(log / (student + '.log'))}): " + \
-                                   (proc.stderr.strip().splitlines() or ["?"])[-1]
-                record_verified(self.course_dir, self.lab_spec, student, records, result)
+                os.chmod(host_cfg, 0o644)
+                self.notebook_and_record(work, student, records, kcfg, result, force)
+                regrade.clear(self.course_dir, self.lab, student)  # graded serially: with the outside view
             except Exception as exc:  # noqa: BLE001 — one broken submission or hiccup must not stop the batch
-                result.error = str(exc) if isinstance(exc, K8sLabError) else f"{type(exc).__name__}: {exc}"
+                result.error = error_text(exc)
             finally:
-                if self.boundary == "docker":
-                    remove_container(container)
                 try:
                     grants.delete()
                 except Exception as exc:  # noqa: BLE001
                     result.error = (result.error + "; " if result.error else "") + f"cleanup: {exc}"
         result.seconds = time.monotonic() - started
         return result
+
+    def notebook_and_record(self, work: Path, student: str, records: dict, kubeconfig: Path,
+                            result: SubmissionResult, force: bool) -> None:
+        """The step after grading, the same for the serial run and the parallel dispatcher
+        (graders.course.dispatch): `nbgrader autograde` runs the notebook behind the boundary, its check and test
+        cells showing ``records``, then the verified scores go into the gradebook (record_verified)."""
+        container = f"k8slab-autograde-{_safe_id(student)}-{os.getpid()}"
+        results = work / "results.json"
+        results.write_text(json.dumps(records), encoding="utf-8")
+        for path in (kubeconfig, results):
+            os.chmod(path, 0o644)  # read-only mounts; the container runs without DAC override
+        try:
+            network = self.control_plane[1] if self.control_plane else ""
+            jupyter = kernel_spec(work, self.boundary, kubeconfig, results, container, network)
+            proc = nbgrader_autograde(self.course_dir, self.lab, student, jupyter, force)
+            log = self.course_dir / "k8slab" / "autograde-logs" / self.lab
+            log.mkdir(parents=True, exist_ok=True)
+            (log / f"{student}.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+            if proc.returncode != 0:
+                result.error = f"nbgrader autograde failed (log: {paths.relative(log / (student + '.log'))}): " + \
+                               (proc.stderr.strip().splitlines() or ["?"])[-1]
+            record_verified(self.course_dir, self.lab_spec, student, records, result)
+        finally:
+            if self.boundary == "docker":
+                remove_container(container)
+
+    def record_graded_elsewhere(self, student: str, records: dict, force: bool) -> SubmissionResult:
+        """``notebook_and_record`` for records a grading Job produced: the notebook's kernel gets a kubeconfig
+        with no credentials at all (its check and test cells only show the records; the run's namespaces are
+        gone by now). A student recorded before (a failed run being retried) has an autograded notebook that
+        nbgrader would keep: it is run again, so the feedback shows the new records."""
+        started = time.monotonic()
+        result = self.new_result(student)
+        force = force or verified_file(self.course_dir, self.lab, student).exists()
+        with tempfile.TemporaryDirectory(prefix="k8slab-autograde-") as tmp:
+            work = Path(tmp)
+            os.chmod(work, 0o700)
+            kubeconfig = work / "kubeconfig"
+            kubeconfig.write_text(yaml.safe_dump(NO_CLUSTER_KUBECONFIG), encoding="utf-8")
+            try:
+                self.notebook_and_record(work, student, records, kubeconfig, result, force)
+            except Exception as exc:  # noqa: BLE001 — as in grade(): recorded, the batch goes on
+                result.error = error_text(exc)
+        result.seconds = time.monotonic() - started
+        return result
+
+
+# A kube context that reaches nothing (no server answers on port 1) and holds no credential: what the notebook of a
+# submission graded by a Job gets, so a cell that still calls the cluster fails at once instead of hanging.
+NO_CLUSTER_KUBECONFIG = {
+    "apiVersion": "v1", "kind": "Config", "current-context": SCRATCH_CONTEXT,
+    "clusters": [{"name": SCRATCH_CONTEXT, "cluster": {"server": "https://127.0.0.1:1"}}],
+    "users": [{"name": SCRATCH_CONTEXT, "user": {}}],
+    "contexts": [{"name": SCRATCH_CONTEXT, "context": {"cluster": SCRATCH_CONTEXT, "user": SCRATCH_CONTEXT}}]}
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for a submission's error: our own errors as their message, anything else with its type."""
+    return str(exc) if isinstance(exc, K8sLabError) else f"{type(exc).__name__}: {exc}"
+
+
+def complete_records(lab_spec, records: dict, failure: str) -> dict:
+    """``records`` with one for every exercise of the lab: an exercise the grading run wrote nothing for is recorded
+    as not graded, with why (``failure``, else "no record for this exercise") -- never a silent 0."""
+    for exercise in lab_spec.exercises:
+        records.setdefault(f"{lab_spec.id}/{exercise.id}", {
+            "score": 0.0, "points": exercise.points, "passed": False, "html": "",
+            "message": "the grader could not run", "error": failure or "no record for this exercise"})
+    return records
+
+
+def verified_file(course_dir: Path, lab: str, student: str) -> Path:
+    """The instructor-side copy of a student's verified records (record_verified writes it)."""
+    return course_dir / "k8slab" / "verified" / lab / f"{student}.json"
+
+
+def already_graded(course_dir: Path, lab: str, student: str) -> bool:
+    """Whether a re-run may skip this student: its verified records exist and none says the grader could not run
+    (a crash or a timeout is recorded, and retried by the next run)."""
+    path = verified_file(course_dir, lab, student)
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(records, dict) and bool(records) and \
+        not any(isinstance(r, dict) and r.get("error") for r in records.values())
 
 
 def _untrusted_copy_skips(directory: str, names: list[str]) -> set[str]:
@@ -212,9 +283,9 @@ def record_verified(course_dir: Path, lab_spec, student: str, records: dict, res
     """Verified scores into the gradebook (over the notebook's own), and an instructor-side copy."""
     from nbgrader.api import MissingEntry
 
-    verified_dir = course_dir / "k8slab" / "verified" / lab_spec.id
-    verified_dir.mkdir(parents=True, exist_ok=True)
-    (verified_dir / f"{student}.json").write_text(json.dumps(records, indent=2), encoding="utf-8")
+    verified = verified_file(course_dir, lab_spec.id, student)
+    verified.parent.mkdir(parents=True, exist_ok=True)
+    verified.write_text(json.dumps(records, indent=2), encoding="utf-8")
     for ex in lab_spec.exercises:
         rec = records.get(f"{lab_spec.id}/{ex.id}", {})
         result.scores[ex.id] = max(0.0, min(float(rec.get("score") or 0.0), ex.points))
@@ -252,9 +323,9 @@ def submitted_students(course_dir: Path, lab: str) -> list[str]:
     return sorted(d.name for d in base.iterdir() if (d / lab).is_dir())
 
 
-def autograde(course_dir: Path, lab: str, students: list[str] | None = None, boundary: str = "auto",
-              context: str | None = None, force: bool = False) -> list[SubmissionResult]:
-    """Grade every (or the named) submission of `lab`, one at a time; returns one result per student."""
+def choose_students(course_dir: Path, lab: str, students: list[str] | None = None) -> list[str]:
+    """Every (or the named) student with a submission of `lab`; a UsageError for a course directory that is none,
+    a named student without a submission, or no submission at all."""
     if not (course_dir / "nbgrader_config.py").is_file():
         raise UsageError(f"{course_dir} is not a course directory (no nbgrader_config.py)",
                          hint="create it with `k8slab course build DIR`")
@@ -266,7 +337,14 @@ def autograde(course_dir: Path, lab: str, students: list[str] | None = None, bou
                          hint=f"collect first: nbgrader collect {lab} (exchange) or nbgrader zip_collect {lab}")
     if not chosen:
         raise UsageError(f"no submissions of {lab} under {course_dir / 'submitted'}")
-    harness = _Harness(course_dir, lab, context, boundary)
+    return chosen
+
+
+def autograde(course_dir: Path, lab: str, students: list[str] | None = None, boundary: str = "auto",
+              context: str | None = None, force: bool = False) -> list[SubmissionResult]:
+    """Grade every (or the named) submission of `lab`, one at a time; returns one result per student."""
+    chosen = choose_students(course_dir, lab, students)
+    harness = Harness(course_dir, lab, context, boundary)
     results = []
     for student in chosen:
         results.append(harness.grade(student, force))

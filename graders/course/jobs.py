@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from graders import versions
+from graders import outside, versions
 from graders.autograding import PREPARED_ENV
 from graders.cluster import CONTEXT_ENV, OWNED_LABEL, RUN_LABEL
 from graders.course.grants import NODE_RULES, SYSTEM_READ_NS, SYSTEM_RULES, grant, namespace_rules
@@ -29,6 +29,7 @@ JOB_LABEL = "k8slab.dev/grading-job"  # on every object of every run: what a cle
 GRADER_IMAGE_PIN = "K8SLAB_GRADER_IMAGE"
 SERVICE_ACCOUNT = "grader"
 CONTAINER = "grade"
+JOB_NAME = "grade"  # one Job per run, in the run's own holding namespace
 IN_CLUSTER_CONTEXT = "k8slab-in-cluster"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 SUBMISSION_DIR = "/k8slab/submission"
@@ -67,6 +68,11 @@ class Run:
     @property
     def labels(self) -> dict[str, str]:
         return {JOB_LABEL: "true", RUN_LABEL: self.suffix}
+
+    @property
+    def selector(self) -> str:
+        """The label selector of every object of this run (what a cleanup lists)."""
+        return ",".join(f"{key}={value}" for key, value in self.labels.items())
 
 
 def objects(run: Run) -> list[dict]:
@@ -165,6 +171,7 @@ def job(run: Run) -> dict:
         "env": [{"name": "KUBECONFIG", "value": f"{KUBECONFIG_DIR}/config"},
                 {"name": CONTEXT_ENV, "value": IN_CLUSTER_CONTEXT},
                 {"name": PREPARED_ENV, "value": "1"},
+                {"name": outside.IN_JOB_ENV, "value": outside.IN_JOB_REASON},
                 {"name": "HOME", "value": "/tmp"},
                 {"name": "K8SLAB_CACHE", "value": "/tmp/k8slab-cache"},
                 {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
@@ -191,5 +198,5 @@ def job(run: Run) -> dict:
         },
     }
     return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": "grade", "namespace": run.holding, "labels": run.labels},
+            "metadata": {"name": JOB_NAME, "namespace": run.holding, "labels": run.labels},
             "spec": {"backoffLimit": 0, "activeDeadlineSeconds": int(run.deadline_s), "template": pod}}
