@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from graders.cluster import rbac
 from graders.cluster.client import Cluster
 from graders.cluster.names import FIELD_MANAGER, obj_ref
 
@@ -65,6 +66,10 @@ class KubeRuns:
             self.cluster.call(f"creating {obj_ref(obj)}", self.cluster.dynamic.server_side_apply, res, body=obj,
                               namespace=namespace, field_manager=FIELD_MANAGER, force_conflicts=True,
                               _request_timeout=self.cluster.timeouts(30))
+
+    def allowed(self, review: dict) -> bool:
+        """Whether the authorizer allows what a SubjectAccessReview asks (graders.course.jobs.authorization_checks)."""
+        return rbac.access_allowed(self.cluster, review)
 
     def job_state(self, namespace: str, name: str) -> JobState:
         job = self.cluster.call(f"reading Job {namespace}/{name}", self.cluster.api("BatchV1Api").read_namespaced_job,

@@ -43,6 +43,7 @@ from graders.nsmap import run_suffix
 SLACK_S = 120        # beyond the Job's own deadline: scheduling, pulling the image, the log being read
 POLL_S = 2.0         # between two rounds of job_state calls when nothing finished
 CLEANUP_S = 120      # at the end: how long the runs' namespaces may take to disappear
+RBAC_WAIT_S = 30     # how long a run's new Roles may take to reach the authorizer before its Job starts
 MAX_FILES_BYTES = 900 * 1024  # a ConfigMap holds 1 MiB, keys and metadata included
 
 GRADED, FAILED, TIMED_OUT, SKIPPED = "graded", "failed", "timed out", "skipped"
@@ -52,6 +53,8 @@ class RunsAPI(Protocol):
     """The cluster as the dispatcher uses it (graders.cluster.runs.KubeRuns; a fake in the unit tests)."""
 
     def create(self, objs: Sequence[dict]) -> None: ...
+
+    def allowed(self, review: dict) -> bool: ...
 
     def job_state(self, namespace: str, name: str) -> JobState: ...
 
@@ -269,13 +272,27 @@ class Dispatcher:
             left = self._leftovers(item)
             if left:
                 raise RuntimeError(f"an earlier run of the same id is still being deleted ({', '.join(left[:3])})")
-            self.runs.create(objs)
+            prepared = [obj for obj in objs if obj["kind"] != "Job"]
+            self.runs.create(prepared)
+            self._wait_authorized(item.run)
+            self.runs.create([obj for obj in objs if obj["kind"] == "Job"])
         except Exception as exc:  # noqa: BLE001
             self._delete(item)
             reason = f"could not create the grading Job: {error_text(exc)}"
             return Collected(FAILED, complete_records(self.lab, {}, reason), reason)
         self.say(f"{student} {self.lab.id}: Job {run.holding}/{jobs.JOB_NAME} started")
         return item
+
+    def _wait_authorized(self, run: jobs.Run) -> None:
+        """Bounded: until the authorizer allows the run's ServiceAccount what its Roles grant, so that the grader
+        never starts into a 403 it would report as the student's failure."""
+        deadline = self.clock() + RBAC_WAIT_S
+        for review in jobs.authorization_checks(run):
+            while not self.runs.allowed(review):
+                if self.clock() > deadline:
+                    ns = review["spec"]["resourceAttributes"]["namespace"]
+                    raise RuntimeError(f"the run's Role in {ns} did not take effect within {RBAC_WAIT_S} s")
+                self.sleep(0.2)
 
     def _leftovers(self, item: _Active) -> list[str]:
         """What an interrupted earlier run with this id left: deleted, and waited for (bounded)."""

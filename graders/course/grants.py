@@ -93,19 +93,13 @@ class Grants:
     def wait_authorized(self, timeout: float = 20) -> None:
         """RBAC changes reach the API server's authorizer through a cache: wait until the submission's identity
         may create pods in each of its namespaces (SubjectAccessReview) before anything uses the token."""
-        user = f"system:serviceaccount:{HOLDING_NS}:{SERVICE_ACCOUNT}"
-        groups = ["system:serviceaccounts", f"system:serviceaccounts:{HOLDING_NS}", "system:authenticated"]
         deadline = time.monotonic() + timeout
-        for ns in self.namespaces:
-            for verb, resource, name in (("create", "pods", ""), ("get", "namespaces", ns)):
-                review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-                          "spec": {"user": user, "groups": groups,
-                                   "resourceAttributes": {"namespace": ns, "verb": verb, "resource": resource,
-                                                          "name": name}}}
-                while not rbac.access_allowed(self.cluster, review):
-                    if time.monotonic() > deadline:
-                        raise K8sLabError(f"the submission's Role in {ns} did not take effect within {timeout:g} s")
-                    time.sleep(0.2)
+        for review in access_reviews(HOLDING_NS, SERVICE_ACCOUNT, self.namespaces):
+            while not rbac.access_allowed(self.cluster, review):
+                if time.monotonic() > deadline:
+                    ns = review["spec"]["resourceAttributes"]["namespace"]
+                    raise K8sLabError(f"the submission's Role in {ns} did not take effect within {timeout:g} s")
+                time.sleep(0.2)
 
     def create(self) -> str:
         """Everything for one submission; returns the bearer token."""
@@ -131,6 +125,18 @@ class Grants:
         rbac.delete_grant(self.cluster, "RoleBinding", SYSTEM_READER, SYSTEM_READ_NS)
         rbac.delete_grant(self.cluster, "Role", SYSTEM_READER, SYSTEM_READ_NS)
         self.cluster.delete_namespaces([*self.namespaces, HOLDING_NS], wait=True)
+
+
+def access_reviews(sa_namespace: str, service_account: str, namespaces) -> list[dict]:
+    """SubjectAccessReviews asking whether a ServiceAccount's Role is in force in each namespace: it may create pods
+    there and read the namespace itself (what every grading run does first)."""
+    user = f"system:serviceaccount:{sa_namespace}:{service_account}"
+    groups = ["system:serviceaccounts", f"system:serviceaccounts:{sa_namespace}", "system:authenticated"]
+    return [{"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+             "spec": {"user": user, "groups": groups,
+                      "resourceAttributes": {"namespace": ns, "verb": verb, "resource": resource, "name": name}}}
+            for ns in namespaces
+            for verb, resource, name in (("create", "pods", ""), ("get", "namespaces", ns))]
 
 
 def scoped_kubeconfig(cluster: Cluster, token: str, server: str, namespace: str = "default") -> dict:

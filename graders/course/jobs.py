@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from graders import outside, versions
 from graders.autograding import PREPARED_ENV
 from graders.cluster import CONTEXT_ENV, OWNED_LABEL, RUN_LABEL
-from graders.course.grants import NODE_RULES, SYSTEM_READ_NS, SYSTEM_RULES, grant, namespace_rules
+from graders.course.grants import NODE_RULES, SYSTEM_READ_NS, SYSTEM_RULES, access_reviews, grant, namespace_rules
 from graders.nsmap import NamespaceMap, run_suffix
 from graders.spec import LabSpec
 
@@ -113,6 +113,12 @@ def grants(run: Run) -> list[dict]:
         out += [{"apiVersion": RBAC_API, "kind": kind, **role}, {"apiVersion": RBAC_API, "kind": f"{kind}Binding",
                                                                  **binding}]
     return out
+
+
+def authorization_checks(run: Run) -> list[dict]:
+    """What must be allowed before the Job starts: the run's Roles in force for its ServiceAccount in every lab
+    namespace (the authorizer learns of new RBAC objects through a cache; a grader that starts first gets 403)."""
+    return access_reviews(run.holding, SERVICE_ACCOUNT, [run.nsmap.real(ns) for ns in run.lab.all_namespaces])
 
 
 def submission_key(path: str) -> str:

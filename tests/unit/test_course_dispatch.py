@@ -50,6 +50,10 @@ class FakeRuns:
         self.deleted: list[str] = []
         self.fail_create: set[str] = set()
         self.raise_in_state: BaseException | None = None
+        self.pending: dict[str, list[dict]] = {}  # holding namespace -> objects created before the Job
+        self.denials: dict[str, int] = {}
+        self.rbac_lag = {"rbac-slow": 5}
+        self.jobs_created_when_allowed: list[bool] = []
 
     @staticmethod
     def _job(objs):
@@ -60,13 +64,32 @@ class FakeRuns:
         return next((fate for stem, fate in self.fates.items() if ns.startswith(f"k8slab-job-{stem}-")), "pass")
 
     def create(self, objs):
+        """The dispatcher creates a run's objects first, then (once its Roles are in force) the Job alone."""
+        if not any(o["kind"] == "Job" for o in objs):
+            holding = next(o for o in objs if o["kind"] == "ServiceAccount")["metadata"]["namespace"]
+            self.pending[holding] = list(objs)
+            self.denials[holding] = 0
+            return
         job = self._job(objs)
+        holding = job["metadata"]["namespace"]
+        objs = [*self.pending.pop(holding, []), *objs]
         selector = ",".join(f"{k}={v}" for k, v in job["metadata"]["labels"].items())
         if self._fate(objs) in self.fail_create:
             raise RuntimeError("admission webhook denied the Job")
-        self.alive[selector] = {"objs": objs, "polls": 0, "ns": job["metadata"]["namespace"]}
-        self.created.append(job["metadata"]["namespace"])
+        self.jobs_created_when_allowed.append(self.denials.get(holding, 0) >= self.rbac_lag.get(self._fate(objs), 0))
+        self.alive[selector] = {"objs": objs, "polls": 0, "ns": holding}
+        self.created.append(holding)
         self.max_alive = max(self.max_alive, len(self.alive))
+
+    def allowed(self, review):
+        """A run's Roles reach the authorizer after ``rbac_lag[fate]`` denied reviews (never, for 'rbac-never')."""
+        user = review["spec"]["user"]  # system:serviceaccount:<holding>:grader
+        holding = user.split(":")[2]
+        fate = next((fate for stem, fate in self.fates.items() if holding.startswith(f"k8slab-job-{stem}-")), "pass")
+        if fate == "rbac-never" or self.denials[holding] < self.rbac_lag.get(fate, 0):
+            self.denials[holding] += 1
+            return False
+        return True
 
     def _entry(self, namespace):
         return next(e for e in self.alive.values() if e["ns"] == namespace)
@@ -109,10 +132,16 @@ class FakeRuns:
         return grade_in_job(entry["objs"], run, mark, not_probed=fate == "outside")
 
     def delete(self, objs, selector):
+        holding = next(o for o in objs if o["kind"] == "ServiceAccount")["metadata"]["namespace"]
+        if self.pending.pop(holding, None) is not None:
+            self.deleted.append(holding)
         if self.alive.pop(selector, None) is not None:
             self.deleted.append(self._job(objs)["metadata"]["namespace"])
 
     def remaining(self, objs, selector):
+        holding = next(o for o in objs if o["kind"] == "ServiceAccount")["metadata"]["namespace"]
+        if holding in self.pending:
+            return [f"Namespace {holding}"]
         return [f"Namespace {self.alive[selector]['ns']}"] if selector in self.alive else []
 
 
@@ -245,6 +274,24 @@ def test_a_lost_poll_is_retried_and_a_create_failure_recorded(course, course_dir
     assert statuses == {"flaky": dispatch.GRADED, "denied": dispatch.FAILED}
     assert "could not create the grading Job: RuntimeError: admission webhook denied" in \
         record.calls["denied"][f"{LAB_ID}/expose"]["error"]
+
+
+def test_the_job_starts_only_once_its_roles_are_in_force(course, course_dir, fake_connect):
+    """RBAC reaches the authorizer through a cache: a Job started first would grade into 403s (the student's
+    failure, wrongly). A Role that never takes effect fails that run alone, with why, and leaves nothing."""
+    fates = {"slow": "rbac-slow", "never": "rbac-never", "ok": "pass"}
+    runs = FakeRuns(fates_of(course_dir, fates))
+    record = Recorded(course_dir)
+    d = dispatcher(course_dir, runs, record)
+    d.clock = clock = Clock()
+    d.sleep = clock.sleep
+    summary = d.run(students(course, course_dir, fates))
+    assert {o.student: o.status for o in summary.outcomes} == {
+        "slow": dispatch.GRADED, "never": dispatch.FAILED, "ok": dispatch.GRADED}
+    assert runs.jobs_created_when_allowed == [True, True]  # slow and ok; never got no Job
+    assert any(runs.denials[ns] == 5 for ns in runs.denials)
+    assert f"did not take effect within {dispatch.RBAC_WAIT_S} s" in record.calls["never"][f"{LAB_ID}/expose"]["error"]
+    assert not runs.alive and not runs.pending
 
 
 def test_a_rerun_skips_what_is_graded_and_retries_what_is_not(course, course_dir, fake_connect):
