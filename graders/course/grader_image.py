@@ -21,9 +21,9 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePath
 
-from graders import paths
+from graders import paths, versions
 
 APP = "/opt/k8slab/app"
 SITE = "/opt/k8slab/site-packages"
@@ -96,13 +96,33 @@ def runtime_distributions(roots: Iterable[str] = RUNTIME) -> list[md.Distributio
     return sorted(seen.values(), key=lambda d: _canonical(d.metadata["Name"]))
 
 
-def copy_distribution(dist: md.Distribution, site: Path) -> int:
+def schema_dirs_kept(kubernetes_minor: str) -> frozenset[str]:
+    """kubernetes-validate ships schemas for thirteen Kubernetes versions, twice (~108 MB): the grader validates
+    against one, the strict schema of the pinned minor (graders.manifests.choose_schema_version; its fallback
+    rules choose among what is present, so the pin's own directory is what the image needs)."""
+    from graders import manifests
+
+    chosen, _ = manifests.choose_schema_version(kubernetes_minor)
+    return frozenset(f"v{full}-local-strict" for full in manifests._kubernetes_validate().all_versions()
+                     if manifests._minor(full) == chosen)
+
+
+def _unused_schema(file: PurePath, kept: frozenset[str]) -> bool:
+    parts = file.parts
+    return (len(parts) > 2 and parts[0] == "kubernetes_validate" and parts[1] == "kubernetes-json-schema"
+            and parts[2] not in kept)
+
+
+def copy_distribution(dist: md.Distribution, site: Path, schemas: frozenset[str] | None = None) -> int:
     """Copy one distribution's installed files (its RECORD) below ``site``; returns how many. Scripts and files
-    outside site-packages (bin/, share/) are left out: the grader imports, it runs no console script."""
+    outside site-packages (bin/, share/) are left out: the grader imports, it runs no console script.
+    ``schemas``: the kubernetes-validate schema directories to keep (None: all)."""
     copied = 0
     for file in dist.files or []:
         source = Path(dist.locate_file(file)).resolve()
         if file.parts[0] == ".." or "__pycache__" in file.parts or not source.is_file():
+            continue
+        if schemas is not None and _unused_schema(file, schemas):
             continue
         target = site / file
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +160,8 @@ def write_context(dest: Path, base: str, root: Path | None = None) -> dict[str, 
         (app / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / rel, app / rel)
     dists = runtime_distributions()
-    copied = sum(copy_distribution(d, site) for d in dists)
+    schemas = schema_dirs_kept(versions.kubernetes_minor(None))
+    copied = sum(copy_distribution(d, site, schemas) for d in dists)
     (dest / "Dockerfile").write_text(dockerfile(base), encoding="utf-8")
     return {"app files": len(files), "distributions": len(dists), "site-packages files": copied}
 

@@ -85,3 +85,30 @@ def test_the_loader_is_the_offline_paths_own():
     assert "load_images()" not in (REPO / "environment" / "offline" / "cluster-up.sh").read_text()
     makefile = (REPO / "Makefile").read_text()
     assert "grader-image: venv\n\tenvironment/offline/build-grader-image.sh" in makefile
+
+
+def test_the_image_keeps_only_the_pinned_schema_and_validates_with_it(tmp_path):
+    """kubernetes-validate's 26 schema directories (~108 MB) become one: the pinned minor's strict schema. The
+    context's own site-packages alone (python -S: no virtualenv) still validates a manifest, typos included."""
+    counts = grader_image.write_context(tmp_path / "ctx", "k8slab/python-base:bookworm")
+    assert counts["site-packages files"] > 100
+    schemas = tmp_path / "ctx" / "site-packages" / "kubernetes_validate" / "kubernetes-json-schema"
+    minor = grader_image.versions.kubernetes_minor(None)
+    assert [p.name for p in schemas.iterdir()] == [f"v{minor}.0-local-strict"]
+    size = sum(f.stat().st_size for f in schemas.rglob("*") if f.is_file())
+    assert size < 15_000_000, size
+    probe = """
+from graders import manifests
+import pathlib
+pathlib.Path("svc.yaml").write_text("apiVersion: v1\\nkind: Service\\nmetadata: {name: s}\\nspec: {ports: [{port: 80}], slector: {}}\\n")
+[m] = manifests.load(["svc.yaml"])
+version, note = manifests.choose_schema_version(manifests.versions.kubernetes_minor(None))
+problems, unknown = manifests.check_schema([m], version)
+print(version, note == "", [p.message for p in problems])
+"""
+    ctx = tmp_path / "ctx"
+    out = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": f"{ctx / 'app'}:{ctx / 'site-packages'}", "K8SLAB_ROOT": str(ctx / "app"),
+                              "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith(f"{minor} True [") and "slector" in out.stdout, out.stdout
