@@ -1,0 +1,143 @@
+"""The parallel autograder (`k8slab course autograde DIR LAB --parallel N`, issue 15) on the live cluster: one
+class of submissions graded twice, serially and as Kubernetes Jobs N at once, must get the same grades; a malicious
+submission among them changes nothing outside grader namespaces; afterwards no run's namespace, Role or ClusterRole
+is left.
+
+Needs the kind-k8slab cluster and the grading image in its nodes (`make grader-image`); skipped saying so
+otherwise (K8SLAB_REQUIRE_GRADER_IMAGE=1 makes a missing image a failure). The class size and N come from
+K8SLAB_PARALLEL_CLASS (default 6 submissions per lab) and K8SLAB_PARALLEL_N (default 3).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from pipeline_helpers import REPO, add_student_cell, build_course, hand_in, nbgrader, read_csv, solution_files
+from test_course_live import ATTACK, _snapshot
+from graders import spec, versions
+from graders.course import dispatch, harness, jobs
+from graders.course.gradebook import export_grades
+
+pytestmark = [pytest.mark.live, pytest.mark.timeout(3600)]
+
+LABS = ("03-services", "05-network-policy")
+CLASS = int(os.environ.get("K8SLAB_PARALLEL_CLASS", "6"))
+PARALLEL = int(os.environ.get("K8SLAB_PARALLEL_N", "3"))
+
+
+@pytest.fixture(scope="module")
+def admin():
+    from graders.cluster import Cluster, default_context
+    from graders.errors import ClusterUnreachable
+
+    try:
+        return Cluster.connect(default_context(), timeout=5)
+    except ClusterUnreachable as error:
+        reason = f"no cluster answers ({default_context()}): {error.message}"
+        if os.environ.get("K8SLAB_REQUIRE_CLUSTER") == "1":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def grader_image(admin):
+    """The pinned grading image must be in every node (kind has no registry here): asked of each node's runtime."""
+    image = versions.get(jobs.GRADER_IMAGE_PIN)
+    cluster = admin.context.removeprefix("kind-")
+    try:
+        nodes = subprocess.run(["docker", "ps", "--format", "{{.Names}}", "--filter",
+                                f"label=io.x-k8s.kind.cluster={cluster}"], capture_output=True, text=True,
+                               timeout=20, check=True).stdout.split()
+        missing = [n for n in nodes if image.split(":")[0] not in subprocess.run(
+            ["docker", "exec", n, "crictl", "images", "-o", "json"], capture_output=True, text=True, timeout=30).stdout]
+    except (OSError, subprocess.SubprocessError) as error:
+        missing, nodes = [f"(could not ask the nodes: {error})"], []
+    if missing or not nodes:
+        reason = f"grading image {image} not in the nodes {missing or '(none found)'}: run `make grader-image`"
+        if os.environ.get("K8SLAB_REQUIRE_GRADER_IMAGE") == "1":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    return image
+
+
+def _class(lab_spec, context: str) -> dict[str, dict]:
+    """CLASS submissions: the solution, each alternative, the starter, then one known mistake each (cycling through
+    the exercises' mistakes), repeated to the class size. student -> files ("exercise/name" -> source)."""
+    full = solution_files(lab_spec, context=context)
+    kinds: list[tuple[str, dict]] = [("sol", full)]
+    for exercise in lab_spec.exercises:
+        for alt in exercise.alternative_dirs:
+            files = dict(full)
+            files.update({f"{exercise.id}/{p.name}": p for p in alt.iterdir() if p.name in exercise.files})
+            kinds.append((f"alt-{exercise.id}-{alt.name}", files))
+    kinds.append(("starter", {}))
+    for exercise in lab_spec.exercises:
+        for mistake in exercise.mistakes:
+            files = dict(full)
+            files.update({f"{exercise.id}/{name}": exercise.mistake_dir(mistake) / name for name in exercise.files
+                          if (exercise.mistake_dir(mistake) / name).is_file()})
+            kinds.append((f"mis-{exercise.id}-{mistake.id}", files))
+    picked = [kinds[0], kinds[-1], *kinds[1:-1]]  # the solution and a mistake first, whatever the class size
+    return {f"s{i:02d}-{name}"[:40]: files for i, (name, files) in enumerate(picked[i % len(picked)]
+                                                                           for i in range(CLASS))}
+
+
+def _course(tmp_path, name: str, lab: str, submissions: dict[str, dict], attack: str) -> object:
+    course_dir = tmp_path / name
+    build_course(course_dir, REPO, [lab])
+    nbgrader(course_dir, "generate_assignment", lab)
+    for student, files in submissions.items():
+        hand_in(course_dir, lab, student, files)
+    hand_in(course_dir, lab, "zz-mallory", edit=lambda nb: add_student_cell(nb, attack))
+    return course_dir
+
+
+def _grades(course_dir) -> dict[str, float]:
+    return {row["student_id"]: float(row["score"]) for row in read_csv(export_grades(course_dir))}
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_parallel_grades_equal_serial_and_nothing_is_left(admin, grader_image, tmp_path, request, lab):
+    chosen = request.config.getoption("lab") or []
+    if chosen and lab not in chosen:
+        pytest.skip(f"not selected by --lab {' '.join(chosen)}")
+    lab_spec = spec.load_lab(lab)
+    submissions = _class(lab_spec, admin.context)
+    attack = f"NS = {lab_spec.all_namespaces[0]!r}\n" + ATTACK
+    serial_dir = _course(tmp_path, "serial", lab, submissions, attack)
+    parallel_dir = tmp_path / "parallel"
+    shutil.copytree(serial_dir, parallel_dir)
+    before = _snapshot(admin)
+
+    serial = {r.student: r for r in harness.autograde(serial_dir, lab)}
+    lines: list[str] = []
+    summary = dispatch.autograde_parallel(parallel_dir, lab, PARALLEL, say=lines.append)
+    print("\n".join(summary.lines(parallel_dir)))
+
+    assert summary.count(dispatch.GRADED) == len(submissions) + 1, "\n".join(lines)
+    parallel = {o.student: o.result for o in summary.outcomes}
+    for student, result in serial.items():
+        assert parallel[student] is not None, student
+        assert parallel[student].scores == result.scores, (result.summary(), parallel[student].summary())
+    assert serial[next(s for s in submissions if "-sol" in s)].total == lab_spec.points
+    assert _grades(parallel_dir) == _grades(serial_dir)
+    assert serial["zz-mallory"].total == 0 and parallel["zz-mallory"].total == 0
+
+    assert _snapshot(admin) == before, "a submission changed something outside grader namespaces"
+    assert not summary.leftovers, summary.leftovers
+    from kubernetes import client as k8s
+
+    selector = f"{jobs.JOB_LABEL}=true"
+    core, rbac = k8s.CoreV1Api(admin.api_client), k8s.RbacAuthorizationV1Api(admin.api_client)
+    left = [n.metadata.name for n in core.list_namespace(label_selector=selector).items
+            if not n.metadata.deletion_timestamp]
+    left += [r.metadata.name for r in rbac.list_cluster_role(label_selector=selector).items]
+    left += [r.metadata.name for r in rbac.list_role_for_all_namespaces(label_selector=selector).items]
+    assert not left, f"left behind by the parallel runs: {left}"
+    per_minute = len(serial) / max(summary.seconds / 60, 1e-9)
+    serial_minutes = sum(r.seconds for r in serial.values()) / 60
+    print(f"{lab}: {len(serial)} submissions; serial {serial_minutes:.1f} min, --parallel {PARALLEL} "
+          f"{summary.seconds / 60:.1f} min ({per_minute:.2f}/min), ratio {serial_minutes * 60 / summary.seconds:.2f}x")
