@@ -218,17 +218,20 @@ class Harness:
                 host_cfg.write_text(yaml.safe_dump(scoped_kubeconfig(self.admin, token, self.admin.server,
                                                                      namespace, compare=compare)))
                 records = self._verify(work, pristine, host_cfg, compare=compare is not None)
+                if compare is not None:  # the notebook shows the records: it never gets the second cluster's token,
+                    host_cfg.unlink()    # not even as a file its kernel could read behind --boundary process
                 if self.boundary == "docker":
                     server = f"https://{self.control_plane[0]}:6443"
                     kcfg = work / "kubeconfig"
                     kcfg.write_text(yaml.safe_dump(scoped_kubeconfig(self.admin, token, server, namespace)))
-                elif compare is not None:  # the notebook shows the records: it never gets the second cluster's token
+                elif compare is not None:
                     kcfg = work / "kubeconfig-kernel"
                     kcfg.write_text(yaml.safe_dump(scoped_kubeconfig(self.admin, token, self.admin.server,
                                                                      namespace)))
                 else:
                     kcfg = host_cfg
-                os.chmod(host_cfg, 0o644)
+                if host_cfg.exists():
+                    os.chmod(host_cfg, 0o644)
                 self.notebook_and_record(work, student, records, kcfg, result, force)
                 result.regrade = self._regrade_reason(records)
                 if result.regrade:

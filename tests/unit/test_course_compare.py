@@ -85,6 +85,7 @@ class World:
         self.verify_env: list[dict] = []
         self.verify_kubeconfig: list[dict] = []
         self.kernel_kubeconfig: list[dict] = []
+        self.files_beside_the_notebook: list[list[str]] = []
         self.namespace_calls_while_grading: list[tuple] = []
         self.verify_raises: BaseException | None = None
         self.lost_while_grading: set[str] = set()  # contexts whose cluster stops answering once grading starts
@@ -149,6 +150,7 @@ class World:
     def notebook_and_record(self, h, work, student, records, kubeconfig, result, force):
         """The notebook step: what its kernel's kubeconfig holds; the verified scores as record_verified takes them."""
         self.kernel_kubeconfig.append(yaml.safe_load(Path(kubeconfig).read_text()))
+        self.files_beside_the_notebook.append(sorted(p.name for p in Path(work).iterdir()))
         if self.notebook_raises is not None:
             raise self.notebook_raises
         for ex in h.lab_spec.exercises:
@@ -295,6 +297,9 @@ def test_the_scoped_kubeconfig_holds_exactly_two_scoped_contexts_and_no_admin_cr
     [kernel] = world.kernel_kubeconfig
     assert [c["name"] for c in kernel["contexts"]] == [SCRATCH_CONTEXT]
     assert kernel["users"] == [{"name": SCRATCH_CONTEXT, "user": {"token": f"token-of-{MAIN}"}}]
+    # ... and no file left in its work directory holds the second cluster's token
+    [files] = world.files_beside_the_notebook
+    assert "kubeconfig-host" not in files and "kubeconfig-kernel" in files
 
 
 @pytest.mark.parametrize("failure", ["grading", "notebook", "ctrl-c"])
