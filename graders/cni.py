@@ -64,11 +64,24 @@ def _flannel_backend(cluster) -> str | None:
     return None
 
 
+# Where the course's CNIs run their agent pods: Flannel in kube-flannel (its upstream and offline manifests), every
+# other one in kube-system (environment/offline/manifests/cni, graders/clusterplan.py). Read one namespace at a time
+# when the credentials may not list pods cluster-wide: the safe autograder grants exactly these (graders.course.grants).
+AGENT_NAMESPACES = ("kube-system", "kube-flannel")
+
+
 def _runs(cluster, selector: str) -> bool:
     try:
         return bool(cluster.list_pods(None, label_selector=selector))
     except K8sLabError:
-        return False
+        pass
+    for namespace in AGENT_NAMESPACES:
+        try:
+            if cluster.list_pods(namespace, label_selector=selector):
+                return True
+        except K8sLabError:
+            continue
+    return False
 
 
 def identify(cluster) -> Cni | None:

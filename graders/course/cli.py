@@ -43,9 +43,12 @@ def add_commands(sub) -> None:
     p.add_argument("--context", "--cluster", dest="context", default=None, metavar="CONTEXT",
                    help="admin kube context (default $K8SLAB_CONTEXT or kind-k8slab)")
     p.add_argument("--force", action="store_true", help="regrade students that were already autograded")
+    p.add_argument("--compare-context", default=None, metavar="CONTEXT",
+                   help="admin kube context of the second cluster a lab compares with (lab 02; default: the first "
+                        "of its lab.yaml compare_with that answers); serial path only")
     p.add_argument("--parallel", type=_positive, default=0, metavar="N",
                    help="grade as Kubernetes Jobs, at most N at once (resumable: graded students are skipped); "
-                        "see docs/instructors.md, 'At scale'")
+                        "see docs/instructors.md, 'At scale'; not for a lab that compares two clusters")
     p.set_defaults(func=_cmd_autograde)
 
     p = sub.add_parser("answers", help="print every student's written answers of a lab, to grade them")
@@ -117,11 +120,12 @@ def _positive(text: str) -> int:
 
 
 def _cmd_autograde(args: argparse.Namespace) -> int:
-    from graders.course.harness import autograde
+    from graders.course.harness import autograde, regrade_lines
 
     if args.parallel:
-        from graders.course.dispatch import autograde_parallel
+        from graders.course.dispatch import autograde_parallel, refuse_parallel
 
+        refuse_parallel(args.lab, args.compare_context)
         summary = autograde_parallel(args.dir.resolve(), args.lab, args.parallel, students=args.students,
                                      boundary=args.boundary, context=args.context, force=args.force)
         for line in summary.lines(args.dir):
@@ -129,10 +133,12 @@ def _cmd_autograde(args: argparse.Namespace) -> int:
         return 0 if summary.ok else 1
 
     results = autograde(args.dir.resolve(), args.lab, students=args.students, boundary=args.boundary,
-                         context=args.context, force=args.force)
+                         context=args.context, force=args.force, compare_context=args.compare_context)
     failed = [r for r in results if r.error]
     for r in results:
         print(r.summary())
+    for line in regrade_lines(args.dir, args.lab, results):
+        print(line)
     return 1 if failed else 0
 
 

@@ -17,7 +17,8 @@ The cluster schedules the work (issue 15); this module only feeds it and collect
    then record_verified), on one thread beside the Jobs: the gradebook is one SQLite file, one writer.
 
 A Job cannot start a client outside the cluster (graders.outside.IN_JOB_ENV): such a submission is recorded and
-listed for a serial regrade (graders.course.regrade).
+listed for a serial regrade (graders.course.regrade). Nor can it reach a second cluster: a lab that compares two
+(lab.yaml ``compare_with``, lab 02) is refused at once (``refuse_parallel``) and graded serially.
 """
 from __future__ import annotations
 
@@ -32,11 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from graders import resultline
+from graders import resultline, spec
 from graders.cluster.runs import JobState, KubeRuns
 from graders.course import jobs, regrade
 from graders.course.harness import (Harness, SubmissionResult, already_graded, choose_students, complete_records,
                                     error_text)
+from graders.errors import UsageError
 from graders.manifests import YAML_SUFFIXES
 from graders.nsmap import run_suffix
 
@@ -374,11 +376,27 @@ class Dispatcher:
         self.say(line)
 
 
+def refuse_parallel(lab: str, compare_context: str | None = None) -> None:
+    """A UsageError, before anything connects, for what the Jobs cannot grade: a lab that compares two clusters
+    (lab.yaml ``compare_with``). A Job runs inside the graded cluster: a second kind cluster's API server listens on
+    the host's loopback, which no pod reaches, and the Job's credentials stop at the graded cluster."""
+    lab_spec = spec.load_lab(lab)
+    if lab_spec.compare_with:
+        raise UsageError(f"--parallel cannot grade {lab}: it compares the graded cluster with a second one "
+                         f"({', '.join(lab_spec.compare_with[:2])}, ...), and grading Jobs run inside the graded "
+                         f"cluster, with no route to the second cluster's API server",
+                         hint=f"grade it serially, both clusters running: k8slab course autograde DIR {lab} "
+                              f"(without --parallel)")
+    if compare_context:
+        raise UsageError("--compare-context works with the serial autograder only (without --parallel)")
+
+
 def autograde_parallel(course_dir: Path, lab: str, parallel: int, students: list[str] | None = None,
                        boundary: str = "auto", context: str | None = None, force: bool = False,
                        say: Callable[[str], None] = print) -> Summary:
     """`k8slab course autograde DIR LAB --parallel N`: the serial path's students, harness (admin connection,
     notebook boundary, recording) and gradebook; the grading itself in Jobs on the cluster of ``context``."""
+    refuse_parallel(lab)
     chosen = choose_students(course_dir, lab, students)
     harness = Harness(course_dir, lab, context, boundary)
     dispatcher = Dispatcher(course_dir, harness.lab_spec, KubeRuns(harness.admin), harness.record_graded_elsewhere,

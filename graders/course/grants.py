@@ -5,13 +5,19 @@ a holding namespace ``k8slab-autograde`` with a ServiceAccount; bind a Role in e
 workloads, networking, pods/exec — no RBAC, no quota, no other namespace) plus read-only Nodes and read-only
 Pods/Services in kube-system (cluster DNS); mint a short-lived token (TokenRequest) and write a kubeconfig
 holding only that token.
+
+A lab that compares two clusters (lab.yaml ``compare_with``: lab 02) gets the same grant on each cluster, made with
+the instructor's admin connection to that cluster (``for_lab``), plus read-only Pods where the CNI's agents run
+(graders.cni.AGENT_NAMESPACES: the grader identifies each cluster's CNI from them); the kubeconfig then holds a
+second context, ``COMPARE_CONTEXT``, with that cluster's server, CA and token. ``delete_all`` removes every cluster's.
 """
 from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from graders import cni
 from graders.cluster import OWNED_LABEL, RUN_LABEL, Cluster, rbac
 from graders.errors import K8sLabError
 
@@ -22,8 +28,13 @@ NODE_READER = "k8slab-autograde-node-reader"
 # Graders look at cluster DNS (lab 05 probes the kube-dns pods): read-only pods/services in kube-system.
 SYSTEM_READ_NS = "kube-system"
 SYSTEM_READER = "k8slab-autograde-system-reader"
+# Labs that compare clusters identify each one's CNI from its agent pods: read-only pods in the CNI namespaces
+# beyond kube-system (Flannel's kube-flannel), where they exist.
+CNI_READER = "k8slab-autograde-cni-reader"
+CNI_READ_NS = tuple(ns for ns in cni.AGENT_NAMESPACES if ns != SYSTEM_READ_NS)
 TOKEN_SECONDS = 3600
 SCRATCH_CONTEXT = "k8slab-submission"
+COMPARE_CONTEXT = "k8slab-submission-compare"  # the second cluster's scoped context (labs with compare_with)
 
 # What a submission's credentials may do inside each of its grader namespaces. Deliberately no rbac.*, no
 # resourcequotas/limitranges, nothing cluster-scoped.
@@ -40,6 +51,7 @@ NAMESPACED_RULES = [
 READ_ONLY = ["get", "list", "watch"]
 NODE_RULES = [{"apiGroups": [""], "resources": ["nodes"], "verbs": READ_ONLY}]  # cluster-wide, read-only
 SYSTEM_RULES = [{"apiGroups": [""], "resources": ["pods", "services"], "verbs": READ_ONLY}]  # in SYSTEM_READ_NS
+CNI_RULES = [{"apiGroups": [""], "resources": ["pods"], "verbs": READ_ONLY}]  # in CNI_READ_NS
 
 
 def namespace_rules(namespace: str) -> list[dict]:
@@ -64,11 +76,23 @@ class Grants:
     RBAC and token calls are graders.cluster.rbac's)."""
 
     def __init__(self, cluster: Cluster, namespaces: list[str], run_id: str,
-                 namespace_labels: Mapping[str, Mapping[str, str]] | None = None) -> None:
+                 namespace_labels: Mapping[str, Mapping[str, str]] | None = None, *,
+                 read_cni_agents: bool = False) -> None:
         self.namespace_labels = namespace_labels or {}
         self.cluster = cluster
         self.namespaces = namespaces
         self.run_id = run_id
+        self.read_cni_agents = read_cni_agents
+
+    @classmethod
+    def for_lab(cls, cluster: Cluster, lab_spec, run_id: str) -> "Grants":
+        """One submission's grant on ``cluster`` (the graded one, or the second of a lab that compares two)."""
+        return cls(cluster, list(lab_spec.all_namespaces), run_id, lab_spec.namespace_labels,
+                   read_cni_agents=bool(lab_spec.compare_with))
+
+    @property
+    def context(self) -> str:
+        return str(getattr(self.cluster, "context", "") or "?")
 
     def _labels(self) -> dict:
         return {OWNED_LABEL: "true", RUN_LABEL: self.run_id}
@@ -110,6 +134,9 @@ class Grants:
         rbac.delete_grant(self.cluster, "ClusterRoleBinding", NODE_READER)
         self._bind("ClusterRole", NODE_READER, None, NODE_RULES)
         self._bind("Role", SYSTEM_READER, SYSTEM_READ_NS, SYSTEM_RULES)
+        for ns in CNI_READ_NS if self.read_cni_agents else ():
+            if self.cluster.namespace_labels(ns) is not None:  # a Role needs its namespace: Flannel's clusters only
+                self._bind("Role", CNI_READER, ns, CNI_RULES)
         self.reset_namespaces()
         for _ in range(20):  # the ServiceAccount may take a moment to be usable
             token = rbac.service_account_token(self.cluster, HOLDING_NS, SERVICE_ACCOUNT, TOKEN_SECONDS)
@@ -124,7 +151,29 @@ class Grants:
         rbac.delete_grant(self.cluster, "ClusterRole", NODE_READER)
         rbac.delete_grant(self.cluster, "RoleBinding", SYSTEM_READER, SYSTEM_READ_NS)
         rbac.delete_grant(self.cluster, "Role", SYSTEM_READER, SYSTEM_READ_NS)
+        for ns in CNI_READ_NS if self.read_cni_agents else ():
+            rbac.delete_grant(self.cluster, "RoleBinding", CNI_READER, ns)
+            rbac.delete_grant(self.cluster, "Role", CNI_READER, ns)
         self.cluster.delete_namespaces([*self.namespaces, HOLDING_NS], wait=True)
+
+
+def delete_all(grants: Sequence[Grants]) -> list[str]:
+    """``delete`` on every cluster, each even when an earlier one failed or was interrupted (Ctrl-C); returns what
+    failed, one line per cluster (an interruption goes on once every cluster has been cleaned)."""
+    failures: list[str] = []
+
+    def from_(index: int) -> None:
+        if index == len(grants):
+            return
+        try:
+            grants[index].delete()
+        except Exception as exc:  # noqa: BLE001 — reported with the submission; the next cluster is still cleaned
+            failures.append(f"cleanup on {grants[index].context}: {exc}")
+        finally:
+            from_(index + 1)
+
+    from_(0)
+    return failures
 
 
 def access_reviews(sa_namespace: str, service_account: str, namespaces) -> list[dict]:
@@ -139,15 +188,25 @@ def access_reviews(sa_namespace: str, service_account: str, namespaces) -> list[
             for verb, resource, name in (("create", "pods", ""), ("get", "namespaces", ns))]
 
 
-def scoped_kubeconfig(cluster: Cluster, token: str, server: str, namespace: str = "default") -> dict:
+def _entries(name: str, cluster: Cluster, token: str, server: str, namespace: str) -> tuple[dict, dict, dict]:
+    """(cluster, user, context) entries of one scoped context: ``server`` with the CA ``cluster`` trusts, the token."""
     ca = rbac.ca_certificate(cluster)
     entry = {"server": server}
     if ca:
         entry["certificate-authority-data"] = base64.b64encode(ca).decode()
     else:
         entry["insecure-skip-tls-verify"] = True
+    return ({"name": name, "cluster": entry}, {"name": name, "user": {"token": token}},
+            {"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}})
+
+
+def scoped_kubeconfig(cluster: Cluster, token: str, server: str, namespace: str = "default",
+                      compare: tuple[Cluster, str, str] | None = None) -> dict:
+    """A kubeconfig holding only the submission's token(s): context SCRATCH_CONTEXT (current) for the graded
+    cluster and, with ``compare`` = (second cluster, its token, its server), COMPARE_CONTEXT for the second."""
+    scoped = [(SCRATCH_CONTEXT, cluster, token, server)]
+    if compare is not None:
+        scoped.append((COMPARE_CONTEXT, *compare))
+    entries = [_entries(name, c, t, s, namespace) for name, c, t, s in scoped]
     return {"apiVersion": "v1", "kind": "Config", "current-context": SCRATCH_CONTEXT,
-            "clusters": [{"name": SCRATCH_CONTEXT, "cluster": entry}],
-            "users": [{"name": SCRATCH_CONTEXT, "user": {"token": token}}],
-            "contexts": [{"name": SCRATCH_CONTEXT, "context": {"cluster": SCRATCH_CONTEXT, "user": SCRATCH_CONTEXT,
-                                                               "namespace": namespace}}]}
+            "clusters": [e[0] for e in entries], "users": [e[1] for e in entries], "contexts": [e[2] for e in entries]}

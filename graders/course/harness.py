@@ -14,6 +14,15 @@ For each submission, one at a time:
 4. **Record.** Write the verified scores into the gradebook (overriding whatever the notebook printed; a
    difference is reported as possible tampering), then delete the namespaces, the bindings and the token's
    ServiceAccount.
+
+A lab that compares two clusters (lab.yaml ``compare_with``: lab 02) gets step 1 on the second cluster too, with the
+instructor's admin connection to it (``find_second``: the first of ``compare_with`` the admin kubeconfig has and that
+answers, or ``--compare-context``); the grading run's kubeconfig holds both scoped contexts and
+``$K8SLAB_COMPARE_CONTEXT`` names the second one, so graders.comparison finds it and nothing else. The notebook's
+kernel gets the graded cluster's context only (its cells show the records). Both grants are deleted after each
+submission, on an error or Ctrl-C too. With no second cluster answering at the start, the run says so once, grades
+anyway (those checks record "not probed", never a pass) and lists every student for a regrade
+(graders.course.regrade).
 """
 from __future__ import annotations
 
@@ -25,22 +34,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from graders import paths, spec
+from graders import comparison, paths, spec
 from graders.autograding import PREPARED_ENV
 from graders.cluster import CONTEXT_ENV, Cluster, default_context, new_run_id
 from graders.course import regrade
 from graders.course.gradebook import nbgrader_executable, open_gradebook
-from graders.course.grants import SCRATCH_CONTEXT, Grants, scoped_kubeconfig
+from graders.course.grants import COMPARE_CONTEXT, SCRATCH_CONTEXT, Grants, delete_all, scoped_kubeconfig
 from graders.course.sandbox import (SANDBOX_KERNEL, docker_usable, ensure_sandbox_image, kernel_spec,
                                     kind_control_plane, remove_container, scrubbed_env)
 from graders.errors import K8sLabError, UsageError
 
 VERIFY_TIMEOUT = 1800   # seconds for one submission's whole grading run (lab 04, the longest: ~1 min)
+SECOND_TIMEOUT = 10     # seconds to connect to the second cluster of a lab that compares two, at the start
 
 
 @dataclass
@@ -55,6 +66,7 @@ class SubmissionResult:
     boundary: str = ""
     error: str = ""
     seconds: float = 0.0
+    regrade: str = ""  # why this submission must be graded again (its lab's second cluster did not answer)
 
     @property
     def total(self) -> float:
@@ -69,6 +81,8 @@ class SubmissionResult:
                     "; ".join(self.tampered)
         if self.error:
             line += f"\n  ERROR {self.error}"
+        if self.regrade:
+            line += f"\n  REGRADE once the second cluster runs: {self.regrade}"
         return line
 
 
@@ -76,13 +90,72 @@ def _safe_id(text: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", text.lower())[:40].strip("-") or "student"
 
 
+def find_second(lab_spec, graded: Cluster, explicit: str | None = None):
+    """The instructor's admin connection to the second cluster of a lab that compares two (lab.yaml
+    ``compare_with``), or ``comparison.Missing`` saying which contexts were tried and why none was taken; None for a
+    lab that compares nothing. ``explicit`` (--compare-context) replaces the list and must answer (a UsageError
+    otherwise: a context named on purpose that does not answer is a mistake to fix before grading a class)."""
+    if not lab_spec.compare_with:
+        return None
+    connect = lambda context, timeout: Cluster.connect(context, timeout=timeout)  # noqa: E731
+    if explicit:
+        if explicit == graded.context:
+            raise UsageError(f"--compare-context {explicit} is the graded context itself",
+                             hint=f"name the second cluster's context ({', '.join(lab_spec.compare_with)})")
+        try:
+            found = connect(explicit, SECOND_TIMEOUT)
+        except K8sLabError as error:
+            raise UsageError(f"--compare-context {explicit} does not answer: {error.message}",
+                             hint=comparison.START_IT) from None
+    else:
+        found = comparison.find_for(lab_spec.compare_with, graded.context, connect=connect, timeout=SECOND_TIMEOUT)
+        if isinstance(found, comparison.Missing):
+            return found
+    if found.server == graded.server:  # two names for one cluster: its grants would collide with the first's
+        return comparison.Missing((found.context,), (f"{found.context}: the same API server as the graded context "
+                                                     f"{graded.context} ({graded.server})",))
+    return found
+
+
+def start_lines(lab_spec, second) -> list[str]:
+    """What the run says before the first submission about the lab's second cluster (nothing for other labs)."""
+    if second is None:
+        return []
+    if not isinstance(second, comparison.Missing):
+        return [f"{lab_spec.id} compares two clusters: the second is {second.context} ({second.server}); each "
+                f"submission gets the same scoped credentials there, deleted after it"]
+    tried = "; ".join(second.reasons) or ", ".join(second.tried) or "none listed"
+    return [f"WARNING: {lab_spec.id} compares two clusters and NO SECOND CLUSTER ANSWERS (tried: {tried}).",
+            "  Grading anyway: the checks that need it record \"not probed\" (never a pass), and every student is "
+            "listed for a regrade.",
+            f"  To grade fully: {comparison.START_IT} (or name a running one with --compare-context CONTEXT), "
+            "then run the regrade command printed at the end."]
+
+
+def regrade_lines(course_dir: Path, lab: str, results: list["SubmissionResult"]) -> list[str]:
+    """The closing line naming the students graded without their lab's second cluster, with the command that
+    regrades them (empty when there are none)."""
+    waiting = sorted(r.student for r in results if r.regrade)
+    if not waiting:
+        return []
+    return [f"{len(waiting)} submission(s) of {lab} were graded without the second cluster (\"not probed\"); once it "
+            f"runs, regrade them: {regrade.command(course_dir, lab, waiting)}"]
+
+
 class Harness:
-    def __init__(self, course_dir: Path, lab: str, context: str | None, boundary: str) -> None:
+    def __init__(self, course_dir: Path, lab: str, context: str | None, boundary: str,
+                 compare_context: str | None = None) -> None:
         self.course_dir = course_dir
         self.lab = lab
         self.lab_spec = spec.load_lab(lab)
+        if compare_context and not self.lab_spec.compare_with:
+            raise UsageError(f"--compare-context: lab {lab} compares nothing (its lab.yaml has no compare_with)")
         self.context = context or default_context()
         self.admin = Cluster.connect(self.context, timeout=10)
+        found = find_second(self.lab_spec, self.admin, compare_context)
+        # the admin connection to the second cluster, or why there is none (comparison.Missing); both None: no compare
+        self.second = None if found is None or isinstance(found, comparison.Missing) else found
+        self.second_missing = found if isinstance(found, comparison.Missing) else None
         self.control_plane = kind_control_plane(self.context) if docker_usable() else None
         if boundary == "auto":
             boundary = "docker" if self.control_plane else ""
@@ -96,15 +169,18 @@ class Harness:
         if boundary == "docker":
             ensure_sandbox_image()
 
-    def _verify(self, work: Path, pristine: Path, kubeconfig_host: Path) -> dict:
+    def _verify(self, work: Path, pristine: Path, kubeconfig_host: Path, compare: bool = False) -> dict:
         """Every exercise of the submission in ONE trusted grading process, as a notebook's checks run them: each
         starts from its namespaces emptied by the engine (the same clean slate a learner's check() gets), and the
         namespaces were created fresh for this submission (Grants.create) and are deleted after it, so nothing of
         one submission meets the next. One process instead of one per exercise with the namespaces deleted and
-        recreated in between: lab 04's eight exercises spent ~8 s each waiting for the namespace controller."""
+        recreated in between: lab 04's eight exercises spent ~8 s each waiting for the namespace controller.
+        ``compare``: the kubeconfig holds the second cluster's scoped context too, and graders.comparison is told
+        its name (without it, a lab's comparison finds no second cluster there and reports "not probed")."""
         out = work / "verify.json"
         env = scrubbed_env({"HOME": str(work / "verify-home"), "KUBECONFIG": str(kubeconfig_host),
-                             CONTEXT_ENV: SCRATCH_CONTEXT, PREPARED_ENV: "1"})
+                             CONTEXT_ENV: SCRATCH_CONTEXT, PREPARED_ENV: "1",
+                             **({comparison.ENV: COMPARE_CONTEXT} if compare else {})})
         (work / "verify-home").mkdir(exist_ok=True)
         try:
             proc = subprocess.run([sys.executable, "-m", "graders.course.verify", "--lab", self.lab,
@@ -125,37 +201,60 @@ class Harness:
         result = self.new_result(student)
         submitted = self.course_dir / "submitted" / student / self.lab
         run_id = new_run_id(_safe_id(student))
-        grants = Grants(self.admin, list(self.lab_spec.all_namespaces), run_id, self.lab_spec.namespace_labels)
+        # the graded cluster's grant, and the same on the second cluster of a lab that compares two
+        grants = [Grants.for_lab(cluster, self.lab_spec, run_id)
+                  for cluster in (self.admin, self.second) if cluster is not None]
+        namespace = self.lab_spec.all_namespaces[0]
         with tempfile.TemporaryDirectory(prefix="k8slab-autograde-") as tmp:
             work = Path(tmp)
             os.chmod(work, 0o700)
             pristine = work / "submission"
             try:
                 shutil.copytree(submitted, pristine, ignore=_untrusted_copy_skips)
-                token = grants.create()
+                tokens = [g.create() for g in grants]
+                token = tokens[0]
+                compare = (self.second, tokens[1], self.second.server) if self.second is not None else None
                 host_cfg = work / "kubeconfig-host"
                 host_cfg.write_text(yaml.safe_dump(scoped_kubeconfig(self.admin, token, self.admin.server,
-                                                                     self.lab_spec.all_namespaces[0])))
-                records = self._verify(work, pristine, host_cfg)
+                                                                     namespace, compare=compare)))
+                records = self._verify(work, pristine, host_cfg, compare=compare is not None)
+                if compare is not None:  # the notebook shows the records: it never gets the second cluster's token,
+                    host_cfg.unlink()    # not even as a file its kernel could read behind --boundary process
                 if self.boundary == "docker":
                     server = f"https://{self.control_plane[0]}:6443"
                     kcfg = work / "kubeconfig"
-                    kcfg.write_text(yaml.safe_dump(scoped_kubeconfig(self.admin, token, server,
-                                                                self.lab_spec.all_namespaces[0])))
+                    kcfg.write_text(yaml.safe_dump(scoped_kubeconfig(self.admin, token, server, namespace)))
+                elif compare is not None:
+                    kcfg = work / "kubeconfig-kernel"
+                    kcfg.write_text(yaml.safe_dump(scoped_kubeconfig(self.admin, token, self.admin.server,
+                                                                     namespace)))
                 else:
                     kcfg = host_cfg
-                os.chmod(host_cfg, 0o644)
+                if host_cfg.exists():
+                    os.chmod(host_cfg, 0o644)
                 self.notebook_and_record(work, student, records, kcfg, result, force)
-                regrade.clear(self.course_dir, self.lab, student)  # graded serially: with the outside view
+                result.regrade = self._regrade_reason(records)
+                if result.regrade:
+                    regrade.mark(self.course_dir, self.lab, student, result.regrade)
+                else:
+                    regrade.clear(self.course_dir, self.lab, student)  # graded serially: outside view, both clusters
             except Exception as exc:  # noqa: BLE001 — one broken submission or hiccup must not stop the batch
                 result.error = error_text(exc)
             finally:
-                try:
-                    grants.delete()
-                except Exception as exc:  # noqa: BLE001
-                    result.error = (result.error + "; " if result.error else "") + f"cleanup: {exc}"
+                for failure in delete_all(grants):  # every cluster's, on Ctrl-C too
+                    result.error = (result.error + "; " if result.error else "") + failure
         result.seconds = time.monotonic() - started
         return result
+
+    def _regrade_reason(self, records: dict) -> str:
+        """Why a submission of a lab that compares two clusters was not graded fully ("" when it was): no second
+        cluster answered at the start, or the grading run could not reach it (its records say "not probed")."""
+        if self.second_missing is not None:
+            return "no second cluster answered when the run started: its comparisons say \"not probed\""
+        if self.second is not None and any(comparison.NO_SECOND in str((rec or {}).get("message", ""))
+                                           for rec in records.values()):
+            return f"the second cluster ({self.second.context}) did not answer the grading run"
+        return ""
 
     def notebook_and_record(self, work: Path, student: str, records: dict, kubeconfig: Path,
                             result: SubmissionResult, force: bool) -> None:
@@ -341,10 +440,15 @@ def choose_students(course_dir: Path, lab: str, students: list[str] | None = Non
 
 
 def autograde(course_dir: Path, lab: str, students: list[str] | None = None, boundary: str = "auto",
-              context: str | None = None, force: bool = False) -> list[SubmissionResult]:
-    """Grade every (or the named) submission of `lab`, one at a time; returns one result per student."""
+              context: str | None = None, force: bool = False, compare_context: str | None = None,
+              say: Callable[[str], None] = print) -> list[SubmissionResult]:
+    """Grade every (or the named) submission of `lab`, one at a time; returns one result per student. A lab that
+    compares two clusters says first (``say``) which second cluster it grades with, or loudly that there is none."""
     chosen = choose_students(course_dir, lab, students)
-    harness = Harness(course_dir, lab, context, boundary)
+    harness = Harness(course_dir, lab, context, boundary, compare_context)
+    for line in start_lines(harness.lab_spec, harness.second if harness.second is not None else
+                            harness.second_missing):
+        say(line)
     results = []
     for student in chosen:
         results.append(harness.grade(student, force))

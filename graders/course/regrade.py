@@ -1,10 +1,12 @@
-"""Which submissions the parallel autograder could not grade fully and the serial one must regrade.
+"""Which submissions an autograder could not grade fully and the serial one must regrade.
 
 A grading Job cannot start a client outside the cluster (graders.outside.IN_JOB_ENV): checks of labs 03, 04 and 05
-that need one are not probed in the Job. Its records are still recorded (the student has a grade, whose messages
-say what was not probed), and the student is listed here, in ``DIR/k8slab/serial-regrade/<lab>.json`` ({student:
-reason}), until the serial autograder (`k8slab course autograde DIR LAB --student S --force`) grades it again.
-The list survives re-runs: a resumed parallel run skips such a student as graded, and still names it.
+that need one are not probed in the Job. Nor can the serial autograder compare with a second cluster that does not
+answer (lab 02, graders.course.harness): those checks are "not probed". Either way the records are still recorded
+(the student has a grade, whose messages say what was not probed), and the student is listed here, in
+``DIR/k8slab/serial-regrade/<lab>.json`` ({student: reason}), until the serial autograder (`k8slab course autograde
+DIR LAB --student S --force`) grades it again fully. The list survives re-runs: a resumed parallel run skips such a
+student as graded, and still names it.
 """
 from __future__ import annotations
 

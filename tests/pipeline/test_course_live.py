@@ -3,30 +3,33 @@
 For every lab with a notebook: the solution scores full marks, the released stub scores 0, one known mistake
 scores partially and its feedback HTML carries the mistake's message, and the grades CSV says so. A malicious
 submission gets no access, no extra points, a recorded grade, and changes nothing outside grader namespaces.
-Needs the kind-k8slab cluster (or $K8SLAB_CONTEXT); skipped with one reason otherwise.
+Needs the kind-k8slab cluster (or $K8SLAB_CONTEXT); skipped with one reason otherwise. A lab that compares two
+clusters (lab.yaml ``compare_with``: 02-cni) also needs its second cluster (kind-k8slab-flannel: `make cluster
+OFFLINE=1 CNI=flannel`): skipped saying so without it, a failure with K8SLAB_REQUIRE_SECOND_CLUSTER=1
+(tests/observed.py second_cluster_or_skip); with it, the autograder grants and grades on both, and leaves nothing on
+either.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import tempfile
+from pathlib import Path
 
 import nbformat
 import pytest
+from observed import materialise, second_cluster_or_skip
 
 from pipeline_helpers import REPO, add_student_cell, build_course, hand_in, nbgrader, read_csv, solution_files
-from graders import spec
-from graders.course import grants, harness
+from graders import comparison, spec
+from graders.course import grants, harness, regrade
 from graders.course.gradebook import export_grades
 from graders.course.release import release_leaks
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(3600)]
 
-# Lab 02-cni stays out for now: its checks compare with a second cluster (graders.comparison), and the safe autograder
-# (`k8slab course autograde`) grants and runs one kube context only; its notebook is built and checked offline.
-NOT_AUTOGRADED = {"02-cni"}
-LIVE_LABS = [lab for lab in spec.lab_ids(REPO)
-             if (REPO / "labs" / lab / f"{lab}.md").is_file() and lab not in NOT_AUTOGRADED]
+LIVE_LABS = [lab for lab in spec.lab_ids(REPO) if (REPO / "labs" / lab / f"{lab}.md").is_file()]
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +61,16 @@ def _written_points(course_dir, lab) -> float:
 
 
 def _mistake_files(lab_spec, admin):
-    """All solutions, except the first exercise that has a known mistake, which carries that mistake."""
+    """All solutions, except the first exercise that has a known mistake, which carries that mistake (an answers
+    exercise's mistake is a template, filled with what the clusters show, as its solution is)."""
     exercise = next(e for e in lab_spec.exercises if e.mistakes)
     mistake = exercise.mistakes[0]
     files = solution_files(lab_spec, context=admin.context)
+    directory = exercise.mistake_dir(mistake)
+    if exercise.submission == "answers":
+        directory = materialise(exercise, directory, admin.context, Path(tempfile.mkdtemp(prefix="k8slab-mistake-")))
     for name in exercise.files:
-        wrong = exercise.mistake_dir(mistake) / name
+        wrong = directory / name
         if wrong.is_file():
             files[f"{exercise.id}/{name}"] = wrong
     return files, exercise, mistake
@@ -82,6 +89,7 @@ def _only_selected(request, lab: str) -> None:
 @pytest.mark.parametrize("lab", LIVE_LABS)
 def test_solution_full_stub_zero_mistake_partial(admin, tmp_path, request, lab):
     _only_selected(request, lab)
+    second = second_cluster_or_skip(lab, admin.context)  # None: the lab compares nothing
     lab_spec = spec.load_lab(lab)
     course_dir = _released(tmp_path, lab)
     hand_in(course_dir, lab, "sam", solution_files(lab_spec, context=admin.context))
@@ -89,10 +97,20 @@ def test_solution_full_stub_zero_mistake_partial(admin, tmp_path, request, lab):
     files, exercise, mistake = _mistake_files(lab_spec, admin)
     hand_in(course_dir, lab, "mia", files)
 
-    results = {r.student: r for r in harness.autograde(course_dir, lab, ["sam", "stu", "mia"])}
+    said: list[str] = []
+    results = {r.student: r for r in harness.autograde(course_dir, lab, ["sam", "stu", "mia"], say=said.append,
+                                                       compare_context=second.context if second else None)}
     for r in results.values():
         assert not r.error, r.summary()
         assert not r.tampered, r.summary()
+    if second is not None:  # compared for real: through the second cluster's scoped context, nothing left there
+        assert said and said[0].startswith(f"{lab} compares two clusters: the second is {second.context}"), said
+        for r in results.values():
+            assert not r.regrade, r.summary()
+            assert not any(comparison.NO_SECOND in m for m in r.messages.values()), r.summary()
+        assert regrade.pending(course_dir, lab) == {}
+        left = second.owned_namespaces()
+        assert grants.HOLDING_NS not in left and not set(lab_spec.all_namespaces) & set(left), left
     assert results["sam"].total == lab_spec.points, results["sam"].summary()
     assert results["stu"].total == 0, results["stu"].summary()
     assert 0 < results["mia"].total < lab_spec.points, results["mia"].summary()

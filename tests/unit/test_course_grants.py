@@ -82,3 +82,62 @@ def test_delete_removes_every_credential_and_namespace(rbac):
         ("delete", "ClusterRoleBinding", NODE_READER, None), ("delete", "ClusterRole", NODE_READER, None),
         ("delete", "RoleBinding", SYSTEM_READER, "kube-system"), ("delete", "Role", SYSTEM_READER, "kube-system")]
     assert cluster.calls == [("delete_namespaces", ("lab-a", HOLDING_NS))]
+
+
+class FlannelAdminCluster(AdminCluster):
+    """An admin connection to a cluster whose CNI runs its agents in kube-flannel."""
+
+    def namespace_labels(self, name):
+        return {} if name in ("kube-system", "kube-flannel") else None
+
+
+@pytest.mark.parametrize("flannel", [True, False])
+def test_a_lab_that_compares_clusters_may_read_the_cni_agents_where_they_run(rbac, flannel):
+    """lab 02 identifies each cluster's CNI from its agent pods (graders.cni.AGENT_NAMESPACES): read-only Pods in
+    kube-flannel, where that namespace exists (a Role needs its namespace); kube-system is readable already."""
+    cluster = FlannelAdminCluster() if flannel else AdminCluster()
+    if not flannel:
+        cluster.namespace_labels = lambda name: None
+    Grants(cluster, ["lab-a"], "run-1", read_cni_agents=True).create()
+    created = {(kind, body["metadata"]["name"], body["metadata"].get("namespace")): body
+               for op, kind, body in (c for c in rbac if c[0] == "create")}
+    readers = {key for key in created if key[1] == grants_module.CNI_READER}
+    assert readers == ({("Role", grants_module.CNI_READER, "kube-flannel"),
+                        ("RoleBinding", grants_module.CNI_READER, "kube-flannel")} if flannel else set())
+    if flannel:
+        assert created[("Role", grants_module.CNI_READER, "kube-flannel")]["rules"] == [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
+    rbac.clear()
+    Grants(cluster, ["lab-a"], "run-1", read_cni_agents=True).delete()
+    assert ("delete", "RoleBinding", grants_module.CNI_READER, "kube-flannel") in rbac
+    assert ("delete", "Role", grants_module.CNI_READER, "kube-flannel") in rbac
+
+
+def test_a_lab_that_compares_nothing_reads_no_cni_agents(rbac):
+    Grants(FlannelAdminCluster(), ["lab-a"], "run-1").create()
+    assert not any(c[2]["metadata"]["name"] == grants_module.CNI_READER for c in rbac if c[0] == "create")
+
+
+def test_the_scoped_kubeconfig_has_one_context_or_one_per_cluster(monkeypatch):
+    import base64
+
+    from graders.course.grants import COMPARE_CONTEXT, SCRATCH_CONTEXT, scoped_kubeconfig
+
+    monkeypatch.setattr(grants_module.rbac, "ca_certificate", lambda cluster: cluster.ca)
+    first, second = AdminCluster(), AdminCluster()
+    first.ca, second.ca = b"CA-1", b""
+    one = scoped_kubeconfig(first, "t1", "https://a:6443", "lab-a")
+    assert one == {"apiVersion": "v1", "kind": "Config", "current-context": SCRATCH_CONTEXT,
+                   "clusters": [{"name": SCRATCH_CONTEXT, "cluster": {
+                       "server": "https://a:6443", "certificate-authority-data": base64.b64encode(b"CA-1").decode()}}],
+                   "users": [{"name": SCRATCH_CONTEXT, "user": {"token": "t1"}}],
+                   "contexts": [{"name": SCRATCH_CONTEXT, "context": {"cluster": SCRATCH_CONTEXT,
+                                                                      "user": SCRATCH_CONTEXT, "namespace": "lab-a"}}]}
+    two = scoped_kubeconfig(first, "t1", "https://a:6443", "lab-a", compare=(second, "t2", "https://b:7443"))
+    assert two["current-context"] == SCRATCH_CONTEXT
+    assert two["clusters"][0] == one["clusters"][0] and two["users"][0] == one["users"][0]
+    assert two["clusters"][1] == {"name": COMPARE_CONTEXT, "cluster": {"server": "https://b:7443",
+                                                                       "insecure-skip-tls-verify": True}}
+    assert two["users"][1] == {"name": COMPARE_CONTEXT, "user": {"token": "t2"}}
+    assert two["contexts"][1] == {"name": COMPARE_CONTEXT, "context": {"cluster": COMPARE_CONTEXT,
+                                                                       "user": COMPARE_CONTEXT, "namespace": "lab-a"}}

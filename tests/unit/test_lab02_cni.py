@@ -13,7 +13,7 @@ from fakes import FakeCluster, Model, ref_of
 from observed import EXAMPLE_VALUES, materialise_example
 
 from graders import cni, comparison, dataplane, manifests, questions, spec
-from graders.errors import CheckFailed, ClusterUnreachable, SpecError
+from graders.errors import CheckFailed, ClusterError, ClusterUnreachable, SpecError
 from graders.exercise import Ctx
 from graders.labs import lab02_cni as lab
 from graders.labs import lab02_cni_enforce as enforce
@@ -126,6 +126,28 @@ def test_identify_names_the_offline_canal_by_its_key():
     agent(cluster, "flannel-1", "app=flannel")
     agent(cluster, "kr-1", "k8s-app=kube-router")
     assert cni.identify(cluster).key == "flannel+kube-router"
+
+
+class ScopedReader(FakeCluster):
+    """What the safe autograder's credentials may read: Pods of the CNI namespaces, never all namespaces at once."""
+
+    def list_pods(self, namespace=None, label_selector=None):
+        if namespace not in cni.AGENT_NAMESPACES:
+            raise ClusterError(f"listing Pods in {namespace or 'all namespaces'}: Forbidden")
+        return super().list_pods(namespace, label_selector)
+
+
+@pytest.mark.parametrize("namespace, label, key", [("kube-flannel", "app=flannel", "flannel"),
+                                                   ("kube-system", "k8s-app=kube-router", "kube-router")])
+def test_identify_reads_the_cni_namespaces_one_by_one_with_scoped_credentials(namespace, label, key):
+    """Under the safe autograder (graders.course.grants) the grader may not list pods cluster-wide: the CNI is still
+    named, from the namespaces its agents run in."""
+    cluster = ScopedReader()
+    name, value = label.split("=")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "agent-1", "namespace": namespace,
+                                                           "labels": {name: value}}}
+    cluster.objects[ref_of(pod)] = pod
+    assert cni.identify(cluster).key == key
 
 
 # ---------------------------------------------------------------------- identify: facts and templates
@@ -420,6 +442,24 @@ def _fresh_connections(monkeypatch):
     comparison.forget()
     yield
     comparison.forget()
+
+
+def test_under_the_safe_autograder_the_second_cluster_is_prepared_by_the_harness(monkeypatch):
+    """$K8SLAB_NAMESPACES_PREPARED: the harness created the lab's namespaces on the second cluster too, and the
+    scoped credentials may not: the connection never creates, relabels or deletes a namespace."""
+    import sys
+
+    from graders.autograding import PREPARED_ENV
+    from graders.cluster.prepared import PreparedCluster
+
+    second = FakeCluster(context="k8slab-submission-compare")
+    monkeypatch.setattr(sys.modules["graders.cluster"].Cluster, "connect", staticmethod(lambda *a, **k: second))
+    monkeypatch.setenv(comparison.ENV, "k8slab-submission-compare")
+    assert comparison.find_for(LAB.compare_with, "k8slab-submission", present=["k8slab-submission-compare"]) is second
+    comparison.forget()
+    monkeypatch.setenv(PREPARED_ENV, "1")
+    found = comparison.find_for(LAB.compare_with, "k8slab-submission", present=["k8slab-submission-compare"])
+    assert isinstance(found, PreparedCluster) and found.context == "k8slab-submission-compare"
 
 
 def test_no_second_cluster_in_the_kubeconfig_is_missing_with_how_to_start_one():
