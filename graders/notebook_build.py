@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 from pathlib import Path
-
-import nbformat
+from typing import TYPE_CHECKING
 
 from graders import paths, spec as specs
 from graders.errors import SpecError
+
+if TYPE_CHECKING:  # imported where used: the grading image (graders.course.grader_image) has no nbformat
+    import nbformat
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
@@ -25,9 +27,10 @@ def notebook_path(lab_id: str) -> Path:
     return paths.lab_dir(lab_id) / f"{lab_id}.ipynb"
 
 
-def render(lab_id: str) -> nbformat.NotebookNode:
+def render(lab_id: str) -> "nbformat.NotebookNode":
     """The notebook as built from its source, with stable cell ids so a rebuild of an unchanged source is equal."""
     import jupytext  # imported here: grading must not pay for it
+    import nbformat
 
     source = source_path(lab_id)
     if not source.is_file():
@@ -53,6 +56,8 @@ def build(lab_id: str, *, force: bool = False) -> tuple[Path, bool]:
     target = notebook_path(lab_id)
     if target.exists() and not force:
         return target, False
+    import nbformat
+
     nbformat.write(render(lab_id), target)
     return target, True
 
@@ -62,6 +67,8 @@ def is_current(lab_id: str) -> bool:
     target = notebook_path(lab_id)
     if not target.exists():
         return False
+    import nbformat
+
     built = render(lab_id)
     committed = nbformat.read(target, as_version=4)
     return [(c.cell_type, c.source) for c in committed.cells] == [(c.cell_type, c.source) for c in built.cells]

@@ -112,3 +112,11 @@ print(version, note == "", [p.message for p in problems])
                               "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, cwd=str(tmp_path))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith(f"{minor} True [") and "slector" in out.stdout, out.stdout
+    # what build-grader-image.sh runs as its smoke test, and the Job's own command line: the CLI's every
+    # subcommand parser is built with the image's modules only (no nbformat, jupytext, nbgrader)
+    for argv in (["labs"], ["grade", "--help"]):
+        cli = subprocess.run([sys.executable, "-S", "-m", "graders.cli", *argv], capture_output=True, text=True,
+                             timeout=120, env={"PYTHONPATH": f"{ctx / 'app'}:{ctx / 'site-packages'}",
+                                               "K8SLAB_ROOT": str(ctx / "app"), "PATH": "/usr/bin:/bin",
+                                               "HOME": str(tmp_path)}, cwd=str(tmp_path))
+        assert cli.returncode == 0 and "Traceback" not in cli.stderr, (argv, cli.stderr[-2000:])
