@@ -44,9 +44,10 @@ LATER_STAGES_MIN=18
 # Lab 02 compares two data planes (issue 14): in CI its second cluster (Flannel) is started for its own stage after
 # the live tier and deleted after it (three more nodes would slow every other stage on two cores). Measured
 # 2026-12-04: the Flannel cluster 3 min from a warm cache, the lab 02 live tests 7.5 min (43 passed, the notebook
-# top to bottom included; ~4 min of it a notebook cell that hung, fixed since), deleting it 10 s. Outside CI, lab 02's live tests run in the live tier when a second
+# top to bottom included; ~4 min of it a notebook cell that hung, fixed since), its nbgrader pipeline 3.5 min,
+# deleting the cluster 10 s. Outside CI, lab 02's live tests run in the live tier when a second
 # cluster answers, and skip saying which to start when none does.
-LAB02_STAGE=0; LAB02_STAGE_MIN=10
+LAB02_STAGE=0; LAB02_STAGE_MIN=13
 if in_ci && [ "${K8SLAB_CI_LAB02:-1}" = 1 ]; then LAB02_STAGE=1; LATER_STAGES_MIN=$(( LATER_STAGES_MIN + LAB02_STAGE_MIN )); fi
 # The live tier alone (399 cases, five labs) took 51.6 min on 2026-12-03 (37.5 min for 369 cases the stop before);
 # the pipeline and browser stages shrink below when the minutes left would not cover them.
@@ -75,14 +76,20 @@ if [ "$LAB02_STAGE" = 1 ]; then
     make cluster OFFLINE=1 CNI=flannel || exit $?
     K8SLAB_REQUIRE_SECOND_CLUSTER=1 pytest_stage "lab 02 live tests" -m live tests/live --lab 02-cni
     rc=$?
+    # its nbgrader pipeline too, while the second cluster runs (the safe autograder grants on both clusters)
+    if [ $rc -eq 0 ] && [ "$PIPELINE_ALLOWED" = 1 ]; then
+      K8SLAB_REQUIRE_SECOND_CLUSTER=1 pytest_stage "lab 02 live pipeline" -m live tests/pipeline/test_course_live.py \
+        --lab 02-cni
+      rc=$?
+    fi
     make cluster-down OFFLINE=1 CNI=flannel || echo "warning: could not delete the Flannel cluster"
     [ $rc -eq 0 ] || exit $rc
   fi
 fi
 if [ "$PIPELINE_ALLOWED" = 1 ]; then
   say "live pipeline tests (nbgrader against the cluster)"
-  # Every lab with a notebook: solution full, stub 0, a mistake partial with its message, grades CSV. 02-cni is not
-  # listed: autograde does not yet support the second kube context its checks compare with (graders/comparison.py).
+  # Every lab with a notebook: solution full, stub 0, a mistake partial with its message, grades CSV. 02-cni's runs
+  # in the lab 02 stage above, while its second cluster is up.
   PIPELINE_LABS="${K8SLAB_PIPELINE_LABS:-00-orientation 01-pod-network 03-services 04-ingress 05-network-policy}"
   # Measured 2026-12-03 with one grading process per submission: 00 2.2 min, 01 3.8, 03 3.2, 04 5.4, 05 2.7, the
   # malicious submission 1.0: ~19 min for all, then at least ~9 min of browser tests. With less CI time left than
@@ -99,7 +106,11 @@ if [ "$PIPELINE_ALLOWED" = 1 ]; then
   if [ -n "$PIPELINE_LABS" ]; then
     echo "LIVE PIPELINE covers: $PIPELINE_LABS (set K8SLAB_PIPELINE_LABS to change)"
     lab_args=(); for lab in $PIPELINE_LABS; do lab_args+=(--lab "$lab"); done
-    pytest_stage "live pipeline tests" -m live tests/pipeline "${lab_args[@]}" || exit $?
+    # The parallel autograder's live test (test_course_parallel_live.py: a class graded serially and as Jobs, ~15 min
+    # a lab) needs the grading image (`make grader-image`) and more minutes than CI has left here: not run in CI yet.
+    echo "PARALLEL AUTOGRADE LIVE TEST NOT RUN in this stage (needs \`make grader-image\` and ~15 min a lab)"
+    pytest_stage "live pipeline tests" -m live tests/pipeline "${lab_args[@]}" \
+      --deselect tests/pipeline/test_course_parallel_live.py || exit $?
   fi
 fi
 
