@@ -81,6 +81,7 @@ class Requests(probe.ProbeSpec):
     count: int = 1
     summary: str = "one"
     deadline_s: float = DEADLINE
+    fresh: bool = False   # a new connection per request (Connection: close): kube-proxy picks a pod per connection
 
     @property
     def url(self) -> str:
@@ -106,8 +107,9 @@ def request_script(spec: Requests) -> str:
         return (f"curl -s -m {deadline} -o /tmp/k8slab-body.$$ -w '%{{http_code}} %{{time_total}}' '{spec.url}'; "
                 f"echo \" $(head -c 1500 /tmp/k8slab-body.$$ 2>/dev/null | tr '\\n' ' ')\"; rm -f /tmp/k8slab-body.$$")
     glob = f"{spec.url}#[1-{spec.count}]"
+    close = "-H 'Connection: close' " if spec.fresh else ""
     if spec.summary == "answers":
-        return f"curl -s -m {deadline} -w ' %{{http_code}}\\n' '{glob}' | sort | uniq -c"
+        return f"curl -s -m {deadline} {close}-w ' %{{http_code}}\\n' '{glob}' | sort | uniq -c"
     rank = "t[int((n*{p}+99)/100)]"
     return (f"curl -s -m {deadline} -o /dev/null -w '%{{http_code}} %{{time_total}}\\n' '{glob}' | sort -k2 -n | "
             "awk '{n++; c[$1]++; t[n]=$2} END {printf \"codes\"; for (k in c) printf \" %s:%d\", k, c[k]; "
@@ -116,10 +118,11 @@ def request_script(spec: Requests) -> str:
 
 
 def requests(source: str, target: str, *, container: str = PROBE_CONTAINER, path: str = "/header", port: int = PORT,
-             summary: str = "one", count: int = 1, deadline_s: float = DEADLINE, label: str = "") -> Requests:
+             summary: str = "one", count: int = 1, deadline_s: float = DEADLINE, label: str = "",
+             fresh: bool = False) -> Requests:
     return Requests(source, "http", target, port, path=path, label=label or f"{source} -> {target}{path}",
                     container=container, count=count, summary=summary, deadline_s=deadline_s,
-                    timeout_s=count * deadline_s + 5)
+                    timeout_s=count * deadline_s + 5, fresh=fresh)
 
 
 @dataclass(frozen=True)
@@ -1038,7 +1041,7 @@ def canary_live(ctx) -> StepResult:
     table = Evidence.table(f"Who answered {CANARY_REQUESTS} requests from web to http://api/hostname",
                            ("version", "answers"), [(k, str(v)) for k, v in sorted(counted.items())])
     outsider = ctx.prober.run([requests(_src(ctx, OUTSIDER), _host("api", ctx), path="/hostname", summary="answers",
-                                        count=CANARY_REQUESTS // 2, label="k8slab-outsider -> api")])[0]
+                                        count=CANARY_REQUESTS // 2, label="k8slab-outsider -> api", fresh=True)])[0]
     plain = _count_versions(parse_answers(outsider.output), versions) if outsider.outcome is Outcome.ALLOWED else {}
     contrast = Evidence.table("The same from k8slab-outsider, which has no proxy: Service api's own spread",
                               ("version", "answers"), [(k, str(v)) for k, v in sorted(plain.items())])
