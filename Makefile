@@ -18,6 +18,7 @@ CNI ?= kube-router
 OFFLINE ?=
 BUNDLE ?=
 LAB ?=
+MESH ?=
 K8SLAB_CACHE ?= $(HOME)/.cache/k8slab
 export K8SLAB_CACHE
 
@@ -50,13 +51,23 @@ tools:
 ################################################################################
 # ================================= Cluster ====================================
 
-# create the kind cluster (CNI=kube-router|calico|cilium|flannel|canal|weave; OFFLINE=1: kube-router|flannel|flannel+kube-router; BUNDLE=path)
+# create the kind cluster (CNI=kube-router|calico|cilium|flannel|canal|weave; OFFLINE=1: kube-router|flannel|flannel+kube-router; BUNDLE=path; MESH=istio|linkerd, online only)
 cluster: venv
 ifneq ($(OFFLINE)$(BUNDLE),)
+	$(if $(MESH),$(K8SLAB) cluster mesh $(MESH) --offline)
 	K8SLAB_CNI=$(CNI) environment/offline/cluster-up.sh $(if $(BUNDLE),--bundle $(BUNDLE))
 else
-	$(K8SLAB) cluster up --cni $(CNI)
+	$(K8SLAB) cluster up --cni $(CNI) $(if $(MESH),--mesh $(MESH))
 endif
+
+# install lab 06's service mesh on the online course cluster (MESH=istio|linkerd; DRY_RUN=1 prints every command)
+mesh: venv
+	@test -n "$(MESH)" || { echo "usage: make mesh MESH=istio|linkerd  (DRY_RUN=1 prints every command)"; exit 2; }
+	$(K8SLAB) cluster mesh $(MESH) $(if $(OFFLINE)$(BUNDLE),--offline) $(if $(DRY_RUN),--dry-run)
+
+# the mesh's own CLI into ./bin for looking around (MESH=istio: istioctl, MESH=linkerd: linkerd), sha256-verified
+mesh-tools:
+	MESH=$(MESH) environment/tools.sh mesh
 
 # delete the course cluster, or with CNI=... that CNI's own cluster (online or offline)
 cluster-down:
@@ -126,7 +137,7 @@ clean:
 distclean: clean
 	rm -rf $(VENV) bin
 
-.PHONY: help setup venv tools cluster cluster-down bundle grader-image lab grade doctor test bench verify clean distclean
+.PHONY: help setup venv tools cluster cluster-down mesh mesh-tools bundle grader-image lab grade doctor test bench verify clean distclean
 
 # The instructor path (nbgrader): course, course-release, course-autograde, ... (see README).
 -include mk/course.mk

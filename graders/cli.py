@@ -1,6 +1,7 @@
 """The ``k8slab`` command: a thin argparse front end over ``graders.engine.grade`` and friends.
 
-Exit codes: 0 passed, 1 failed, 2 usage or input error, 3 cluster unreachable, 4 internal error (a bug).
+Exit codes: 0 passed, 1 failed, 2 usage or input error, 3 cluster unreachable, 4 internal error (a bug), 5 not graded
+(nothing failed, but the cluster lacks what an exercise needs: a service mesh for lab 06).
 Every expected error is printed as one clear message with its fix, never as a traceback.
 """
 from __future__ import annotations
@@ -13,7 +14,14 @@ from pathlib import Path
 
 from graders.errors import ClusterUnreachable, K8sLabError, UsageError
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERNAL = 0, 1, 2, 3, 4
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERNAL, EXIT_NOT_GRADED = 0, 1, 2, 3, 4, 5
+
+
+def exit_code(result) -> int:
+    """0 passed; 5 when nothing failed but some exercise could not be graded on this cluster; else 1."""
+    if result.passed:
+        return EXIT_PASS
+    return EXIT_NOT_GRADED if result.ungraded and not result.failed else EXIT_FAIL
 
 # Subcommands other modules contribute: (module, function taking the subparsers), imported when the parser is built.
 EXTENSIONS = (("graders.netpol.cli", "add_parsers"), ("graders.course.cli", "register"), ("graders.clusterplan", "register"),
@@ -78,7 +86,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         inspect = kubectl_command("get all -n <namespace>", args.context or default_context())
         print(f"kept for inspection: {', '.join(_namespaces(args.lab, args.exercise))} "
               f"(`{inspect}`; the next grading run resets them)", file=sys.stderr)
-    return EXIT_PASS if result.passed else EXIT_FAIL
+    return exit_code(result)
 
 
 def _namespace_map(args: argparse.Namespace):
@@ -119,7 +127,7 @@ def _grade_for_result_line(args: argparse.Namespace) -> int:
         print(resultline.format_line(args.result_line, resultline.error_payload(args.lab, args.run or "", error)))
         raise
     print(resultline.format_line(args.result_line, payload))
-    return EXIT_PASS if result.passed else EXIT_FAIL
+    return exit_code(result)
 
 
 def _namespaces(lab_id: str, exercise: str | None) -> list[str]:

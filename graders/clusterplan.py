@@ -6,7 +6,8 @@ Gateway API CRDs, Traefik and cert-manager, waiting after each. `plan()` only bu
 every command and every generated YAML — and `execute()` runs it with visible progress.
 
 The offline path (CI, air-gapped workshops) is environment/offline/cluster-up.sh; `k8slab cluster up
---offline` only dispatches to it.
+--offline` only dispatches to it. A service mesh (lab 06) is graders/meshplan.py: `k8slab cluster up --mesh istio` or,
+on a running cluster, `k8slab cluster mesh istio` (online only).
 """
 from __future__ import annotations
 
@@ -16,17 +17,15 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import yaml
 
-from graders import paths, versions
+from graders import meshplan, paths, versions
+from graders.planstep import CLUSTER_NAME, CONTEXT, WAIT, Step, _env_with_bin, execute, kubectl  # noqa: F401
 
-CLUSTER_NAME = "k8slab"
-CONTEXT = f"kind-{CLUSTER_NAME}"
 KIND_NETWORK = "kind"
 # CNIs offered online. The default is the offline cluster's data plane, so that what the project's CI proves is what
 # students run: pod addresses from each node's spec.podCIDR (one /24 per node) and NetworkPolicy enforced with
@@ -38,7 +37,6 @@ DEFAULT_CNI = "kube-router"
 # stand-in for Canal, whose Calico half cannot be built from the Go proxy.
 OFFLINE_CNIS = ("kube-router", "flannel", "flannel+kube-router")
 ADDONS = ("metallb", "gateway-api", "traefik", "cert-manager")
-WAIT = "300s"
 
 
 def cluster_name(cni: str = DEFAULT_CNI) -> str:
@@ -53,23 +51,6 @@ def context_of(name: str) -> str:
     return f"kind-{name}"
 
 
-@dataclass(frozen=True)
-class Step:
-    """One command. `stdin` is YAML piped into it (`kubectl apply -f -`); `optional` steps only warn."""
-
-    title: str
-    argv: tuple[str, ...]
-    stdin: str | None = None
-    optional: bool = False
-
-    def pretty(self) -> str:
-        """The line a human can paste (with a heredoc when the step feeds YAML)."""
-        line = " ".join(shlex.quote(a) for a in self.argv)
-        if self.stdin is not None:
-            return f"{line} <<'EOF'\n{self.stdin.rstrip()}\nEOF"
-        return line
-
-
 def _pins(pins: Mapping[str, str] | None) -> Mapping[str, str]:
     return pins if pins is not None else versions.pinned()
 
@@ -79,10 +60,6 @@ def _need(pins: Mapping[str, str], key: str) -> str:
     if not value:
         raise KeyError(f"environment/versions.env has no {key}")
     return value
-
-
-def kubectl(*args: str, context: str = CONTEXT) -> tuple[str, ...]:
-    return ("kubectl", "--context", context, *args)
 
 
 # ---------------------------------------------------------------------- CNI
@@ -271,12 +248,6 @@ def plan(cni: str = DEFAULT_CNI, addons: Sequence[str] = ADDONS, subnet: str = "
 
 
 # ---------------------------------------------------------------------- running
-def _env_with_bin() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{paths.repo_root() / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
 def cluster_exists(runner: Callable[..., subprocess.CompletedProcess] = subprocess.run,
                    name: str = CLUSTER_NAME) -> bool:
     try:
@@ -286,37 +257,15 @@ def cluster_exists(runner: Callable[..., subprocess.CompletedProcess] = subproce
     return name in (out.stdout or "").split()
 
 
-def execute(steps: Sequence[Step], echo: Callable[[str], None] = print) -> int:
-    """Run steps in order with kind-style progress lines; stop at the first failing (non-optional) step."""
-    env = _env_with_bin()
-    total = len(steps)
-    for i, step in enumerate(steps, 1):
-        started = time.monotonic()
-        echo(f"==> [{i}/{total}] {step.title}")
-        echo(f"    $ {' '.join(shlex.quote(a) for a in step.argv)}")
-        try:
-            proc = subprocess.run(list(step.argv), input=step.stdin, text=True, env=env, cwd=paths.repo_root())
-            rc = proc.returncode
-        except FileNotFoundError:
-            echo(f"error: {step.argv[0]} not found; run `make setup` (pinned tools into ./bin)")
-            return 127
-        if rc != 0:
-            if step.optional:
-                echo(f"    (optional step failed with exit {rc}; continuing)")
-                continue
-            echo(f"error: step {i}/{total} '{step.title}' failed (exit {rc}). Re-run `make cluster` to resume; "
-                 f"`make doctor` diagnoses the cluster.")
-            return rc
-        echo(f"    done in {time.monotonic() - started:.0f} s")
-    return 0
-
-
 def offline_command(bundle: str | None = None, script: str = "cluster-up.sh") -> list[str]:
     path = str(paths.environment_dir() / "offline" / script)
     return [path, "--bundle", bundle] if bundle else [path]
 
 
 def _offline(args: argparse.Namespace, script: str) -> int:
+    if getattr(args, "mesh", None):  # before a build that may take an hour: the mesh could not run there anyway
+        print(f"error: {meshplan.OFFLINE_REASON}", file=sys.stderr)
+        return 2
     cni = args.cni or DEFAULT_CNI
     if cni not in OFFLINE_CNIS:
         print(f"error: the offline clusters are {', '.join(OFFLINE_CNIS)}; --cni {cni} needs the online path (drop "
@@ -339,8 +288,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 2
     name = cluster_name(cni)
     addons = [a for a in ADDONS if a not in (args.without or [])] + (["ingress-nginx"] if args.ingress_nginx else [])
+    mesh = getattr(args, "mesh", None)
+    if mesh and name != CLUSTER_NAME:
+        print(f"error: --mesh goes with the course cluster ({CLUSTER_NAME}), not with --cni {cni}", file=sys.stderr)
+        return 2
     if args.dry_run:
-        for step in plan(cni, addons, subnet=args.subnet or "172.18.0.0/16"):
+        for step in plan(cni, addons, subnet=args.subnet or "172.18.0.0/16") + (meshplan.plan(mesh) if mesh else []):
             print(f"# {step.title}\n{step.pretty()}")
         if not args.subnet:
             print("# (the MetalLB pool is computed from the docker network 'kind' subnet once it exists)")
@@ -357,7 +310,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001
         print(f"error: cannot read the subnet of docker network {KIND_NETWORK}: {exc}", file=sys.stderr)
         return 1
-    return execute(plan(cni, addons, subnet=subnet, create=False))
+    rc = execute(plan(cni, addons, subnet=subnet, create=False))
+    if rc or not mesh:
+        return rc
+    return execute(meshplan.plan(mesh), again=f"make mesh MESH={mesh}")
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -376,7 +332,8 @@ def register(subparsers) -> None:
     """Adds `k8slab cluster up|down` (called by graders.cli)."""
     cluster = subparsers.add_parser("cluster", help="create or delete the course cluster (kind)")
     sub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
-    up = sub.add_parser("up", help="create the cluster: kind + CNI + MetalLB + Gateway API + Traefik + cert-manager")
+    up = sub.add_parser("up", help="create the cluster: kind + CNI + MetalLB + Gateway API + Traefik + cert-manager "
+                                   "(+ a mesh with --mesh)")
     up.add_argument("--offline", action="store_true", help="build/start the offline cluster (environment/offline)")
     up.add_argument("--bundle", metavar="PATH", help="start the offline cluster from a bundle (no build, no network)")
     up.add_argument("--cni", choices=tuple(dict.fromkeys(CNIS + OFFLINE_CNIS)),
@@ -385,8 +342,11 @@ def register(subparsers) -> None:
     up.add_argument("--without", action="append", choices=ADDONS, help="skip an add-on (repeatable)")
     up.add_argument("--ingress-nginx", action="store_true", help="also install ingress-nginx (retired upstream)")
     up.add_argument("--subnet", help="docker network subnet for the MetalLB pool (default: read from docker)")
+    up.add_argument("--mesh", choices=meshplan.MESHES,
+                    help="then install a service mesh for lab 06 (online only; see `k8slab cluster mesh`)")
     up.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
     up.set_defaults(func=cmd_up)
+    meshplan.register(sub)
     down = sub.add_parser("down", help="delete the course cluster")
     down.add_argument("--offline", action="store_true", help="use environment/offline/cluster-down.sh")
     down.add_argument("--cni", choices=tuple(dict.fromkeys(CNIS + OFFLINE_CNIS)),

@@ -8,6 +8,9 @@ Per exercise it runs kind-style steps, each with a start/end status, stopping at
     static  what the manifests should do, computed without traffic      lab module (optional)
     live    real probes compared with the exercise's target              lab module
 
+An exercise whose spec ``requires`` what the cluster lacks (a service mesh, graders/mesh.py) stops after parse and
+is reported "not graded" (``ExerciseResult.ungraded``) with what to run: nothing is applied, no namespace touched.
+
 Nothing touches the cluster before ``parse`` passes; the connection is opened in the background meanwhile, so
 "no cluster" is diagnosed within the connect timeout even when parsing is slow. Each exercise starts in emptied
 namespaces (emptying takes ~1 s, recreating a namespace 5-12 s) that still hold the grader's own pods (probe, client,
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from graders import labs, manifests, nsview, questions, runlock, workload_reuse
+from graders import labs, manifests, mesh, nsview, questions, runlock, workload_reuse
 from graders import spec as specs
 from graders.cluster import ClusterAPI, new_run_id
 from graders.cluster.names import pin_kubectl
@@ -133,9 +136,16 @@ def grade(lab_id: str, exercise: str | None = None, submission: Path | str | Non
 
     results: list[ExerciseResult] = []
     to_run = [ex for ex in selected if ex.id in submissions]
+    # what the cluster lacks for an exercise (spec ``requires``: a mesh): not graded, nothing applied
+    unmet = unmet_requirements([ex for ex in to_run if ex.requires], connection.get) if any(
+        ex.requires for ex in to_run) else {}
+    to_run = [ex for ex in to_run if ex.id not in unmet]
     for ex in selected:
         if ex.id not in submissions:
             results.append(_result(ex, [parsed[ex.id]]))
+            continue
+        if ex.id in unmet:
+            results.append(_ungraded(ex, parsed[ex.id], *unmet[ex.id]))
             continue
         later = {ns for other in to_run[to_run.index(ex) + 1:] for ns in other.namespaces}
         done_with = [ns for ns in ex.namespaces if ns not in later]  # the next exercise's reset empties the rest
@@ -148,6 +158,30 @@ def grade(lab_id: str, exercise: str | None = None, submission: Path | str | Non
                                                      status, options, done_with)]
         results.append(_result(ex, steps))
     return nsview.to_logical(LabResult(lab=lab.id, title=lab.title, exercises=tuple(results)), options.namespace_map)
+
+
+def unmet_requirements(exercises: Sequence[specs.ExerciseSpec],
+                       cluster_of: Callable[[], ClusterAPI]) -> dict[str, tuple[str, str]]:
+    """{exercise id: (why it cannot be graded on this cluster, what to do)} for the exercises whose ``requires``
+    the cluster does not meet (each requirement is looked up once). ``cluster_of`` connects (raises
+    ClusterUnreachable)."""
+    found: dict[str, tuple[str, str]] = {}
+    looked: dict[str, str] = {}
+    for ex in exercises:
+        for requirement in ex.requires:
+            if requirement not in looked:
+                looked[requirement] = mesh.unmet(cluster_of()) if requirement == "mesh" else ""
+            if looked[requirement]:
+                found[ex.id] = (looked[requirement], mesh.NEEDS_MESH_HINT if requirement == "mesh" else "")
+                break
+    return found
+
+
+def _ungraded(ex: specs.ExerciseSpec, parsed: StepResult, reason: str, hint: str) -> ExerciseResult:
+    """An exercise this cluster cannot grade: its files passed the offline checks; nothing was applied."""
+    step = StepResult("requires", False, reason, hint=hint)
+    return ExerciseResult(ex.lab, ex.id, ex.title, ex.points, 0.0, False, reason, hint=hint, steps=(parsed, step),
+                          ungraded=reason)
 
 
 def sources_for(ex: specs.ExerciseSpec, submission: Path | str | None, *, single: bool) -> list[Path]:

@@ -141,10 +141,18 @@ class ExerciseResult:
     hint: str = ""
     steps: tuple[StepResult, ...] = ()
     evidence: tuple[Evidence, ...] = ()
+    # Why this cluster cannot grade the exercise at all ("" = it was graded): a requirement of the exercise
+    # (spec ``requires``, e.g. a service mesh) that the cluster lacks. Not passed, 0 points, and not a failure of
+    # the learner's files either: front ends say "not graded", pytest skips.
+    ungraded: str = ""
 
     @property
     def failed_step(self) -> str | None:
         return next((s.step for s in self.steps if not s.passed), None)
+
+    @property
+    def graded(self) -> bool:
+        return not self.ungraded
 
 
 @dataclass(frozen=True)
@@ -164,6 +172,16 @@ class LabResult:
     @property
     def passed(self) -> bool:
         return bool(self.exercises) and all(e.passed for e in self.exercises)
+
+    @property
+    def ungraded(self) -> tuple[ExerciseResult, ...]:
+        """The exercises this cluster could not grade (ExerciseResult.ungraded)."""
+        return tuple(e for e in self.exercises if e.ungraded)
+
+    @property
+    def failed(self) -> tuple[ExerciseResult, ...]:
+        """The exercises graded and not passed."""
+        return tuple(e for e in self.exercises if not e.passed and not e.ungraded)
 
     def exercise(self, exercise_id: str) -> ExerciseResult:
         for result in self.exercises:

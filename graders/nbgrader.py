@@ -44,6 +44,8 @@ def scored(lab: str, exercise: str, points: float) -> float:
             raise GradingError(f"{lab} / {exercise} could not be graded: {error}") from None
         outcome = result.exercise(exercise)
         _display(render.to_html(result))
+    if outcome.ungraded:  # this cluster cannot grade it (no mesh): say so, as when no cluster answers
+        raise GradingError(f"{lab} / {exercise} could not be graded: {outcome.message}. {outcome.hint}".strip())
     if outcome.passed:
         return float(points)
     score = score_of(outcome, points)

@@ -15,7 +15,7 @@ from graders.probe import ProbeResult, ProbeSpec, Runner
 
 # ProbeSpec fields sent as they are: they name no namespace a probe could reach (``label`` is what the matrix
 # shows, in the lab's names already). Every other string field is mapped -- a new field is mapped by default.
-_UNSENT = frozenset({"kind", "label", "record", "path"})
+_UNSENT = frozenset({"kind", "label", "record", "path", "container"})
 
 
 class MappedRunner:

@@ -52,6 +52,8 @@ class ProbeSpec:
     label: str = ""  # how matrices name the target, e.g. "x/b:80/tcp"; defaults to target:port/kind
     record: str = ""  # dns: "" asks for the name's addresses (nslookup); "CNAME", "SRV", ... asks dig for that type
     expect: tuple[str, ...] = ()  # dns: the answers (any order) that make the probe ALLOWED; empty = any answer
+    container: str = ""  # the source pod's container to run in ("" = its only one); a meshed pod has a proxy too
+    timeout_s: float = 0.0  # how long the probe may take when longer than a runner's default (many requests)
 
     def __post_init__(self) -> None:
         if "/" not in self.source:
@@ -156,7 +158,16 @@ class Runner(Protocol):
 def reproduce_command(spec: ProbeSpec, context: str | None = None) -> str:
     """The pasteable line a human runs to see this probe for themselves."""
     from graders.cluster import default_context, kubectl_exec_command
-    return kubectl_exec_command(context or default_context(), spec.namespace, spec.pod, spec.argv())
+    return kubectl_exec_command(context or default_context(), spec.namespace, spec.pod, spec.argv(),
+                                container=spec.container)
+
+
+def _exec_options(specs: Sequence[ProbeSpec], timeout: float) -> dict:
+    """exec() keywords for probes from one source: its container, and time for the slowest probe."""
+    options: dict = {"timeout": max([timeout, *(s.timeout_s + 2 for s in specs if s.timeout_s)])}
+    if specs and specs[0].container:
+        options["container"] = specs[0].container
+    return options
 
 
 # ---------------------------------------------------------------------- classification (pure)
@@ -333,7 +344,7 @@ class KubeRunner:
             return ProbeResult(spec, Outcome.NOT_RUN, detail=SCTP_REASON, command=cmd)
         self.execs += 1
         try:
-            rc, out, err = self.cluster.exec(spec.namespace, spec.pod, spec.argv(), timeout=self.timeout)
+            rc, out, err = self.cluster.exec(spec.namespace, spec.pod, spec.argv(), **_exec_options([spec], self.timeout))
         except ClusterError as exc:
             return ProbeResult(spec, Outcome.FAILED, detail=f"exec failed: {exc.message}", command=cmd)
         outcome, detail = classify(spec, rc, out + "\n" + err)
@@ -391,14 +402,14 @@ class BatchRunner:
         self.execs = 0
 
     def run(self, specs: Sequence[ProbeSpec]) -> list[ProbeResult]:
-        by_source: dict[str, list[int]] = {}
+        by_source: dict[tuple[str, str], list[int]] = {}
         results: list[ProbeResult | None] = [None] * len(specs)
         for i, spec in enumerate(specs):
             if spec.kind == "sctp":
                 results[i] = ProbeResult(spec, Outcome.NOT_RUN, detail=SCTP_REASON,
                                          command=reproduce_command(spec, self.cluster.context))
             else:
-                by_source.setdefault(spec.source, []).append(i)
+                by_source.setdefault((spec.source, spec.container), []).append(i)
         if by_source:
             with ThreadPoolExecutor(max_workers=min(self.workers, len(by_source))) as pool:
                 for indices, batch in zip(by_source.values(),
@@ -414,7 +425,7 @@ class BatchRunner:
         commands = [reproduce_command(s, self.cluster.context) for s in specs]
         try:
             rc, out, err = self.cluster.exec(src.namespace, src.pod, ["sh", "-c", batch_script(specs)],
-                                             timeout=self.timeout)
+                                             **_exec_options(specs, self.timeout))
         except ClusterError as exc:
             return [ProbeResult(s, Outcome.FAILED, detail=f"exec failed: {exc.message}", command=c)
                     for s, c in zip(specs, commands)]

@@ -38,10 +38,21 @@ def to_text(result: LabResult, *, verbose: bool = False, color: bool = True, wid
     return buffer.getvalue()
 
 
+def verdict_word(result: LabResult) -> str:
+    """PASS, FAIL, or NOT GRADED: nothing failed, but this cluster could not grade some exercise (ungraded)."""
+    if result.passed:
+        return "PASS"
+    return "NOT GRADED" if result.ungraded and not result.failed else "FAIL"
+
+
+_VERDICT_STYLE = {"PASS": "green", "FAIL": "red", "NOT GRADED": "yellow"}
+
+
 def print_result(result: LabResult, console: Console, *, verbose: bool = False) -> None:
     for exercise in result.exercises:
         console.print(exercise_renderable(exercise, verbose=verbose))
-    mark = "[green]PASS[/green]" if result.passed else "[red]FAIL[/red]"
+    word = verdict_word(result)
+    mark = f"[{_VERDICT_STYLE[word]}]{word}[/{_VERDICT_STYLE[word]}]"
     console.print(f"{mark} {escape(result.lab)}: {_points(result.score)}/{_points(result.points)} points")
 
 
@@ -57,11 +68,15 @@ def exercise_text(exercise: ExerciseResult, *, verbose: bool = False, color: boo
 
 
 def exercise_renderable(exercise: ExerciseResult, *, verbose: bool = False) -> Group:
-    mark = "[green]✓[/green]" if exercise.passed else "[red]✗[/red]"
+    mark = "[green]✓[/green]" if exercise.passed else "[yellow]–[/yellow]" if exercise.ungraded else "[red]✗[/red]"
     parts: list[Any] = [Text.from_markup(
         f"{mark} [bold]{escape(exercise.exercise)}[/bold] — {escape(exercise.title)}  "
         f"[dim]{_points(exercise.score)}/{_points(exercise.points)}[/dim]")]
-    if not exercise.passed:
+    if exercise.ungraded:  # the cluster lacks what the exercise needs: not a failure of the learner's files
+        parts.append(Text("  ", style="yellow") + Text(exercise.message))
+        if exercise.hint:
+            parts.append(Text("  hint: ", style="yellow") + Text(exercise.hint))
+    elif not exercise.passed:
         parts.append(Text(f"  failed at {exercise.failed_step}: ", style="red") + Text(exercise.message))
         if exercise.hint:
             parts.append(Text("  hint: ", style="yellow") + Text(exercise.hint))
@@ -140,7 +155,7 @@ _CSS = """
 .k8slab{font-family:system-ui,-apple-system,Segoe UI,sans-serif;font-size:14px;line-height:1.4;color:#1f2328;
 background:#ffffff;color-scheme:light;padding:2px 8px;border-radius:6px}
 .k8slab .ex{border:1px solid #d0d7de;border-left:6px solid #1a7f37;border-radius:6px;padding:8px 12px;margin:8px 0}
-.k8slab .ex.fail{border-left-color:#cf222e}
+.k8slab .ex.fail{border-left-color:#cf222e}.k8slab .ex.skip{border-left-color:#9a6700}
 .k8slab .head{font-weight:600}.k8slab .score{float:right;color:#57606a}
 .k8slab .msg{white-space:pre-wrap;margin:4px 0}.k8slab .hint{background:#fff8c5;padding:4px 8px;border-radius:4px}
 .k8slab table{border-collapse:collapse;margin:4px 12px 4px 0;display:inline-table;vertical-align:top}
@@ -150,6 +165,7 @@ background:#ffffff;color-scheme:light;padding:2px 8px;border-radius:6px}
 .k8slab .not_run{background:#fff8c5}.k8slab .wrong{outline:3px solid #cf222e;font-weight:700}
 .k8slab pre{background:#f6f8fa;padding:6px 8px;border-radius:4px;white-space:pre-wrap;margin:2px 0}
 .k8slab .total{font-weight:600;margin-top:6px}.k8slab .ok{color:#1a7f37}.k8slab .bad{color:#cf222e}
+.k8slab .skip{color:#9a6700}
 .k8slab details{margin:4px 0}
 """
 
@@ -157,17 +173,26 @@ background:#ffffff;color-scheme:light;padding:2px 8px;border-radius:6px}
 def to_html(result: LabResult, *, verbose: bool = False) -> str:
     """A self-contained HTML fragment (inline CSS, no scripts): notebooks and nbgrader feedback."""
     body = "".join(exercise_html(e, verbose=verbose) for e in result.exercises)
-    verdict = '<span class="ok">PASS</span>' if result.passed else '<span class="bad">FAIL</span>'
+    word = verdict_word(result)
+    verdict = f'<span class="{_HTML_VERDICT[word]}">{word}</span>'
     total = (f'<div class="total">{verdict} {_e(result.lab)}: {_points(result.score)}/{_points(result.points)} '
              f'points</div>')
     return f'<div class="k8slab"><style>{_CSS}</style>{body}{total}</div>'
 
 
+_HTML_VERDICT = {"PASS": "ok", "FAIL": "bad", "NOT GRADED": "skip"}
+
+
 def exercise_html(exercise: ExerciseResult, *, verbose: bool = False) -> str:
-    mark = "✓" if exercise.passed else "✗"
-    parts = [f'<div class="ex{"" if exercise.passed else " fail"}"><div class="head">{mark} {_e(exercise.exercise)} — '
+    mark = "✓" if exercise.passed else "–" if exercise.ungraded else "✗"
+    kind = "" if exercise.passed else " skip" if exercise.ungraded else " fail"
+    parts = [f'<div class="ex{kind}"><div class="head">{mark} {_e(exercise.exercise)} — '
              f'{_e(exercise.title)}<span class="score">{_points(exercise.score)}/{_points(exercise.points)}</span></div>']
-    if not exercise.passed:
+    if exercise.ungraded:
+        parts.append(f'<div class="msg">{_e(exercise.message)}</div>')
+        if exercise.hint:
+            parts.append(f'<div class="hint"><b>Hint:</b> {_e(exercise.hint)}</div>')
+    elif not exercise.passed:
         parts.append(f'<div class="msg"><b>Failed at {_e(exercise.failed_step or "")}:</b> {_e(exercise.message)}</div>')
         if exercise.hint:
             parts.append(f'<div class="hint"><b>Hint:</b> {_e(exercise.hint)}</div>')
@@ -272,6 +297,7 @@ def _exercise_dict(exercise: ExerciseResult) -> dict[str, Any]:
         "id": exercise.exercise,
         "title": exercise.title,
         "passed": exercise.passed,
+        "graded": exercise.graded,  # false: this cluster could not grade it (the message says what it needs)
         "score": exercise.score,
         "points": exercise.points,
         "failed_step": exercise.failed_step,

@@ -25,10 +25,14 @@ _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 # Labels the grader or the API server sets on every namespace: a lab may not declare them.
 _RESERVED_LABEL_PREFIXES = ("k8slab.dev/", "kubernetes.io/metadata.name")
 _EXERCISE_KEYS = {"id", "title", "points", "files", "allowed_kinds", "mistakes", "namespaces", "ready_timeout",
-                  "description", "submission"}
+                  "description", "submission", "requires"}
 # What the learner submits: Kubernetes objects (applied and probed), or one YAML file of answers to questions that
 # the grader checks against the live cluster (graders.questions: observation and predict exercises).
 SUBMISSIONS = ("manifests", "answers")
+# What an exercise may need of the cluster beyond the course's own add-ons (``requires``): "mesh", a service mesh
+# (Istio or Linkerd, online only: graders/mesh.py). On a cluster without it the engine reports the exercise "not
+# graded" with what to run -- never a pass, never a failure of the learner's files.
+REQUIREMENTS = ("mesh",)
 _MISTAKE_KEYS = {"id", "message", "description"}
 DEFAULT_READY_TIMEOUT = 120.0
 
@@ -54,6 +58,7 @@ class ExerciseSpec:
     description: str = ""
     root: Path = Path(".")  # repository root the spec was loaded from
     submission: str = "manifests"  # or "answers" (see SUBMISSIONS)
+    requires: tuple[str, ...] = ()  # of REQUIREMENTS: what the cluster must offer for this exercise to be graded
 
     @property
     def default_namespace(self) -> str:
@@ -236,11 +241,18 @@ def _parse_exercise(raw: Any, where: str, problems: "_Problems", lab_id: str, la
         allowed_kinds: tuple[str, ...] = ()
     else:
         allowed_kinds = problems.strings(raw, "allowed_kinds", where)
+    requires = raw.get("requires", [])
+    requires = [requires] if isinstance(requires, str) else requires
+    if not isinstance(requires, list) or any(r not in REQUIREMENTS for r in requires):
+        problems.add(f"{where}.requires", f"must be one of {', '.join(REQUIREMENTS)} (or a list of them), "
+                                          f"got {raw.get('requires')!r}")
+        requires = []
     return ExerciseSpec(
         lab=lab_id, id=exercise_id, title=problems.string(raw, "title", where), points=float(points),
         files=files, allowed_kinds=allowed_kinds,
         namespaces=namespaces, mistakes=tuple(mistakes), ready_timeout=float(ready_timeout),
         description=str(raw.get("description", "")), root=root, submission=str(submission),
+        requires=tuple(dict.fromkeys(requires)),
     )
 
 

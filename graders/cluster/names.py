@@ -56,7 +56,9 @@ def pin_kubectl(text: str, context: str) -> str:
     return re.sub(r"\bkubectl (?!--context)", f"kubectl --context {shlex.quote(context)} ", text) if context else text
 
 
-def kubectl_exec_command(context: str, namespace: str, pod: str, argv: Sequence[str]) -> str:
-    """A pasteable `kubectl exec` line reproducing a command (for humans; graders never run it)."""
-    return (f"kubectl --context {shlex.quote(context)} exec -n {shlex.quote(namespace)} {shlex.quote(pod)} -- "
+def kubectl_exec_command(context: str, namespace: str, pod: str, argv: Sequence[str], container: str = "") -> str:
+    """A pasteable `kubectl exec` line reproducing a command (for humans; graders never run it); ``container`` for a
+    pod with several (a meshed pod's proxy)."""
+    chosen = f"-c {shlex.quote(container)} " if container else ""
+    return (f"kubectl --context {shlex.quote(context)} exec -n {shlex.quote(namespace)} {shlex.quote(pod)} {chosen}-- "
             + " ".join(shlex.quote(a) for a in argv))

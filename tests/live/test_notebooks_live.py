@@ -15,7 +15,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from graders import notebook_build, paths, spec
-from observed import materialise, second_cluster_or_skip
+from observed import materialise, mesh_or_skip, second_cluster_or_skip, variant_for
 
 pytestmark = pytest.mark.live
 
@@ -23,14 +23,15 @@ LABS_WITH_NOTEBOOKS = [lab.id for lab in spec.all_labs(paths.repo_root())
                        if notebook_build.source_path(lab.id).exists()]
 
 
-def course_with_solutions(root: Path, lab: spec.LabSpec, context: str) -> Path:
+def course_with_solutions(root: Path, lab: spec.LabSpec, context: str, mesh_name: str | None = None) -> Path:
     """A copy of labs/, solutions/ and environment/ where the lab's starter files are replaced by the solutions
-    (an answers exercise's filled in with what the cluster shows)."""
+    (an answers exercise's filled in with what the cluster shows; lab 06's the variant written for the cluster's
+    mesh)."""
     for folder in ("labs", "solutions", "environment"):
         shutil.copytree(paths.repo_root() / folder, root / folder, ignore=shutil.ignore_patterns("*.ipynb"))
     for ex in lab.exercises:
         target = root / "labs" / lab.id / ex.id
-        shutil.copytree(ex.solution_dir, target, dirs_exist_ok=True)
+        shutil.copytree(variant_for(ex, mesh_name), target, dirs_exist_ok=True)
         materialise(ex, target, context, target)
     return root / "labs" / lab.id
 
@@ -41,8 +42,9 @@ def test_notebook_runs_top_to_bottom_with_solutions(lab_id, tmp_path, k8slab_clu
     if chosen and lab_id not in chosen:
         pytest.skip(f"not selected by --lab {' '.join(chosen)}")
     second_cluster_or_skip(lab_id, k8slab_cluster.context)
+    found = mesh_or_skip(lab_id, k8slab_cluster)  # lab 06 without a mesh: tests/unit/test_lab06_notebook_offline.py
     lab = spec.load_lab(lab_id, paths.repo_root())
-    lab_dir = course_with_solutions(tmp_path, lab, k8slab_cluster.context)
+    lab_dir = course_with_solutions(tmp_path, lab, k8slab_cluster.context, found.name if found else None)
     nb = notebook_build.render(lab_id)
     monkeypatch.setenv("K8SLAB_ROOT", str(tmp_path))
     client = NotebookClient(nb, timeout=600, kernel_name="python3",

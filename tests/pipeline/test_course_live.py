@@ -29,7 +29,12 @@ from graders.course.release import release_leaks
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(3600)]
 
-LIVE_LABS = [lab for lab in spec.lab_ids(REPO) if (REPO / "labs" / lab / f"{lab}.md").is_file()]
+# Lab 06-service-mesh stays out: it needs a mesh (online only, none in CI) and its reference solutions are partly
+# Istio's; offline its notebook is built and checked, and the engine's "not graded" is asserted by
+# tests/live/test_mesh_lab_live.py.
+NOT_AUTOGRADED = {"06-service-mesh"}
+LIVE_LABS = [lab for lab in spec.lab_ids(REPO)
+             if (REPO / "labs" / lab / f"{lab}.md").is_file() and lab not in NOT_AUTOGRADED]
 
 
 @pytest.fixture(scope="module")

@@ -92,8 +92,9 @@ def test_json_has_a_stable_schema():
     assert data["schema"] == "k8slab.result/v1"
     assert set(data) == {"schema", "lab", "title", "passed", "score", "points", "exercises"}
     exercise = data["exercises"][1]
-    assert set(exercise) == {"id", "title", "passed", "score", "points", "failed_step", "message", "hint", "steps",
-                             "evidence"}
+    assert set(exercise) == {"id", "title", "passed", "graded", "score", "points", "failed_step", "message", "hint",
+                             "steps", "evidence"}
+    assert exercise["graded"] is True
     assert exercise["failed_step"] == "live" and exercise["steps"][1]["credit"] == 0
     matrix_json = exercise["evidence"][0]
     assert matrix_json["kind"] == "matrix"
