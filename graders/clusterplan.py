@@ -18,13 +18,13 @@ import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import yaml
 
-from graders import meshplan, paths, versions
-from graders.planstep import CLUSTER_NAME, CONTEXT, WAIT, Step, _env_with_bin, execute, kubectl  # noqa: F401
+from graders import meshplan, paths
+from graders.planstep import (CLUSTER_NAME, CONTEXT, WAIT, Step, _env_with_bin, execute, kubectl,  # noqa: F401
+                              need, pins_or_pinned)
 
 KIND_NETWORK = "kind"
 # CNIs offered online. The default is the offline cluster's data plane, so that what the project's CI proves is what
@@ -49,17 +49,6 @@ def cluster_name(cni: str = DEFAULT_CNI) -> str:
 
 def context_of(name: str) -> str:
     return f"kind-{name}"
-
-
-def _pins(pins: Mapping[str, str] | None) -> Mapping[str, str]:
-    return pins if pins is not None else versions.pinned()
-
-
-def _need(pins: Mapping[str, str], key: str) -> str:
-    value = pins.get(key, "")
-    if not value:
-        raise KeyError(f"environment/versions.env has no {key}")
-    return value
 
 
 # ---------------------------------------------------------------------- CNI
@@ -100,12 +89,12 @@ def _rollout(namespace: str, daemonset: str, context: str = CONTEXT) -> Step:
 
 def cni_steps(cni: str, pins: Mapping[str, str] | None = None, context: str | None = None) -> list[Step]:
     """Install + wait steps for one CNI, at the pinned version, on its cluster (cluster_name)."""
-    p = _pins(pins)
+    p = pins_or_pinned(pins)
     context = context or context_of(cluster_name(cni))
     if cni not in CNIS:
         raise ValueError(f"unknown CNI {cni!r}; choose one of: {', '.join(CNIS)}")
     if cni == "cilium":
-        v = _need(p, "CILIUM_VERSION")
+        v = need(p, "CILIUM_VERSION")
         return [Step(f"CNI: Cilium {v} (helm)",
                      ("helm", "upgrade", "--install", "cilium", "cilium", "--repo", "https://helm.cilium.io/",
                       "--version", v, "--namespace", "kube-system", "--kube-context", context,
@@ -113,12 +102,12 @@ def cni_steps(cni: str, pins: Mapping[str, str] | None = None, context: str | No
                       f"--timeout={WAIT}")),
                 _rollout("kube-system", "cilium", context)]
     m = _CNI_MANIFESTS[cni]
-    v = _need(p, m.pin)
+    v = need(p, m.pin)
     steps = [Step(f"CNI: {m.title.format(v=v)}", kubectl("apply", "-f", m.url.format(v=v), context=context))]
     if cni == "kube-router":  # upstream's manifest names no tag: pin the image
         steps.append(Step("pin the kube-router image", kubectl("-n", "kube-system", "set", "image",
                                                                "daemonset/kube-router",
-                                                               f"kube-router={_need(p, 'KUBE_ROUTER_IMAGE_ONLINE')}",
+                                                               f"kube-router={need(p, 'KUBE_ROUTER_IMAGE_ONLINE')}",
                                                                context=context)))
     return steps + [_rollout(m.namespace, m.daemonset, context)]
 
@@ -169,9 +158,9 @@ def _available(namespace: str, deployment: str, what: str) -> Step:
 
 
 def addon_steps(addon: str, subnet: str, pins: Mapping[str, str] | None = None) -> list[Step]:
-    p = _pins(pins)
+    p = pins_or_pinned(pins)
     if addon == "metallb":
-        v = _need(p, "METALLB_VERSION")
+        v = need(p, "METALLB_VERSION")
         return [
             Step(f"LoadBalancer: MetalLB {v}",
                  kubectl("apply", "-f", f"{_RAW}/metallb/metallb/{v}/config/manifests/metallb-native.yaml")),
@@ -181,13 +170,13 @@ def addon_steps(addon: str, subnet: str, pins: Mapping[str, str] | None = None) 
                  kubectl("apply", "-f", "-"), stdin=metallb_pool_yaml(subnet)),
         ]
     if addon == "gateway-api":
-        v = _need(p, "GATEWAY_API_VERSION")
+        v = need(p, "GATEWAY_API_VERSION")
         return [Step(f"Gateway API CRDs {v} (standard channel)",
                      kubectl("apply", "--server-side", "-f",
                              f"{_GH}/kubernetes-sigs/gateway-api/releases/download/{v}/standard-install.yaml"))]
     if addon == "traefik":
-        chart = _need(p, "TRAEFIK_CHART_VERSION")
-        tag = _need(p, "TRAEFIK_VERSION")
+        chart = need(p, "TRAEFIK_CHART_VERSION")
+        tag = need(p, "TRAEFIK_VERSION")
         return [Step(f"Ingress: Traefik {tag} (chart {chart}, default IngressClass, Gateway API and CRD providers)",
                      ("helm", "upgrade", "--install", "traefik", "traefik",
                       "--repo", "https://traefik.github.io/charts",
@@ -210,17 +199,17 @@ def addon_steps(addon: str, subnet: str, pins: Mapping[str, str] | None = None) 
     if addon not in manifests:
         raise ValueError(f"unknown add-on {addon!r}; choose from: {', '.join(ADDONS + ('ingress-nginx',))}")
     title, pin, url, namespace, deployment = manifests[addon]
-    v = _need(p, pin)
+    v = need(p, pin)
     return [Step(title.format(v=v), kubectl("apply", "-f", url.format(v=v))),
             _available(namespace, deployment, addon)]
 
 
 def create_steps(pins: Mapping[str, str] | None = None, config: str | None = None,
                  name: str = CLUSTER_NAME) -> list[Step]:
-    p = _pins(pins)
+    p = pins_or_pinned(pins)
     cfg = config or "environment/kind/cluster.yaml"
     steps = [Step(f"kind cluster {name} (1 control-plane + 2 workers, default CNI disabled)",
-                  ("kind", "create", "cluster", "--name", name, "--config", cfg, "--image", _need(p, "KIND_NODE_IMAGE")))]
+                  ("kind", "create", "cluster", "--name", name, "--config", cfg, "--image", need(p, "KIND_NODE_IMAGE")))]
     if name != CLUSTER_NAME:  # kind makes the new cluster kubectl's current context: give it back to the course's
         steps.append(Step(f"kubectl's current context back to {CONTEXT} (use --context {context_of(name)} for {name})",
                           ("kubectl", "config", "use-context", CONTEXT), optional=True))

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from graders import probe
+from graders.errors import ClusterError
 
 
 def agent_pod(namespace: str, name: str, image: str, node: str) -> dict:
@@ -25,6 +26,16 @@ def agent_pod(namespace: str, name: str, image: str, node: str) -> dict:
     container["args"] = ["pause"]  # nothing listens: a host-network server would take a port of the node
     del container["ports"], container["readinessProbe"]
     return manifest
+
+
+def read_in_pod(cluster, ns: str, pod: str, argv: Sequence[str]) -> str:
+    """What a command printed in a pod (``cat /proc/net/route``...); "" when it failed or the pod cannot be reached:
+    the caller reports what it could not read."""
+    try:
+        rc, out, _ = cluster.exec(ns, pod, list(argv), timeout=10)
+    except ClusterError:
+        return ""
+    return out if rc == 0 else ""
 
 
 # ---------------------------------------------------------------------------------------------------- routes

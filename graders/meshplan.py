@@ -27,8 +27,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from graders import paths, versions
-from graders.planstep import CONTEXT, WAIT, Step, execute, kubectl
+from graders import paths
+from graders.planstep import CONTEXT, WAIT, Step, execute, kubectl, need, pins_or_pinned
 
 MESHES = ("istio", "linkerd")
 UNVERIFIED = "UNVERIFIED"
@@ -42,17 +42,6 @@ OFFLINE_REASON = (
 # Lower requests than the charts' defaults (istiod asks for 2 GiB): a laptop's kind cluster has a few GiB in all.
 ISTIOD_VALUES = ("pilot.resources.requests.cpu=100m", "pilot.resources.requests.memory=256Mi",
                  "global.proxy.resources.requests.cpu=10m", "global.proxy.resources.requests.memory=40Mi")
-
-
-def _pins(pins: Mapping[str, str] | None) -> Mapping[str, str]:
-    return pins if pins is not None else versions.pinned()
-
-
-def _need(pins: Mapping[str, str], key: str) -> str:
-    value = pins.get(key, "")
-    if not value:
-        raise KeyError(f"environment/versions.env has no {key}")
-    return value
 
 
 def charts_dir(cache: Path | None = None) -> Path:
@@ -95,7 +84,7 @@ def chart_steps(title: str, chart: str, repo: str, version: str, sha_key: str, p
     """Pull one chart at its pinned version into the cache and check its sha256: (steps, the archive's path)."""
     directory = charts_dir(cache)
     archive = directory / f"{chart}-{version}.tgz"
-    _need(pins, sha_key)
+    need(pins, sha_key)
     steps = [Step(f"{title}: pull chart {chart} {version}",
                   ("helm", "pull", chart, "--repo", repo, "--version", version, "--destination", str(directory))),
              Step(f"{title}: check the chart's sha256 against {sha_key} (environment/versions.env)",
@@ -120,9 +109,9 @@ def _rollout(namespace: str, deployment: str, context: str) -> Step:
 
 
 def istio_steps(pins: Mapping[str, str] | None = None, context: str = CONTEXT, cache: Path | None = None) -> list[Step]:
-    p = _pins(pins)
-    v = _need(p, "ISTIO_VERSION")
-    repo = _need(p, "ISTIO_CHARTS_REPO")
+    p = pins_or_pinned(pins)
+    v = need(p, "ISTIO_VERSION")
+    repo = need(p, "ISTIO_CHARTS_REPO")
     base_pull, base = chart_steps(f"Istio {v}", "base", repo, v, "ISTIO_BASE_CHART_SHA256", p, cache)
     istiod_pull, istiod = chart_steps(f"Istio {v}", "istiod", repo, v, "ISTIO_ISTIOD_CHART_SHA256", p, cache)
     return [
@@ -157,10 +146,10 @@ def linkerd_identity_script(directory: Path) -> str:
 
 def linkerd_steps(pins: Mapping[str, str] | None = None, context: str = CONTEXT,
                   cache: Path | None = None) -> list[Step]:
-    p = _pins(pins)
-    v = _need(p, "LINKERD_VERSION")
-    chart = _need(p, "LINKERD_CHART_VERSION")
-    repo = _need(p, "LINKERD_CHARTS_REPO")
+    p = pins_or_pinned(pins)
+    v = need(p, "LINKERD_VERSION")
+    chart = need(p, "LINKERD_CHART_VERSION")
+    repo = need(p, "LINKERD_CHARTS_REPO")
     identity = identity_dir(cache)
     crds_pull, crds = chart_steps(f"Linkerd {v}", "linkerd-crds", repo, chart, "LINKERD_CRDS_CHART_SHA256", p, cache)
     cp_pull, control_plane = chart_steps(f"Linkerd {v}", "linkerd-control-plane", repo, chart,
@@ -203,7 +192,7 @@ def sha256_of(path: Path) -> str:
 def verify(path: Path, key: str, pins: Mapping[str, str] | None = None, trust: bool | None = None) -> tuple[int, str]:
     """(exit code, what to print): 0 when the file's sha256 is the pinned one; an UNVERIFIED pin fails unless
     ``trust`` (K8SLAB_TRUST_UNPINNED=1), which passes and prints the digest to pin."""
-    p = _pins(pins)
+    p = pins_or_pinned(pins)
     want = p.get(key, "")
     trust = os.environ.get(TRUST_ENV) == "1" if trust is None else trust
     if not Path(path).is_file():

@@ -7,14 +7,26 @@ import os
 import shlex
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from graders import paths
+from graders import paths, versions
 
 CLUSTER_NAME = "k8slab"
 CONTEXT = f"kind-{CLUSTER_NAME}"
 WAIT = "300s"
+
+
+def pins_or_pinned(pins: Mapping[str, str] | None) -> Mapping[str, str]:
+    """The pins a plan is made from: those given (unit tests), else environment/versions.env."""
+    return pins if pins is not None else versions.pinned()
+
+
+def need(pins: Mapping[str, str], key: str) -> str:
+    value = pins.get(key, "")
+    if not value:
+        raise KeyError(f"environment/versions.env has no {key}")
+    return value
 
 
 @dataclass(frozen=True)

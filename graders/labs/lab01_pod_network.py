@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from graders import probe
-from graders.dataplane import Route, agent_pod, parse_proc_route, route_to  # noqa: F401 — tests reach them here
+from graders.dataplane import Route, agent_pod, parse_proc_route, read_in_pod, route_to  # noqa: F401 — tests reach them here
 from graders.errors import CheckFailed, ClusterError
 from graders.exercise import Exercise
 from graders.labs._kit import (HOSTNAME_PATH, context_of, is_ready, kubectl, learner_pods, pods_evidence,
@@ -926,14 +926,6 @@ def whereami_pod(namespace: str, image: str, node: str) -> dict:
     return probe.probe_pod(namespace, WHEREAMI, image, node=node)
 
 
-def _read(cluster, ns: str, pod: str, argv: Sequence[str]) -> str:
-    try:
-        rc, out, _ = cluster.exec(ns, pod, list(argv), timeout=10)
-    except ClusterError:
-        return ""
-    return out if rc == 0 else ""
-
-
 def read_network_facts(ctx) -> tuple[dict[str, Fact], Evidence]:
     """Gather the facts: nodes from the API; routes from a host-network agent on each worker; the MTU from inside
     the whereami pod. Returns them with a table of where each came from (no values of wrong answers)."""
@@ -951,11 +943,11 @@ def read_network_facts(ctx) -> tuple[dict[str, Fact], Evidence]:
         pods.append(whereami_pod(ns, image, workers[1]))
     cluster.ensure_pods(pods)
     cluster.wait_ready([ns], timeout=60)
-    routes = {node: parse_proc_route(_read(cluster, ns, agent, ["cat", "/proc/net/route"]))
+    routes = {node: parse_proc_route(read_in_pod(cluster, ns, agent, ["cat", "/proc/net/route"]))
               for node, agent in agents.items()}
     whereami = cluster.get_pod(ns, WHEREAMI) if len(workers) >= 2 else None
     ip = (whereami.status.pod_ip or "") if whereami is not None and whereami.status else ""
-    mtu_text = _read(cluster, ns, WHEREAMI, ["cat", "/sys/class/net/eth0/mtu"]).strip() if whereami else ""
+    mtu_text = read_in_pod(cluster, ns, WHEREAMI, ["cat", "/sys/class/net/eth0/mtu"]).strip() if whereami else ""
     facts = network_facts(workers, node_ips, pod_cidrs, routes, ip,
                           whereami.spec.node_name if whereami is not None else "",
                           int(mtu_text) if mtu_text.isdigit() else None)

@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from graders import cni, comparison, probe
-from graders.dataplane import LINKS_SCRIPT, Crossing, agent_pod, crossing, node_mtu, parse_links, parse_proc_route
-from graders.errors import ClusterError, K8sLabError
+from graders.dataplane import (LINKS_SCRIPT, Crossing, agent_pod, crossing, node_mtu, parse_links, parse_proc_route,
+                               read_in_pod)
+from graders.errors import K8sLabError
 from graders.exercise import Exercise
 from graders.model import Evidence, Outcome, StepResult
 from graders.probe import ProbeSpec, probe_until
@@ -96,14 +97,6 @@ class DataPlane:
     problem: str = ""
 
 
-def _read(cluster, ns: str, pod: str, argv: Sequence[str]) -> str:
-    try:
-        rc, out, _ = cluster.exec(ns, pod, list(argv), timeout=10)
-    except ClusterError:
-        return ""
-    return out if rc == 0 else ""
-
-
 def enforcement_verdict(before: Mapping[str, Outcome], after: Mapping[str, Outcome]) -> tuple[bool | None, str]:
     """Whether the CNI enforces the guard policy (pure), from intruder's and frontend's connections to web with no
     policy (``before``) and under it (``after``): None when the probes cannot tell."""
@@ -145,9 +138,9 @@ def read_data_plane(cluster, prober, namespace: str = NS, *, enforcement: bool =
     except K8sLabError as error:
         return DataPlane(context, problem=error.message)
     node_ips = node_ips_of(cluster)
-    routes = parse_proc_route(_read(cluster, namespace, AGENT, ["cat", "/proc/net/route"]))
-    links = parse_links(_read(cluster, namespace, AGENT, ["sh", "-c", LINKS_SCRIPT]))
-    mtu = _read(cluster, namespace, WEB, ["cat", "/sys/class/net/eth0/mtu"]).strip()
+    routes = parse_proc_route(read_in_pod(cluster, namespace, AGENT, ["cat", "/proc/net/route"]))
+    links = parse_links(read_in_pod(cluster, namespace, AGENT, ["sh", "-c", LINKS_SCRIPT]))
+    mtu = read_in_pod(cluster, namespace, WEB, ["cat", "/sys/class/net/eth0/mtu"]).strip()
     enforces, how = (probe_enforcement(cluster, prober, namespace, ips) if enforcement
                      else (None, "not probed on this cluster"))
     return DataPlane(context, cni.identify(cluster), crossing(routes, links, ips[WEB], list(node_ips.values())),

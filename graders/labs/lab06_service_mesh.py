@@ -1015,14 +1015,20 @@ def _count_versions(counts: Counter, versions: Mapping[str, str]) -> Counter:
     return out
 
 
-def canary_live(ctx) -> StepResult:
+def _meshed_client(ctx, what: str):
+    """The mesh and the web pod, which must carry a proxy: ``what`` (a split, retries) is done by the CLIENT's."""
     view = current_mesh(ctx)
     start_fixtures(ctx)
     web = _web_pod(ctx)
     missing = missing_proxies(_pods(ctx, app="web"), view)
     if missing:
         raise failure(missing, injection_causes(ctx.objects, view.name, only=["web"]),
-                      "the split is done by the CLIENT's proxy: web must be meshed")
+                      f"{what} done by the CLIENT's proxy: web must be meshed")
+    return view, web
+
+
+def canary_live(ctx) -> StepResult:
+    view, web = _meshed_client(ctx, "the split is")
     versions = _versions(ctx)
     spec = requests(_src(ctx, web.metadata.name), _host("api", ctx), container=app_container(web), path="/hostname",
                     summary="answers", count=CANARY_REQUESTS, label=f"{CANARY_REQUESTS} x web -> api")
@@ -1078,13 +1084,7 @@ def flaky_world(ctx) -> tuple[dict[str, str], list[str]]:
 
 
 def resilience_live(ctx) -> StepResult:
-    view = current_mesh(ctx)
-    start_fixtures(ctx)
-    web = _web_pod(ctx)
-    missing = missing_proxies(_pods(ctx, app="web"), view)
-    if missing:
-        raise failure(missing, injection_causes(ctx.objects, view.name, only=["web"]),
-                      "retries and timeouts are done by the CLIENT's proxy: web must be meshed")
+    view, web = _meshed_client(ctx, "retries and timeouts are")
     seen, problems = flaky_world(ctx)
     world = Evidence.table("Each flaky pod asked directly, without a proxy (k8slab-outsider)", ("pod", "did"),
                            sorted(seen.items()))

@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from pipeline_helpers import REPO, add_student_cell, build_course, hand_in, nbgrader, read_csv, solution_files
-from test_course_live import ATTACK, _snapshot
+from test_course_live import ATTACK, _snapshot, admin  # noqa: F401 — admin is a fixture
 from graders import spec, versions
 from graders.course import dispatch, harness, jobs
 from graders.course.gradebook import export_grades
@@ -26,20 +26,6 @@ pytestmark = [pytest.mark.live, pytest.mark.timeout(3600)]
 LABS = ("03-services", "05-network-policy")
 CLASS = int(os.environ.get("K8SLAB_PARALLEL_CLASS", "6"))
 PARALLEL = int(os.environ.get("K8SLAB_PARALLEL_N", "3"))
-
-
-@pytest.fixture(scope="module")
-def admin():
-    from graders.cluster import Cluster, default_context
-    from graders.errors import ClusterUnreachable
-
-    try:
-        return Cluster.connect(default_context(), timeout=5)
-    except ClusterUnreachable as error:
-        reason = f"no cluster answers ({default_context()}): {error.message}"
-        if os.environ.get("K8SLAB_REQUIRE_CLUSTER") == "1":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
