@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-from types import SimpleNamespace
 
 import pytest
 
@@ -29,11 +28,11 @@ def _record(exercise: str, title: str, points: float, score: float, message: str
     """A verified-run record as graders.course.verify writes it, its card drawn by graders.render (the same HTML
     check() shows in the notebook)."""
     from graders import render
+    from graders.model import ExerciseResult, LabResult, StepResult
 
-    ex = SimpleNamespace(exercise=exercise, title=title, points=points, score=score, passed=score == points,
-                         failed_step=step, message=message, hint="", evidence=())
-    lab = SimpleNamespace(lab=DEMO, exercises=[ex], passed=ex.passed, score=score, points=points)
-    return {"score": score, "html": render.to_html(lab), "message": message}
+    steps = (StepResult(step, False, message),) if step else ()
+    ex = ExerciseResult(DEMO, exercise, title, points, score, score == points, message, steps=steps)
+    return {"score": score, "html": render.to_html(LabResult(DEMO, (ex,))), "message": message}
 
 
 RECORDS = {
