@@ -118,6 +118,7 @@ bench: venv
 	$(PY) bench/bench_netpol_live.py
 	$(PY) bench/bench_lab_grading.py
 	$(PY) bench/bench_recheck.py
+	$(PY) bench/bench_autograde_parallel.py
 	$(PY) bench/bench_cluster.py $(BENCH_ARGS)
 
 # every check (tests, spec consistency, shell syntax, make help); keeps going, one summary line

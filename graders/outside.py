@@ -17,13 +17,15 @@ Docker access (the ``docker`` SDK) lives only here.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
+import secrets
 import shlex
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 
-from graders import probe, versions
+from graders import outside_relay, probe, versions
 from graders.errors import K8sLabError
 from graders.model import Outcome
 
@@ -37,9 +39,12 @@ PULL_TIMEOUT = 180        # pulling the client image (online only; offline it is
 RUN_TIMEOUT = 20          # one batch of probes in the client container
 # Set (to IN_JOB_REASON) in a grading Job's pod (graders.course.jobs): there is no docker to start a client on the
 # cluster's network, and no in-cluster stand-in is outside in the same sense (docs/instructors.md, "At scale").
+# When the dispatcher could start a relay (graders.outside_relay) the Job uses it instead, and nothing is refused.
 IN_JOB_ENV = "K8SLAB_OUTSIDE_UNAVAILABLE"
 IN_JOB_REASON = ("not probed inside a Job: a grading Job's pod cannot start a client on the cluster's docker "
                  "network; regrade serially (`k8slab course autograde` without --parallel) for the outside view")
+RELAY_LABEL = "k8slab.dev/outside-relay"
+RELAY_START_TIMEOUT = 20  # the relay container answering its health check
 _refused: list[str] = []  # why outside clients were refused in this process: the Job's result line reports it
 
 
@@ -192,10 +197,40 @@ def cleanup(client=None) -> int:
     return removed
 
 
+def _job_relay():
+    """In a grading Job whose dispatcher started a relay: the relay, checked to answer; None elsewhere. A relay
+    that does not answer is a refusal (the submission is then regraded serially), never a student's failure."""
+    relay = outside_relay.Relay.from_env()
+    if relay is None:
+        return None
+    try:
+        relay.check()
+    except outside_relay.RelayError as error:
+        reason = f"not probed inside a Job: {error}; regrade serially for the outside view"
+        _refused.append(reason)
+        raise OutsideUnavailable(reason) from None
+    return relay
+
+
+def runner(cluster=None):
+    """The client outside the cluster: in a grading Job the batch's relay (graders.outside_relay), elsewhere a
+    container started here (OutsideRunner). OutsideUnavailable when neither can be had."""
+    relay = _job_relay()
+    return RelayRunner(relay) if relay is not None else OutsideRunner(cluster)
+
+
 @contextlib.contextmanager
 def listener(ports: Sequence[int], cluster=None, client=None) -> Iterator[str]:
     """A destination outside the cluster: a container on the cluster's docker network answering on TCP ``ports``
-    (agnhost porter) while the block runs; yields its address. Always removed afterwards."""
+    (agnhost porter) while the block runs; yields its address. Always removed afterwards. In a grading Job: the
+    batch's relay, which answers on outside_relay.LISTEN_PORTS."""
+    relay = _job_relay() if client is None else None
+    if relay is not None:
+        missing = sorted(set(ports) - set(outside_relay.LISTEN_PORTS))
+        if missing:
+            raise OutsideUnavailable(f"the outside relay answers on {outside_relay.LISTEN_PORTS}, not on {missing}")
+        yield relay.address
+        return
     client = client or _docker()
     network = network_name(client)
     container = None
@@ -250,3 +285,98 @@ class OutsideRunner:
         finally:
             self.seconds += time.monotonic() - started
         return probe.results_from_batch(specs, commands, rc, out, err)
+
+
+def _subnets(client, network: str) -> tuple[list[str], list[str]]:
+    """(the network's subnets, its gateways): where the relay may send probes, and the host's addresses in them."""
+    config = (client.networks.get(network).attrs.get("IPAM") or {}).get("Config") or []
+    subnets = [c["Subnet"] for c in config if c.get("Subnet")]
+    gateways = [c["Gateway"] for c in config if c.get("Gateway")]
+    for subnet in subnets:  # docker's default gateway when the IPAM config names none: the first host address
+        net = ipaddress.ip_network(subnet, strict=False)
+        gateways.append(str(next(net.hosts())))
+    return subnets, sorted(set(gateways))
+
+
+@contextlib.contextmanager
+def relay(image: str, cluster: str | None = None, client=None):
+    """For `autograde --parallel` on a kind cluster: ONE relay container (graders.outside_relay) of the grading
+    ``image`` on the cluster's docker network while the block runs; yields its outside_relay.Relay (what each Job
+    is told). Hardened like a Job's pod: nobody, no capabilities, read-only root, bounded memory and processes.
+    OutsideUnavailable when there is no docker, no such kind cluster here, or the image is not in the local docker."""
+    client = client or _docker()
+    network = network_name(client, cluster)
+    try:
+        client.images.get(image)
+    except Exception:  # noqa: BLE001
+        raise OutsideUnavailable(f"the grading image {image} is not in the local docker (the relay runs it)",
+                                 hint="`make grader-image` builds it") from None
+    token = secrets.token_urlsafe(32)
+    subnets, gateways = _subnets(client, network)
+    container = None
+    try:
+        try:
+            container = client.containers.run(
+                image, entrypoint=["python", "-m", "graders.outside_relay"], command=[], network=network,
+                name=f"k8slab-relay-{uuid.uuid4().hex[:8]}", detach=True, labels={CLIENT_LABEL: "true", RELAY_LABEL: "true"},
+                environment={outside_relay.TOKEN_ENV: token, outside_relay.SUBNETS_ENV: ",".join(subnets),
+                             outside_relay.EXCLUDED_ENV: ",".join(gateways), "PYTHONDONTWRITEBYTECODE": "1"},
+                user="65534:65534", cap_drop=["ALL"], security_opt=["no-new-privileges"], read_only=True,
+                mem_limit="256m", pids_limit=256, tmpfs={"/tmp": "size=16m"},
+                sysctls={"net.ipv4.ip_unprivileged_port_start": "0"})  # port 80 as nobody, without a capability
+            container.reload()
+            address = (container.attrs["NetworkSettings"]["Networks"].get(network) or {}).get("IPAddress")
+        except Exception as error:  # noqa: BLE001
+            raise OutsideUnavailable(f"starting the outside relay on network {network} failed: "
+                                     f"{type(error).__name__}: {str(error)[:200]}") from None
+        if not address:
+            raise OutsideUnavailable(f"the outside relay on network {network} got no address")
+        found = outside_relay.Relay(f"http://{address}:{outside_relay.API_PORT}", token, network,
+                                    client_image(client))
+        _wait_answering(container, found)
+        yield found
+    finally:
+        _remove(container)
+
+
+def _wait_answering(container, found) -> None:
+    """Bounded: the relay answers its health check, probed from a short-lived container on its network (the host
+    may not route to the docker network: Docker Desktop)."""
+    script = (f"for i in $(seq 1 {RELAY_START_TIMEOUT}); do curl -sf -m 2 -H 'Authorization: Bearer {found.token}' "
+              f"{found.url}/healthz >/dev/null && exit 0; sleep 1; done; exit 1")
+    rc, _out, err = run_script(script, network=found.network, image=found.image, timeout=RELAY_START_TIMEOUT + 10)
+    if rc != 0:
+        container.reload()
+        logs = container.logs().decode("utf-8", "replace")[-300:]
+        raise OutsideUnavailable(f"the outside relay did not answer within {RELAY_START_TIMEOUT} s "
+                                 f"(status {container.status}; {logs.strip() or err.strip()[-200:] or 'no output'})")
+
+
+class RelayRunner:
+    """graders.outside.OutsideRunner's interface, through the relay: the same batch, run on the same network."""
+
+    def __init__(self, relay):
+        self.relay = relay
+        self.network, self.image = relay.network, relay.image
+        self.runs = 0
+        self.seconds = 0.0
+
+    @property
+    def source(self) -> str:
+        return f"outside/{self.network}"
+
+    def run(self, specs: Sequence[probe.ProbeSpec]) -> list[probe.ProbeResult]:
+        if not specs:
+            return []
+        commands = [reproduce_command(s, self.network, self.image) for s in specs]
+        started = time.monotonic()
+        self.runs += 1
+        try:
+            rc, out, err = self.relay.run_batch(specs)
+        except outside_relay.RelayError as error:
+            return [probe.ProbeResult(s, Outcome.FAILED, detail=str(error), command=c) for s, c in zip(specs, commands)]
+        finally:
+            self.seconds += time.monotonic() - started
+        return probe.results_from_batch(specs, commands, rc, out, err)
+
+

@@ -16,12 +16,16 @@ The cluster schedules the work (issue 15); this module only feeds it and collect
 6. **Record** exactly as the serial path does (harness.record_graded_elsewhere: the notebook through nbgrader,
    then record_verified), on one thread beside the Jobs: the gradebook is one SQLite file, one writer.
 
-A Job cannot start a client outside the cluster (graders.outside.IN_JOB_ENV): such a submission is recorded and
+A Job cannot start a client outside the cluster itself. On a kind cluster the dispatcher starts one relay for the
+batch (graders.outside_relay: a container on the cluster's docker network, where the serial path's client runs)
+and every Job sends its outside probes through it. Without one (a cluster that is not kind here, no grading image
+in the local docker) the Job refuses those probes (graders.outside.IN_JOB_ENV): such a submission is recorded and
 listed for a serial regrade (graders.course.regrade). Nor can it reach a second cluster: a lab that compares two
 (lab.yaml ``compare_with``, lab 02) is refused at once (``refuse_parallel``) and graded serially.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import secrets
@@ -33,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from graders import resultline, spec
+from graders import resultline, spec, versions
 from graders.cluster.runs import JobState, KubeRuns
 from graders.course import jobs, regrade
 from graders.course.harness import (Harness, SubmissionResult, already_graded, choose_students, complete_records,
@@ -41,6 +45,7 @@ from graders.course.harness import (Harness, SubmissionResult, already_graded, c
 from graders.errors import UsageError
 from graders.manifests import YAML_SUFFIXES
 from graders.nsmap import run_suffix
+from graders.outside_relay import Relay
 
 SLACK_S = 120        # beyond the Job's own deadline: scheduling, pulling the image, the log being read
 POLL_S = 2.0         # between two rounds of job_state calls when nothing finished
@@ -200,6 +205,7 @@ class Dispatcher:
 
     def __init__(self, course_dir: Path, lab_spec, runs: RunsAPI, record: Recorder, parallel: int, *,
                  force: bool = False, image: str = "", deadline_s: int = jobs.DEADLINE_S, poll_s: float = POLL_S,
+                 relay: Relay | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                  say: Callable[[str], None] = print) -> None:
         if parallel < 1:
@@ -207,6 +213,7 @@ class Dispatcher:
         self.course_dir, self.lab, self.runs, self.record = course_dir, lab_spec, runs, record
         self.parallel, self.force, self.image, self.deadline_s, self.poll_s = parallel, force, image, deadline_s, poll_s
         self.clock, self.sleep, self.say = clock, sleep, say
+        self.relay = relay
         self.deleted: list[_Active] = []
 
     # ---------------------------------------------------------------------------------------------- the loop
@@ -264,7 +271,7 @@ class Dispatcher:
         try:
             run = jobs.Run(self.lab, run_id(student, self.lab.id), submission_files(folder, self.lab),
                            mark=f"@@k8slab-result-{secrets.token_hex(6)}@@", image=self.image,
-                           deadline_s=self.deadline_s)
+                           deadline_s=self.deadline_s, relay=self.relay)
             objs = jobs.objects(run)
         except Exception as exc:  # noqa: BLE001 — recorded for this student, the batch goes on
             reason = f"could not prepare the grading run: {error_text(exc)}"
@@ -399,6 +406,27 @@ def autograde_parallel(course_dir: Path, lab: str, parallel: int, students: list
     refuse_parallel(lab)
     chosen = choose_students(course_dir, lab, students)
     harness = Harness(course_dir, lab, context, boundary)
-    dispatcher = Dispatcher(course_dir, harness.lab_spec, KubeRuns(harness.admin), harness.record_graded_elsewhere,
-                            parallel, force=force, say=say)
-    return dispatcher.run(chosen)
+    with contextlib.ExitStack() as stack:
+        relay = _start_relay(stack, harness.context, say)
+        dispatcher = Dispatcher(course_dir, harness.lab_spec, KubeRuns(harness.admin),
+                                harness.record_graded_elsewhere, parallel, force=force, say=say, relay=relay)
+        return dispatcher.run(chosen)
+
+
+def _start_relay(stack: contextlib.ExitStack, context: str, say: Callable[[str], None]) -> Relay | None:
+    """The batch's client outside the cluster when the graded cluster is a kind cluster of this machine (context
+    ``kind-NAME``); else None, said once (such submissions are then listed for a serial regrade)."""
+    from graders import outside
+
+    if not context.startswith("kind-"):
+        say(f"no outside relay: {context} is not a kind cluster of this machine; checks from outside the cluster "
+            "will be listed for a serial regrade")
+        return None
+    try:
+        relay = stack.enter_context(outside.relay(versions.get(jobs.GRADER_IMAGE_PIN) or "", context[len("kind-"):]))
+    except outside.OutsideUnavailable as error:
+        say(f"no outside relay ({error.message}): checks from outside the cluster will be listed for a serial regrade")
+        return None
+    say(f"outside relay {relay.address} on docker network {relay.network}: the Jobs' checks from outside the "
+        f"cluster leave from there, as the serial path's do")
+    return relay

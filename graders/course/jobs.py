@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from graders import outside, versions
+from graders.outside_relay import Relay
 from graders.autograding import PREPARED_ENV
 from graders.cluster import CONTEXT_ENV, OWNED_LABEL, RUN_LABEL
 from graders.course.grants import NODE_RULES, SYSTEM_READ_NS, SYSTEM_RULES, access_reviews, grant, namespace_rules
@@ -50,6 +51,7 @@ class Run:
     mark: str = "@@k8slab-result@@"
     image: str = ""  # default: the pin K8SLAB_GRADER_IMAGE
     deadline_s: int = DEADLINE_S
+    relay: Relay | None = None  # the batch's client outside the cluster (graders.outside_relay); None: refused
 
     @property
     def nsmap(self) -> NamespaceMap:
@@ -180,7 +182,8 @@ def job(run: Run) -> dict:
                 {"name": outside.IN_JOB_ENV, "value": outside.IN_JOB_REASON},
                 {"name": "HOME", "value": "/tmp"},
                 {"name": "K8SLAB_CACHE", "value": "/tmp/k8slab-cache"},
-                {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
+                {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+                *(run.relay.env() if run.relay else [])],
         "resources": RESOURCES,
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "privileged": False, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},

@@ -531,7 +531,7 @@ def outside_vantage(ctx) -> Vantage:
     """A client on the cluster's docker network, or — when Python cannot reach Docker — the grader's client pod
     inside the cluster, with a note saying so."""
     try:
-        runner = outside.OutsideRunner(ctx.cluster)
+        runner = outside.runner(ctx.cluster)
         return Vantage(runner, runner.source)
     except outside.OutsideUnavailable as error:
         start_client(ctx)
