@@ -21,18 +21,19 @@ or kept to inspect (``"keep"``).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from graders import labs, manifests, mesh, nsview, questions, runlock, workload_reuse
 from graders import spec as specs
-from graders.cluster import ClusterAPI, new_run_id
+from graders.cluster import ClusterAPI, claims, new_run_id
 from graders.cluster.names import pin_kubectl
 from graders.errors import (CheckFailed, ClusterError, K8sLabError, NotReady, Problem, SpecError, SubmissionError,
                             UsageError)
@@ -250,20 +251,45 @@ def _run_on_cluster(ex: specs.ExerciseSpec, found: manifests.Submission | Mappin
         plan.append(("live", text, lambda: checks.live(ctx)))
     steps: list[StepResult] = []
     try:
-        for name, text, run in plan:
-            status.start(f"{ex.id}: {text}")
-            step = _run_step(name, run, options.verbose)
-            status.end(step.passed)
-            steps.append(step)
-            if not step.passed:
-                break
-        if len(steps) > 1:  # past admit: the namespaces carry our run id unless another run took them over
-            steps[-1] = _unless_taken_over(steps[-1], options.real_namespaces(ex.namespaces), cluster, run_id)
-    finally:
-        cleanup = _teardown(ex, cluster, options, done_with, found)
-        if cleanup is not None and steps:
-            steps[-1] = replace(steps[-1], evidence=(*steps[-1].evidence, cleanup))
+        with _turn(ex, cluster, options, found):
+            try:
+                for name, text, run in plan:
+                    status.start(f"{ex.id}: {text}")
+                    step = _run_step(name, run, options.verbose)
+                    status.end(step.passed)
+                    steps.append(step)
+                    if not step.passed:
+                        break
+                if len(steps) > 1:  # past admit: the namespaces carry our run id unless another run took them over
+                    steps[-1] = _unless_taken_over(steps[-1], options.real_namespaces(ex.namespaces), cluster, run_id)
+            finally:
+                cleanup = _teardown(ex, cluster, options, done_with, found)
+                if cleanup is not None and steps:
+                    steps[-1] = replace(steps[-1], evidence=(*steps[-1].evidence, cleanup))
+    except ClusterError as error:  # only taking a turn raises here: every step catches its own
+        if steps:
+            raise
+        return [StepResult("admit", False, f"could not run: {error.message}", hint=error.hint)]
     return steps
+
+
+@contextlib.contextmanager
+def _turn(ex: specs.ExerciseSpec, cluster: ClusterAPI, options: Options,
+          found: manifests.Submission | Mapping[str, questions.Answer]) -> Iterator[None]:
+    """Runs side by side (a namespace map) take turns at what the exercise shares cluster-wide (lab.yaml
+    ``shares``: graders.cluster.claims), until its namespaces are emptied again, so that the next run finds the node port
+    or the route free. Single-student grading needs no turn (graders.runlock)."""
+    if not ex.shares or options.namespace_map.is_identity:
+        yield
+        return
+    turns = claims.for_cluster(cluster, options.namespace_map.real(ex.default_namespace))
+    with turns.held(ex.shares):
+        try:
+            yield
+        finally:
+            with contextlib.suppress(K8sLabError):
+                cluster.empty_namespaces(options.real_namespaces(ex.namespaces), kinds=options.reset_kinds,
+                                         keep_fixtures=True, keep_deployments=_reusable(found, cluster, options))
 
 
 def _unless_taken_over(step: StepResult, namespaces: list[str], cluster: ClusterAPI, run_id: str) -> StepResult:

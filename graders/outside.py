@@ -254,21 +254,23 @@ def listener(ports: Sequence[int], cluster=None, client=None) -> Iterator[str]:
         _remove(container)
 
 
-class OutsideRunner:
-    """Runs probes from one short-lived container on the cluster's docker network (see module doc)."""
+class _Outside:
+    """What both outside runners share (graders.probe.Runner's interface): one batch script per run() call, run
+    from the cluster's docker network; results carry the learner's `docker run` line. ``_batch`` runs it."""
 
-    def __init__(self, cluster=None, *, network: str | None = None, image: str | None = None,
-                 timeout: float = RUN_TIMEOUT):
-        self.client = _docker()
-        self.network = network or network_name(self.client)
-        self.image = image or client_image(self.client, cluster)
-        self.timeout = timeout
+    network: str
+    image: str
+
+    def __init__(self) -> None:
         self.runs = 0
         self.seconds = 0.0
 
     @property
     def source(self) -> str:
         return f"outside/{self.network}"
+
+    def _batch(self, specs: Sequence[probe.ProbeSpec]) -> tuple[int, str, str]:
+        raise NotImplementedError
 
     def run(self, specs: Sequence[probe.ProbeSpec]) -> list[probe.ProbeResult]:
         if not specs:
@@ -277,14 +279,29 @@ class OutsideRunner:
         started = time.monotonic()
         self.runs += 1
         try:
-            rc, out, err = run_script(probe.batch_script(specs), network=self.network, image=self.image,
-                                      timeout=self.timeout, client=self.client)
+            rc, out, err = self._batch(specs)
         except OutsideUnavailable as error:
             return [probe.ProbeResult(s, Outcome.FAILED, detail=error.message, command=c)
                     for s, c in zip(specs, commands)]
         finally:
             self.seconds += time.monotonic() - started
         return probe.results_from_batch(specs, commands, rc, out, err)
+
+
+class OutsideRunner(_Outside):
+    """Runs probes from one short-lived container on the cluster's docker network (see module doc)."""
+
+    def __init__(self, cluster=None, *, network: str | None = None, image: str | None = None,
+                 timeout: float = RUN_TIMEOUT):
+        super().__init__()
+        self.client = _docker()
+        self.network = network or network_name(self.client)
+        self.image = image or client_image(self.client, cluster)
+        self.timeout = timeout
+
+    def _batch(self, specs: Sequence[probe.ProbeSpec]) -> tuple[int, str, str]:
+        return run_script(probe.batch_script(specs), network=self.network, image=self.image, timeout=self.timeout,
+                          client=self.client)
 
 
 def _subnets(client, network: str) -> tuple[list[str], list[str]]:
@@ -352,31 +369,16 @@ def _wait_answering(container, found) -> None:
                                  f"(status {container.status}; {logs.strip() or err.strip()[-200:] or 'no output'})")
 
 
-class RelayRunner:
-    """graders.outside.OutsideRunner's interface, through the relay: the same batch, run on the same network."""
+class RelayRunner(_Outside):
+    """The same batch through the batch's relay (graders.outside_relay), from the same network: a grading Job's."""
 
-    def __init__(self, relay):
+    def __init__(self, relay: outside_relay.Relay):
+        super().__init__()
         self.relay = relay
         self.network, self.image = relay.network, relay.image
-        self.runs = 0
-        self.seconds = 0.0
 
-    @property
-    def source(self) -> str:
-        return f"outside/{self.network}"
-
-    def run(self, specs: Sequence[probe.ProbeSpec]) -> list[probe.ProbeResult]:
-        if not specs:
-            return []
-        commands = [reproduce_command(s, self.network, self.image) for s in specs]
-        started = time.monotonic()
-        self.runs += 1
+    def _batch(self, specs: Sequence[probe.ProbeSpec]) -> tuple[int, str, str]:
         try:
-            rc, out, err = self.relay.run_batch(specs)
+            return self.relay.run_batch(specs)
         except outside_relay.RelayError as error:
-            return [probe.ProbeResult(s, Outcome.FAILED, detail=str(error), command=c) for s, c in zip(specs, commands)]
-        finally:
-            self.seconds += time.monotonic() - started
-        return probe.results_from_batch(specs, commands, rc, out, err)
-
-
+            raise OutsideUnavailable(str(error)) from None

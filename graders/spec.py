@@ -25,7 +25,7 @@ _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 # Labels the grader or the API server sets on every namespace: a lab may not declare them.
 _RESERVED_LABEL_PREFIXES = ("k8slab.dev/", "kubernetes.io/metadata.name")
 _EXERCISE_KEYS = {"id", "title", "points", "files", "allowed_kinds", "mistakes", "namespaces", "ready_timeout",
-                  "description", "submission", "requires"}
+                  "description", "submission", "requires", "shares"}
 # What the learner submits: Kubernetes objects (applied and probed), or one YAML file of answers to questions that
 # the grader checks against the live cluster (graders.questions: observation and predict exercises).
 SUBMISSIONS = ("manifests", "answers")
@@ -33,6 +33,12 @@ SUBMISSIONS = ("manifests", "answers")
 # (Istio or Linkerd, online only: graders/mesh.py). On a cluster without it the engine reports the exercise "not
 # graded" with what to run -- never a pass, never a failure of the learner's files.
 REQUIREMENTS = ("mesh",)
+# What an exercise shares with every other run on the cluster (``shares``): grading runs side by side take turns at
+# it (graders/cluster/claims.py).
+SHARED = {
+    "node-ports": "node ports (one Service per port in the whole cluster)",
+    "ingress-routes": "the ingress controller's routes (a host and path rule is matched across every namespace)",
+}
 _MISTAKE_KEYS = {"id", "message", "description"}
 DEFAULT_READY_TIMEOUT = 120.0
 
@@ -59,6 +65,7 @@ class ExerciseSpec:
     root: Path = Path(".")  # repository root the spec was loaded from
     submission: str = "manifests"  # or "answers" (see SUBMISSIONS)
     requires: tuple[str, ...] = ()  # of REQUIREMENTS: what the cluster must offer for this exercise to be graded
+    shares: tuple[str, ...] = ()  # of SHARED: cluster-wide things runs side by side take turns at
 
     @property
     def default_namespace(self) -> str:
@@ -241,18 +248,14 @@ def _parse_exercise(raw: Any, where: str, problems: "_Problems", lab_id: str, la
         allowed_kinds: tuple[str, ...] = ()
     else:
         allowed_kinds = problems.strings(raw, "allowed_kinds", where)
-    requires = raw.get("requires", [])
-    requires = [requires] if isinstance(requires, str) else requires
-    if not isinstance(requires, list) or any(r not in REQUIREMENTS for r in requires):
-        problems.add(f"{where}.requires", f"must be one of {', '.join(REQUIREMENTS)} (or a list of them), "
-                                          f"got {raw.get('requires')!r}")
-        requires = []
+    requires = problems.chosen(raw, "requires", REQUIREMENTS, where)
+    shares = problems.chosen(raw, "shares", tuple(SHARED), where)
     return ExerciseSpec(
         lab=lab_id, id=exercise_id, title=problems.string(raw, "title", where), points=float(points),
         files=files, allowed_kinds=allowed_kinds,
         namespaces=namespaces, mistakes=tuple(mistakes), ready_timeout=float(ready_timeout),
         description=str(raw.get("description", "")), root=root, submission=str(submission),
-        requires=tuple(dict.fromkeys(requires)),
+        requires=requires, shares=shares,
     )
 
 
@@ -288,6 +291,16 @@ class _Problems:
             self.add(_join(where, key), f"must be a non-empty list of strings, got {value!r}")
             return ()
         return tuple(value)
+
+    def chosen(self, raw: dict, key: str, allowed: tuple[str, ...], where: str) -> tuple[str, ...]:
+        """An optional word of ``allowed``, or a list of them (each once)."""
+        value = raw.get(key, [])
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or any(v not in allowed for v in value):
+            self.add(_join(where, key), f"must be one of {', '.join(allowed)} (or a list of them), "
+                                        f"got {raw.get(key)!r}")
+            return ()
+        return tuple(dict.fromkeys(value))
 
     def namespaces(self, value: Any, where: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not value:

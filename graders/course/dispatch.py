@@ -227,6 +227,8 @@ class Dispatcher:
                 self.say(f"{student} {self.lab.id}: already graded, skipped (--force regrades)")
             else:
                 queue.append(student)
+        if queue and jobs.shares(self.lab):
+            self.runs.create([jobs.claims_namespace()])  # for the Leases of what the runs take turns at
         active: dict[str, _Active] = {}
         recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="k8slab-record")
         recordings: list[Future] = []

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from graders import outside, versions
 from graders.outside_relay import Relay
 from graders.autograding import PREPARED_ENV
-from graders.cluster import CONTEXT_ENV, OWNED_LABEL, RUN_LABEL
+from graders.cluster import CONTEXT_ENV, OWNED_LABEL, RUN_LABEL, claims
 from graders.course.grants import NODE_RULES, SYSTEM_READ_NS, SYSTEM_RULES, access_reviews, grant, namespace_rules
 from graders.nsmap import NamespaceMap, run_suffix
 from graders.spec import LabSpec
@@ -109,12 +109,25 @@ def grants(run: Run) -> list[dict]:
               for real in (run.nsmap.real(ns) for ns in run.lab.all_namespaces)]
     wanted += [("Role", f"k8slab-grader-system-reader-{run.suffix}", SYSTEM_READ_NS, SYSTEM_RULES),
                ("ClusterRole", f"k8slab-grader-node-reader-{run.suffix}", None, NODE_RULES)]
+    if shares(run.lab):  # its Leases, to take turns with the other runs (graders.cluster.claims)
+        wanted.append(("Role", f"k8slab-grader-claims-{run.suffix}", claims.NAMESPACE, claims.RULES))
     out = []
     for kind, name, namespace, rules in wanted:
         role, binding = grant(kind, name, namespace, rules, (run.holding, SERVICE_ACCOUNT), run.labels, run.labels)
         out += [{"apiVersion": RBAC_API, "kind": kind, **role}, {"apiVersion": RBAC_API, "kind": f"{kind}Binding",
                                                                  **binding}]
     return out
+
+
+def shares(lab: LabSpec) -> bool:
+    """Whether an exercise of the lab takes turns at something cluster-wide (lab.yaml ``shares``)."""
+    return any(exercise.shares for exercise in lab.exercises)
+
+
+def claims_namespace() -> dict:
+    """Where the runs' Leases live: created once by the dispatcher (not a run's: no run label, never deleted with
+    one), the grader's own."""
+    return _namespace(claims.NAMESPACE, {OWNED_LABEL: "true"})
 
 
 def authorization_checks(run: Run) -> list[dict]:

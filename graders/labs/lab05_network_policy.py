@@ -938,8 +938,12 @@ PREDICT_DIGEST = "b819c557c46aa7c6cc36c6aa47348b18e5c328759d564bb141f68659a3a0e9
 NO_POLICY = ""  # the first round: every question's connection with no policy applied
 # Each round retries a connection while the cluster disagrees with the round's policy, until the deadline: a
 # loaded kube-router took over 10 s to lift a deleted policy, so the rounds allow more attempts than the other
-# exercises (a round stays bounded by PROBE_DEADLINE_S; after a round showing no enforcement, the rest is not sent).
-PREDICT_ATTEMPTS = 15
+# exercises; and with three grading Jobs applying and deleting policies side by side (autograde --parallel 3 on
+# the 2-core kind cluster, 2026-12-05) it took over 40 s twice in 14 runs, so a round waits up to
+# PREDICT_DEADLINE_S (a round that agrees at once costs nothing more; after a round showing no enforcement, the
+# rest is not sent, so a cluster that never enforces costs one round).
+PREDICT_ATTEMPTS = 40
+PREDICT_DEADLINE_S = 90.0
 PREDICT_PAUSE_S = 1.0
 ALLOW, BLOCK = Outcome.ALLOWED.word, Outcome.BLOCKED.word  # the two choices: "allowed", "blocked"
 PredictCell = tuple[str, str, Column]  # (the given policy applied alone, or NO_POLICY; source; destination)
@@ -1053,7 +1057,7 @@ def _unseen(cell: PredictCell, static: Mapping[PredictCell, bool], seen: Seen) -
     if outcome is Outcome.FAILED:
         return f"the grader's probe of {what} could not run ({detail})"
     if not policy and outcome is not Outcome.ALLOWED:
-        return (f"with no policy at all, {what} did not work ({detail}; retried for up to {PROBE_DEADLINE_S:g} s), "
+        return (f"with no policy at all, {what} did not work ({detail}; retried for up to {PREDICT_DEADLINE_S:g} s), "
                 f"so there is nothing to compare a policy's effect with")
     if policy and outcome is not outcome_of(static[cell]):
         return (f"the cluster blocked {what} although {policy} allows it ({detail}): something else blocks it, or the "
@@ -1068,7 +1072,7 @@ def leak(static: Mapping[PredictCell, bool], seen: Seen) -> str:
         if cell[0] and cell in static and not static[cell] and outcome is Outcome.ALLOWED:
             return (f"the cluster let {connection(cell)} through although {cell[0]} blocks it: the CNI does not "
                     f"enforce NetworkPolicy (Flannel, for one, never does) or had not programmed the policy after "
-                    f"retrying for up to {PROBE_DEADLINE_S:g} s")
+                    f"retrying for up to {PREDICT_DEADLINE_S:g} s")
     return ""
 
 
@@ -1142,7 +1146,7 @@ def predict_observe(ctx, policies: Mapping[str, dict], addresses: Mapping[str, s
         try:
             want = {spec: outcome_of(static[cell]) for cell, spec in specs.items()}
             results = probe_until(ctx.prober, list(specs.values()), want, attempts=PREDICT_ATTEMPTS,
-                                  deadline_s=PROBE_DEADLINE_S, pause_s=PREDICT_PAUSE_S)
+                                  deadline_s=PREDICT_DEADLINE_S, pause_s=PREDICT_PAUSE_S)
         finally:
             if doc is not None:
                 ctx.cluster.delete(doc)

@@ -86,9 +86,8 @@ def solution_files(lab_spec, only: set[str] | None = None, context: str | None =
 
 
 def generated_class(lab_spec, context: str, size: int) -> dict[str, dict]:
-    """``size`` submissions: the solution, each alternative, the starter, then one known mistake each (cycling
-    through the exercises' mistakes), repeated to the class size; the solution and a mistake come first, whatever
-    the size. student -> files ("exercise/name" -> source). The parallel autograder's live test and benchmark."""
+    """``size`` submissions: the solution, the last known mistake, the starter, each alternative, then one known
+    mistake each (cycling through the exercises' mistakes), repeated to the class size. student -> files ("exercise/name" -> source). The parallel autograder's live test and benchmark."""
     full = solution_files(lab_spec, context=context)
     kinds: list[tuple[str, dict]] = [("sol", full)]
     for exercise in lab_spec.exercises:
@@ -96,14 +95,14 @@ def generated_class(lab_spec, context: str, size: int) -> dict[str, dict]:
             files = dict(full)
             files.update({f"{exercise.id}/{p.name}": p for p in alt.iterdir() if p.name in exercise.files})
             kinds.append((f"alt-{exercise.id}-{alt.name}", files))
-    kinds.append(("starter", {}))
+    starter = ("starter", {})
     for exercise in lab_spec.exercises:
         for mistake in exercise.mistakes:
             files = dict(full)
             files.update({f"{exercise.id}/{name}": exercise.mistake_dir(mistake) / name for name in exercise.files
                           if (exercise.mistake_dir(mistake) / name).is_file()})
             kinds.append((f"mis-{exercise.id}-{mistake.id}", files))
-    picked = [kinds[0], kinds[-1], *kinds[1:-1]]
+    picked = [kinds[0], kinds[-1], starter, *kinds[1:-1]]
     return {f"s{i:02d}-{name}"[:40]: files for i, (name, files) in enumerate(picked[i % len(picked)]
                                                                            for i in range(size))}
 

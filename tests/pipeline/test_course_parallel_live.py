@@ -91,6 +91,8 @@ def test_parallel_grades_equal_serial_and_nothing_is_left(admin, grader_image, t
     assert serial[next(s for s in submissions if "-sol" in s)].total == lab_spec.points
     assert _grades(parallel_dir) == _grades(serial_dir)
     assert serial["zz-mallory"].total == 0 and parallel["zz-mallory"].total == 0
+    starter = next(s for s in submissions if s.endswith("-starter"))
+    assert serial[starter].total == 0, serial[starter].summary()
     # the second student carries the last known mistake: its message reaches the feedback the Jobs' grades make
     exercise = [e for e in lab_spec.exercises if e.mistakes][-1]
     mistake, student = exercise.mistakes[-1], sorted(submissions)[1]
