@@ -426,7 +426,10 @@ def loadbalancer_live(ctx) -> StepResult:
     extra = []
     if port is not None and port.node_port and nodes:
         extra = [vantage.http(nodes[0][1], port.node_port, f"NodePort {nodes[0][1]}:{port.node_port} (also allocated)")]
-    results = probe.probe_until(vantage.runner, specs + extra, _answered, attempts=2, deadline_s=15, pause_s=1)
+    # A load-balancer IP just (re)assigned may take a few seconds to be reached: MetalLB answers ARP for it from the
+    # node it elects, and a client that knew the address from an earlier Service (autograde --parallel hands the
+    # pool's addresses from run to run) still sends to the old node until then: a request lost then is retried.
+    results = probe.probe_until(vantage.runner, specs + extra, _answered, attempts=4, deadline_s=20, pause_s=1.5)
     lb_results, np_results = results[:len(specs)], results[len(specs):]
     outside_table = judge_outside(lb_results, pods, f"load-balancer IP {external}", (table, ep_evidence),
                                   target_port=port.target_port if port is not None else None, namespace=ns,
