@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from graders import outside, versions
-from graders.outside_relay import Relay
 from graders.autograding import PREPARED_ENV
 from graders.cluster import CONTEXT_ENV, OWNED_LABEL, RUN_LABEL, claims
 from graders.course.grants import NODE_RULES, SYSTEM_READ_NS, SYSTEM_RULES, access_reviews, grant, namespace_rules
 from graders.nsmap import NamespaceMap, run_suffix
+from graders.outside_relay import Relay
 from graders.spec import LabSpec
 
 RBAC_API = "rbac.authorization.k8s.io/v1"
