@@ -381,4 +381,7 @@ class RelayRunner(_Outside):
         try:
             return self.relay.run_batch(specs)
         except outside_relay.RelayError as error:
-            raise OutsideUnavailable(str(error)) from None
+            # not the student's failure: the submission is listed for a serial regrade
+            reason = f"not probed inside a Job: {error}; regrade serially for the outside view"
+            _refused.append(reason)
+            raise OutsideUnavailable(reason) from None

@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from graders import probe
+from graders import outside_scripts, probe
 
 URL_ENV = "K8SLAB_OUTSIDE_RELAY"             # in a Job: http://ADDRESS:PORT of the batch's relay
 TOKEN_ENV = "K8SLAB_OUTSIDE_RELAY_TOKEN"     # in a Job and in the relay: the batch's token
@@ -111,11 +111,19 @@ def parse_specs(payload: object, policy: Policy) -> list[probe.ProbeSpec]:
         path = item.get("path") or "/"
         if not isinstance(path, str) or not _PATH.match(path):
             raise RelayRefused("the path is not a plain URL path")
+        target = policy.target(item.get("target"))
+        if item.get("recipe") is not None:  # a script the serial path would run, rebuilt here from its arguments
+            try:
+                spec = outside_scripts.ScriptSpec.of("outside/relay", target, port, item["recipe"], label="",
+                                                     **(item.get("args") if isinstance(item.get("args"), dict) else {}))
+            except (outside_scripts.ScriptRefused, TypeError) as error:
+                raise RelayRefused(f"script: {error}") from None
+            specs.append(spec)
+            continue
         host = item.get("host_header")
         if host is not None and (not isinstance(host, str) or not _HOST.match(host)):
             raise RelayRefused("the Host header is not a host name")
-        specs.append(probe.ProbeSpec("outside/relay", kind, policy.target(item.get("target")), port,
-                                     host_header=host, path=path))
+        specs.append(probe.ProbeSpec("outside/relay", kind, target, port, host_header=host, path=path))
     return specs
 
 
@@ -285,8 +293,12 @@ class Relay:
                 time.sleep(1)
 
     def run_batch(self, specs: Sequence[probe.ProbeSpec]) -> tuple[int, str, str]:
+        odd = [s.target_label for s in specs if type(s) not in (probe.ProbeSpec, outside_scripts.ScriptSpec)]
+        if odd:  # its own argv would be lost on the way: never run something else in its place
+            raise RelayError(f"probe {odd[0]} has a command the relay cannot rebuild")
         body = {"specs": [{"kind": s.kind, "target": s.target, "port": s.port, "path": s.path,
-                           "host_header": s.host_header} for s in specs]}
+                           "host_header": s.host_header,
+                           **(s.wire() if isinstance(s, outside_scripts.ScriptSpec) else {})} for s in specs]}
         answer = self._call("POST", "/probes", body, timeout=RUN_TIMEOUT + CLIENT_SLACK)
         return int(answer.get("rc", 1)), str(answer.get("stdout", "")), str(answer.get("stderr", ""))
 

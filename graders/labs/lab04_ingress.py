@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from graders import paths, probe
+from graders.outside_scripts import ScriptSpec
 from graders.errors import CheckFailed, K8sLabError
 from graders.exercise import Exercise
 from graders.labs._kit import (Finding, as_deployed, context_of, is_ready, kubectl, learner_pods, outside_vantage,
@@ -81,7 +82,6 @@ PERMANENT_REDIRECTS = (301, 308)
 CERT_MANAGER_ANNOTATIONS = ("cert-manager.io/cluster-issuer", "cert-manager.io/issuer")
 COURSE_CA_NAME = "k8slab course CA"
 TRAEFIK_DEFAULT_CERT = "TRAEFIK DEFAULT CERT"
-CA_PEM_TAG = "PEM"
 
 
 # ================================================================================ what was asked
@@ -707,65 +707,30 @@ def _reproduce(results, observed) -> Evidence:
     return Evidence.command("Reproduce (from a container on the cluster's docker network)", first.command)
 
 
-@dataclass(frozen=True)
-class ScriptSpec(probe.ProbeSpec):
-    """One probe that is a short POSIX sh script (curl with options a plain http probe lacks: HTTPS with a CA and
-    SNI, status codes, many requests counted). Runs like any probe, in the batch of the outside container; its
-    Reproduce line is the same `sh -c` script."""
-
-    script: str = ""
-
-    def argv(self) -> list[str]:
-        return ["sh", "-c", self.script]
-
-
 def counting_spec(source: str, address: str, count: int = CANARY_REQUESTS) -> ScriptSpec:
-    """``count`` sequential requests to /api in ONE probe, counted per answer (sort | uniq -c): 200 answers fit in
-    one short result line, and sequential requests see the controller's weighted round robin as a client would."""
-    return ScriptSpec(source, "http", address, 80, host_header=HOST, path="/api", label=f"{count} x {HOST}/api",
-                      script=repeated_requests(HOST, f"http://{address}:80/api", count))
-
-
-def repeated_requests(host: str, url: str, count: int) -> str:
-    """``count`` sequential GETs of ``url`` by ONE curl, each bounded (-m 1), one answer a line, counted per answer
-    (sort | uniq -c). curl expands the fragment ``#[1-N]`` into N requests for the same path (a fragment is never
-    sent), so they share one kept-alive connection: ~15x faster than a curl process per request, and the
-    controller still picks a backend per request (weighted round robin works per request, not per connection).
-    A request without an answer still prints its empty line: it is counted as "no answer"."""
-    return f"curl -s -m 1 -H 'Host: {host}' -w '\\n' '{url}#[1-{count}]' | sort | uniq -c"
-
-
-def _ca_file(ca_pem: str) -> str:
-    """A here-document that writes the course CA into the client container (the grader's own trust store)."""
-    return f"cat > /tmp/ca.$$.pem <<'{CA_PEM_TAG}'\n{ca_pem.strip()}\n{CA_PEM_TAG}\n"
+    """``count`` sequential requests to /api in ONE probe, counted per answer (outside_scripts recipe "repeated"):
+    200 answers fit in one short result line, and sequential requests see the controller's weighted round robin
+    as a client would."""
+    return ScriptSpec.of(source, address, 80, "repeated", label=f"{count} x {HOST}/api", host=HOST, path="/api",
+                         count=count)
 
 
 def https_spec(source: str, address: str, route: Route, ca_pem: str) -> ScriptSpec:
-    """GET https://<host><path> with SNI = the host (--resolve sends it to the controller's IP), verified against
-    the course CA: curl fails (exit 60) when the certificate is not for the host or not from the CA."""
-    # curl's first error line says why (exit 60: the name or the issuer); the lines after it are advice
-    script = (_ca_file(ca_pem) + f"curl -sS -m 2 --cacert /tmp/ca.$$.pem --resolve {route.host}:443:{address} "
-                                 f"https://{route.host}{route.path} 2>/tmp/err.$$; rc=$?; "
-                                 f"[ $rc -eq 0 ] || head -n 1 /tmp/err.$$; exit $rc")
-    return ScriptSpec(source, "http", address, 443, host_header=route.host, path=route.path, label=route.label,
-                      script=script)
+    """GET https://<host><path> with SNI = the host, verified against the course CA (exit 60: not for the host or
+    not from the CA)."""
+    return ScriptSpec.of(source, address, 443, "https", label=route.label, host=route.host, path=route.path,
+                         ca_pem=ca_pem)
 
 
 def certificate_spec(source: str, address: str, host: str = HOST) -> ScriptSpec:
     """The certificate the controller serves for SNI ``host`` (not verified: -k), as curl describes it."""
-    script = (f"curl -sk -o /dev/null -m 2 -w '%{{certs}}' --resolve {host}:443:{address} https://{host}/ "
-              f"| grep -E '^(Subject|Issuer|X509v3 Subject Alternative Name|Start date|Expire date):'")
-    return ScriptSpec(source, "http", address, 443, host_header=host, label=f"certificate for {host}", script=script)
+    return ScriptSpec.of(source, address, 443, "certificate", label=f"certificate for {host}", host=host)
 
 
 def plain_http_spec(source: str, address: str, path: str = "/", host: str = HOST) -> ScriptSpec:
     """GET http://<host><path> without following a redirect: "<status> <Location header>" (the Location as the
     controller wrote it, not resolved by curl)."""
-    script = (f"curl -s -o /dev/null -m 2 -D /tmp/h.$$ -H 'Host: {host}' -w '%{{http_code}}' "
-              f"'http://{address}:80{path}'; echo \" $(tr -d '\\r' < /tmp/h.$$ | "
-              f"sed -n 's/^[Ll]ocation: *//p' | head -n 1)\"")
-    return ScriptSpec(source, "http", address, 80, host_header=host, path=path, label=f"http://{host}{path}",
-                      script=script)
+    return ScriptSpec.of(source, address, 80, "location", label=f"http://{host}{path}", host=host, path=path)
 
 
 def parse_counts(output: str, apps: Mapping[str, str]) -> Counter:
@@ -1080,10 +1045,8 @@ def explain_admission(message: str, context: str | None = None) -> str:
 # redirect by its status code and Location header, never followed.
 def header_spec(source: str, address: str, route: Route) -> ScriptSpec:
     """GET http://<host><path> with the route's extra header (if any); the body says who answered."""
-    extra = f" -H '{route.header}'" if route.header else ""
-    script = f"curl -s -m 2 -H 'Host: {route.host}'{extra} http://{address}:80{route.path}"
-    return ScriptSpec(source, "http", address, 80, host_header=route.host, path=route.path, label=route.label,
-                      script=script)
+    return ScriptSpec.of(source, address, 80, "header", label=route.label, host=route.host, path=route.path,
+                         header=route.header or "")
 
 
 def redirect_spec(source: str, address: str) -> ScriptSpec:
@@ -1422,13 +1385,12 @@ def predict_pod(namespace: str, name: str, role: str, image: str) -> dict:
 
 def status_spec(source: str, address: str, host: str, path: str) -> ScriptSpec:
     """The status code and body of one request (curl: "<code> <body>")."""
-    script = f"curl -s -m 2 -H 'Host: {host}' -w ' %{{http_code}}' http://{address}:80{path}"
-    return ScriptSpec(source, "http", address, 80, host_header=host, path=path, label=f"{host}{path}", script=script)
+    return ScriptSpec.of(source, address, 80, "status", label=f"{host}{path}", host=host, path=path)
 
 
 def count_spec(source: str, address: str, host: str, count: int = PREDICT_CANARY_REQUESTS) -> ScriptSpec:
-    return ScriptSpec(source, "http", address, 80, host_header=host, path="/", label=f"{count} x {host}/",
-                      script=repeated_requests(host, f"http://{address}:80/", count))
+    return ScriptSpec.of(source, address, 80, "repeated", label=f"{count} x {host}/", host=host, path="/",
+                         count=count)
 
 
 def split_status(result: probe.ProbeResult) -> tuple[str, int | None]:
@@ -1663,22 +1625,17 @@ def rate_limit_causes(objects: Sequence[Manifest], namespace: str) -> list[Findi
 
 
 def burst_spec(source: str, address: str) -> ScriptSpec:
-    """Three phases in ONE probe, each request bounded (-m 2): BURST_REQUESTS back-to-back to /api, a pause of
-    REFILL_PAUSE_S, REFILL_REQUESTS to /api, FRONTEND_REQUESTS to /. Each phase prints its start and end time
-    (ns) and one line per request: status code, then the start of the body (the pod's name, or the 429 text).
-    One curl PER request on purpose (not one curl for the phase, as repeated_requests does): a burst spread over
-    ~1.5 s lets a token bucket refill at its rate while it runs, which is what tells 10/s from 30/s; 30 requests
-    on one kept-alive connection take ~0.06 s and pass 10 at any rate above that (seen with average: 30)."""
-    request = (f"curl -s -m 2 -o /tmp/b.$$ -w '%{{http_code}}' -H 'Host: {HOST}' http://{address}:80$1; "
-               f"printf ' '; head -c 60 /tmp/b.$$ | tr -d '\\n'; echo")
-    script = (f"req() {{ {request}; }}; "
-              f"phase() {{ echo \"== $1 $(date +%s%N)\"; i=0; while [ $i -lt $2 ]; do req $3; i=$((i+1)); done; "
-              f"echo \"== end $(date +%s%N)\"; }}; "
-              f"phase burst {BURST_REQUESTS} /api; sleep {REFILL_PAUSE_S:g}; phase refill {REFILL_REQUESTS} /api; "
-              f"phase frontend {FRONTEND_REQUESTS} /")
-    return ScriptSpec(source, "http", address, 80, host_header=HOST, path="/api",
-                      label=f"{BURST_REQUESTS}+{REFILL_REQUESTS} x {HOST}/api, {FRONTEND_REQUESTS} x {HOST}/",
-                      script=script)
+    """Three phases in ONE probe (outside_scripts recipe "burst"), each request bounded (-m 2): BURST_REQUESTS
+    back-to-back to /api, a pause of REFILL_PAUSE_S, REFILL_REQUESTS to /api, FRONTEND_REQUESTS to /. Each phase
+    prints its start and end time (ns) and one line per request: status code, then the start of the body (the
+    pod's name, or the 429 text). One curl PER request on purpose (not one curl for the phase, as the counting
+    probe does): a burst spread over ~1.5 s lets a token bucket refill at its rate while it runs, which is what
+    tells 10/s from 30/s; 30 requests on one kept-alive connection take ~0.06 s and pass 10 at any rate above that
+    (seen with average: 30)."""
+    return ScriptSpec.of(source, address, 80, "burst",
+                         label=f"{BURST_REQUESTS}+{REFILL_REQUESTS} x {HOST}/api, {FRONTEND_REQUESTS} x {HOST}/",
+                         host=HOST, path="/api", burst=BURST_REQUESTS, refill=REFILL_REQUESTS, pause=REFILL_PAUSE_S,
+                         frontend=FRONTEND_REQUESTS)
 
 
 @dataclass(frozen=True)

@@ -85,9 +85,14 @@ def solution_files(lab_spec, only: set[str] | None = None, context: str | None =
     return out
 
 
-def generated_class(lab_spec, context: str, size: int) -> dict[str, dict]:
-    """``size`` submissions: the solution, the last known mistake, the starter, each alternative, then one known
-    mistake each (cycling through the exercises' mistakes), repeated to the class size. student -> files ("exercise/name" -> source). The parallel autograder's live test and benchmark."""
+def generated_class(lab_spec, context: str, size: int, distinct: int | None = None) -> dict[str, dict]:
+    """``size`` submissions: the solution, the last known mistake, the starter, then alternatives and known
+    mistakes by turns. student -> files ("exercise/name" -> source). The
+    parallel autograder's live test and benchmark.
+
+    With ``distinct`` < ``size``, only that many different answers are handed in, each by size/distinct students
+    named next to each other (``s00a-sol``, ``s00b-sol``): classmates with the same answer, graded at the same time
+    under the same logical namespaces, must each get that answer's grade (see :func:`answer_of`)."""
     full = solution_files(lab_spec, context=context)
     kinds: list[tuple[str, dict]] = [("sol", full)]
     for exercise in lab_spec.exercises:
@@ -102,9 +107,24 @@ def generated_class(lab_spec, context: str, size: int) -> dict[str, dict]:
             files.update({f"{exercise.id}/{name}": exercise.mistake_dir(mistake) / name for name in exercise.files
                           if (exercise.mistake_dir(mistake) / name).is_file()})
             kinds.append((f"mis-{exercise.id}-{mistake.id}", files))
-    picked = [kinds[0], kinds[-1], starter, *kinds[1:-1]]
-    return {f"s{i:02d}-{name}"[:40]: files for i, (name, files) in enumerate(picked[i % len(picked)]
-                                                                           for i in range(size))}
+    alternatives = [k for k in kinds[1:-1] if k[0].startswith("alt-")]
+    mistakes = [k for k in kinds[1:-1] if k[0].startswith("mis-")]
+    # alternatives and mistakes take turns, so that a small class has both
+    mixed = [k for pair in zip(alternatives, mistakes) for k in pair]
+    n = min(len(alternatives), len(mistakes))
+    picked = [kinds[0], kinds[-1], starter, *mixed, *alternatives[n:], *mistakes[n:]]
+    if not distinct or distinct >= size:
+        return {f"s{i:02d}-{name}"[:40]: files for i, (name, files) in enumerate(picked[i % len(picked)]
+                                                                               for i in range(size))}
+    answers = [picked[i % len(picked)] for i in range(distinct)]
+    return {f"s{i % distinct:02d}{chr(ord('a') + i // distinct)}-{answers[i % distinct][0]}"[:40]:
+            answers[i % distinct][1] for i in range(size)}
+
+
+def answer_of(student: str) -> str:
+    """The first student who handed in the same answer: ``s00b-sol`` -> ``s00a-sol``; itself when it has no twin."""
+    head, _, name = student.partition("-")
+    return f"{head[:3]}a-{name}"[:40] if len(head) == 4 else student
 
 
 def zip_lab(folder: Path, zip_path: Path) -> None:

@@ -8,6 +8,11 @@ clusters (lab.yaml ``compare_with``: 02-cni) also needs its second cluster (kind
 OFFLINE=1 CNI=flannel`): skipped saying so without it, a failure with K8SLAB_REQUIRE_SECOND_CLUSTER=1
 (tests/observed.py second_cluster_or_skip); with it, the autograder grants and grades on both, and leaves nothing on
 either.
+
+With K8SLAB_PIPELINE_PARALLEL=N (CI sets it once the grading image is in the nodes) a lab that compares nothing is
+graded through the parallel path (`--parallel N`: grading Jobs, the batch's outside relay) instead of the serial
+one, with the same assertions; the serial path is compared with the Jobs' on a generated class by
+test_course_parallel_live.py.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from observed import materialise, second_cluster_or_skip
 
 from pipeline_helpers import REPO, add_student_cell, build_course, hand_in, nbgrader, read_csv, solution_files
 from graders import comparison, spec
-from graders.course import grants, harness, regrade
+from graders.course import dispatch, grants, harness, regrade
 from graders.course.gradebook import export_grades
 from graders.course.release import release_leaks
 
@@ -35,6 +40,7 @@ pytestmark = [pytest.mark.live, pytest.mark.timeout(3600)]
 NOT_AUTOGRADED = {"06-service-mesh"}
 LIVE_LABS = [lab for lab in spec.lab_ids(REPO)
              if (REPO / "labs" / lab / f"{lab}.md").is_file() and lab not in NOT_AUTOGRADED]
+PIPELINE_PARALLEL = int(os.environ.get("K8SLAB_PIPELINE_PARALLEL", "0") or 0)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +87,19 @@ def _mistake_files(lab_spec, admin):
     return files, exercise, mistake
 
 
+def _autograde(course_dir, lab, students, say, compare_context):
+    """The serial autograder, or with K8SLAB_PIPELINE_PARALLEL=N the parallel one for a lab that compares nothing
+    (a lab with a second cluster is refused by --parallel, as an instructor would be told)."""
+    if not PIPELINE_PARALLEL or compare_context is not None:
+        return harness.autograde(course_dir, lab, students, say=say, compare_context=compare_context)
+    summary = dispatch.autograde_parallel(course_dir, lab, PIPELINE_PARALLEL, students, say=say)
+    report = "\n".join(summary.lines(course_dir))
+    print(report)
+    assert summary.count(dispatch.GRADED) == len(students), report
+    assert not summary.pending_serial and not summary.leftovers, report
+    return [outcome.result for outcome in summary.outcomes]
+
+
 def _only_selected(request, lab: str) -> None:
     """Honour the k8slab plugin's --lab option (the live pipeline is slow: a lab at a time helps)."""
     try:
@@ -103,8 +122,8 @@ def test_solution_full_stub_zero_mistake_partial(admin, tmp_path, request, lab):
     hand_in(course_dir, lab, "mia", files)
 
     said: list[str] = []
-    results = {r.student: r for r in harness.autograde(course_dir, lab, ["sam", "stu", "mia"], say=said.append,
-                                                       compare_context=second.context if second else None)}
+    results = {r.student: r for r in _autograde(course_dir, lab, ["sam", "stu", "mia"], said.append,
+                                                second.context if second else None)}
     for r in results.values():
         assert not r.error, r.summary()
         assert not r.tampered, r.summary()

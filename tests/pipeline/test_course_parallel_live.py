@@ -6,7 +6,10 @@ docker network, as the serial path's client containers do: no student may be lef
 
 Needs the kind-k8slab cluster and the grading image in its nodes (`make grader-image`); skipped saying so
 otherwise (K8SLAB_REQUIRE_GRADER_IMAGE=1 makes a missing image a failure). The class size and N come from
-K8SLAB_PARALLEL_CLASS (default 6 submissions per lab) and K8SLAB_PARALLEL_N (default 3).
+K8SLAB_PARALLEL_CLASS (default 6 submissions per lab) and K8SLAB_PARALLEL_N (default 3). With
+K8SLAB_PARALLEL_DISTINCT below the class size, that many different answers are each handed in by several students
+(pipeline_helpers.generated_class): the serial path grades each answer once, the Jobs grade every student, twins
+at the same time, and every student must get the serial grade of the answer handed in.
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ import subprocess
 
 import pytest
 
-from pipeline_helpers import REPO, add_student_cell, build_course, generated_class, hand_in, nbgrader, read_csv
+from pipeline_helpers import (REPO, add_student_cell, answer_of, build_course, generated_class, hand_in, nbgrader,
+                              read_csv)
 from test_course_live import ATTACK, _snapshot, admin  # noqa: F401 — admin is a fixture
 from graders import spec, versions
 from graders.course import dispatch, harness, jobs
@@ -27,6 +31,7 @@ pytestmark = [pytest.mark.live, pytest.mark.timeout(3600)]
 LABS = ("03-services", "05-network-policy")
 CLASS = int(os.environ.get("K8SLAB_PARALLEL_CLASS", "6"))
 PARALLEL = int(os.environ.get("K8SLAB_PARALLEL_N", "3"))
+DISTINCT = int(os.environ.get("K8SLAB_PARALLEL_DISTINCT", "0")) or CLASS
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +75,14 @@ def test_parallel_grades_equal_serial_and_nothing_is_left(admin, grader_image, t
     if chosen and lab not in chosen:
         pytest.skip(f"not selected by --lab {' '.join(chosen)}")
     lab_spec = spec.load_lab(lab)
-    submissions = generated_class(lab_spec, admin.context, CLASS)
+    submissions = generated_class(lab_spec, admin.context, CLASS, DISTINCT)
+    answers = {s: f for s, f in submissions.items() if answer_of(s) == s}
     attack = f"NS = {lab_spec.all_namespaces[0]!r}\n" + ATTACK
-    serial_dir = _course(tmp_path, "serial", lab, submissions, attack)
+    serial_dir = _course(tmp_path, "serial", lab, answers, attack)
     parallel_dir = tmp_path / "parallel"
     shutil.copytree(serial_dir, parallel_dir)
+    for student in submissions.keys() - answers.keys():  # the twins: graded by the Jobs only
+        hand_in(parallel_dir, lab, student, submissions[student])
     before = _snapshot(admin)
 
     serial = {r.student: r for r in harness.autograde(serial_dir, lab)}
@@ -85,17 +93,20 @@ def test_parallel_grades_equal_serial_and_nothing_is_left(admin, grader_image, t
     parallel = {o.student: o.result for o in summary.outcomes}
     assert any(line.startswith("outside relay ") for line in lines), "\n".join(lines)
     assert not summary.pending_serial, f"listed for a serial regrade despite the relay: {summary.pending_serial}"
-    for student, result in serial.items():
-        assert parallel[student] is not None, student
-        assert parallel[student].scores == result.scores, (result.summary(), parallel[student].summary())
+    assert set(parallel) == set(submissions) | {"zz-mallory"}, sorted(parallel)
+    for student, result in parallel.items():
+        expected = serial[answer_of(student)]
+        assert result is not None, student
+        assert result.scores == expected.scores, (student, expected.summary(), result.summary())
     assert serial[next(s for s in submissions if "-sol" in s)].total == lab_spec.points
-    assert _grades(parallel_dir) == _grades(serial_dir)
+    serial_grades = _grades(serial_dir)
+    assert _grades(parallel_dir) == {s: serial_grades[answer_of(s)] for s in parallel}
     assert serial["zz-mallory"].total == 0 and parallel["zz-mallory"].total == 0
     starter = next(s for s in submissions if s.endswith("-starter"))
-    assert serial[starter].total == 0, serial[starter].summary()
+    assert serial[answer_of(starter)].total == 0 and parallel[starter].total == 0, parallel[starter].summary()
     # the second student carries the last known mistake: its message reaches the feedback the Jobs' grades make
     exercise = [e for e in lab_spec.exercises if e.mistakes][-1]
-    mistake, student = exercise.mistakes[-1], sorted(submissions)[1]
+    mistake, student = exercise.mistakes[-1], next(s for s in sorted(submissions) if s.startswith("s01"))
     assert parallel[student].scores[exercise.id] < exercise.points, parallel[student].summary()
     assert mistake.message in parallel[student].messages[exercise.id], parallel[student].summary()
     nbgrader(parallel_dir, "generate_feedback", lab)
@@ -114,5 +125,8 @@ def test_parallel_grades_equal_serial_and_nothing_is_left(admin, grader_image, t
     left += [r.metadata.name for r in rbac.list_role_for_all_namespaces(label_selector=selector).items]
     assert not left, f"left behind by the parallel runs: {left}"
     serial_s = sum(r.seconds for r in serial.values())
-    print(f"{lab}: {len(serial)} submissions; serial {serial_s / 60:.1f} min; --parallel {PARALLEL} "
-          f"{summary.seconds / 60:.1f} min; ratio serial/parallel {serial_s / summary.seconds:.2f}x")
+    per_serial = serial_s / len(serial)
+    print(f"{lab}: serial {len(serial)} submissions in {serial_s / 60:.1f} min ({per_serial:.0f} s each); "
+          f"--parallel {PARALLEL}: {len(parallel)} in {summary.seconds / 60:.1f} min "
+          f"({summary.seconds / len(parallel):.0f} s each); throughput ratio "
+          f"{per_serial * len(parallel) / summary.seconds:.2f}x")

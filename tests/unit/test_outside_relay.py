@@ -140,14 +140,17 @@ def test_relay_runs_the_batch_and_the_job_reads_it(loopback_relay):
     assert runner.source == "outside/kind" and runner.runs == 1
 
 
-def test_relay_refuses_a_wrong_token_and_a_target_elsewhere(loopback_relay):
+def test_relay_refuses_a_wrong_token_and_a_target_elsewhere(loopback_relay, monkeypatch):
     url, target_port, _ = loopback_relay
+    monkeypatch.setattr(outside, "_refused", [])
     with pytest.raises(RelayError, match="answered 401"):
         Relay(url, "x" * 40, "kind", "img").check(attempts=1)
     refused = RelayRunner(Relay(url, TOKEN, "kind", "img")).run(
         [probe.ProbeSpec("outside/kind", "http", "127.0.0.2", target_port)])
     assert refused[0].outcome is Outcome.FAILED and "answered 400" in refused[0].detail
     assert "gateway" in refused[0].detail
+    # never the student's failure alone: the Job's result line lists the submission for a serial regrade
+    assert outside.refusals() and "regrade serially" in outside.refusals()[0]
 
 
 def test_relay_short_token_is_refused_at_start():
