@@ -93,7 +93,7 @@ def main() -> int:
         started = time.monotonic()
         serial = {r.student: r.total for r in harness.autograde(serial_dir, args.lab, say=lambda _l: None)}
         rows.append(("serial", time.monotonic() - started, None, 0))
-        job_seconds: list[float] = []
+        job_seconds: dict[int, list[float]] = {}
         for n in ns:
             folder = work / f"parallel-{n}"
             shutil.copytree(released, folder)
@@ -107,7 +107,7 @@ def main() -> int:
                 print(f"  --parallel {n}: {len(summary.pending_serial)} listed for a serial regrade: the comparison "
                       "would not be fair")
                 return 1
-            job_seconds += [o.job_seconds for o in summary.outcomes if o.job_seconds]
+            job_seconds[n] = [o.job_seconds for o in summary.outcomes if o.job_seconds]
             rows.append((f"--parallel {n}", summary.seconds, n, len(summary.leftovers)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -119,12 +119,14 @@ def main() -> int:
         print(f"  {name:<14} {seconds / 60:8.1f} {size / (seconds / 60):9.2f} {serial_s / seconds:9.2f}x")
     best = max(rows[1:], key=lambda r: size / r[1])
     print(f"  fastest: {best[0]} ({serial_s / best[1]:.2f}x serial); load after: {loadavg()}")
-    mean_job = statistics.mean(job_seconds) if job_seconds else 0.0
+    # a Job's cost alone: measured at the smallest N (at larger N the Jobs share this machine's two cores)
+    alone = job_seconds.get(min(job_seconds), []) if job_seconds else []
+    mean_job = statistics.mean(alone) if alone else 0.0
     # A Job asks 100m CPU and may use 1 CPU (graders/course/jobs.py RESOURCES); on a real cluster, one Job per core
     # at once is the measured-safe density, so the class needs CLASS_OF * mean_job / cores seconds.
     for cores in (8, 32, 96):
         print(f"  a class of {CLASS_OF} on a cluster with {cores} cores for grading Jobs (one Job per core): "
-              f"~{CLASS_OF * mean_job / cores / 60:.0f} min of Jobs (mean Job {mean_job:.0f} s here); the "
+              f"~{CLASS_OF * mean_job / cores / 60:.0f} min of Jobs (a Job alone {mean_job:.0f} s here); the "
               f"notebook steps on the instructor's machine come on top, one at a time")
     return 0
 
