@@ -12,6 +12,7 @@ import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from graders import probe
 
@@ -167,10 +168,10 @@ class ScriptSpec(probe.ProbeSpec):
         host, path = args.get("host"), args.get("path", "/")
         spec = cls(source, "http", address, port, host_header=host, path=path, label=label, recipe=recipe,
                    args=tuple(sorted(args.items())))
-        spec.script  # noqa: B018 — refused here, when the grader builds it, not later in a batch
+        spec.script  # noqa: B018 — built (and refused) here, when the grader makes it, not later in a batch
         return spec
 
-    @property
+    @cached_property  # built once: argv() is read for the batch and for each Reproduce line
     def script(self) -> str:
         return build(self.recipe, self.target, self.port, dict(self.args))
 

@@ -38,13 +38,13 @@ from typing import Any, NamedTuple
 import yaml
 
 from graders import paths, probe
-from graders.outside_scripts import ScriptSpec
 from graders.errors import CheckFailed, K8sLabError
 from graders.exercise import Exercise
 from graders.labs._kit import (Finding, as_deployed, context_of, is_ready, kubectl, learner_pods, outside_vantage,
                                symptom_and_causes)
 from graders.manifests import Manifest
 from graders.model import Evidence, Outcome, StepResult
+from graders.outside_scripts import ScriptSpec
 from graders.questions import Fact, Question, not_observable, observed, seen_fact
 from graders.questions import judge as judge_answers
 from graders.workloads import cite
