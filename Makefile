@@ -51,7 +51,7 @@ tools:
 ################################################################################
 # ================================= Cluster ====================================
 
-# create the kind cluster (CNI=kube-router|calico|cilium|flannel|canal|weave; OFFLINE=1: kube-router|flannel|flannel+kube-router; BUNDLE=path; MESH=istio|linkerd, online only)
+# create the kind cluster (CNI=kube-router|calico|cilium|flannel|canal|weave; OFFLINE=1: kube-router|flannel|flannel+kube-router|cilium; BUNDLE=path; MESH=istio|linkerd, online only)
 cluster: venv
 ifneq ($(OFFLINE)$(BUNDLE),)
 	$(if $(MESH),$(K8SLAB) cluster mesh $(MESH) --offline)

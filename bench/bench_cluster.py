@@ -4,7 +4,7 @@
 Every running k8slab cluster is reported (the course cluster and the second clusters of lab 02: one per offline
 CNI), each with its share of the course cluster's memory. Options, off by default because they create clusters:
   --recreate          delete and re-create the course cluster (about 2 minutes warm) and time it;
-  --cni CNI[,CNI]     start each offline second cluster (flannel, flannel+kube-router) that is not running, time
+  --cni CNI[,CNI]     start each offline second cluster (flannel, flannel+kube-router, cilium) not running, time
                       its cluster-up, let it settle, report its idle memory, and delete it again (issue 14).
 `make bench` reports memory; `make bench BENCH_ARGS="--cni flannel,flannel+kube-router"` adds the second clusters.
 """
@@ -23,7 +23,8 @@ OFFLINE = ROOT / "environment" / "offline"
 UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "kB": 1000, "MB": 1000**2, "GB": 1000**3}
 KIND_LABEL = "io.x-k8s.kind.cluster"
 COURSE_CLUSTER = "k8slab"
-SECOND_CLUSTERS = {"flannel": "k8slab-flannel", "flannel+kube-router": "k8slab-flannel-kube-router"}
+SECOND_CLUSTERS = {"flannel": "k8slab-flannel", "flannel+kube-router": "k8slab-flannel-kube-router",
+                   "cilium": "k8slab-cilium"}
 SETTLE_S = 45   # after cluster-up, before reading "idle" memory: the control plane's start-up burst passes
 
 

@@ -33,9 +33,9 @@ KIND_NETWORK = "kind"
 # Flannel does NOT enforce policy.
 CNIS = ("kube-router", "calico", "cilium", "flannel", "canal", "weave")
 DEFAULT_CNI = "kube-router"
-# Offline (environment/offline, built here): kube-router, Flannel, and Flannel with kube-router's firewall as the
-# stand-in for Canal, whose Calico half cannot be built from the Go proxy.
-OFFLINE_CNIS = ("kube-router", "flannel", "flannel+kube-router")
+# Offline (environment/offline, built here): kube-router, Flannel, Flannel with kube-router's firewall as the
+# stand-in for Canal, whose Calico half cannot be built from the Go proxy, and Cilium without Envoy (no L7 policy).
+OFFLINE_CNIS = ("kube-router", "flannel", "flannel+kube-router", "cilium")
 ADDONS = ("metallb", "gateway-api", "traefik", "cert-manager")
 
 

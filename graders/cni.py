@@ -9,6 +9,8 @@ podCIDR, policy with iptables/ipsets).
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from graders.errors import K8sLabError
@@ -64,6 +66,22 @@ def _flannel_backend(cluster) -> str | None:
     return None
 
 
+def _cilium_mode(cluster) -> str | None:
+    """How Cilium carries pods between nodes, from its ConfigMap: routing-mode "tunnel" (tunnel-protocol vxlan or
+    geneve) or "native" (routed)."""
+    try:
+        cm = cluster.get("v1", "ConfigMap", "kube-system", "cilium-config")
+    except K8sLabError:
+        return None
+    data = (cm or {}).get("data") or {}
+    mode = data.get("routing-mode") or ("tunnel" if data.get("tunnel-protocol") else "")
+    if mode == "native":
+        return "native routing (no overlay); eBPF on every node"
+    if mode == "tunnel":
+        return f"{(data.get('tunnel-protocol') or 'vxlan').upper()} tunnel (cilium_{data.get('tunnel-protocol') or 'vxlan'}); eBPF on every node"
+    return None
+
+
 # Where the course's CNIs run their agent pods: Flannel in kube-flannel (its upstream and offline manifests), every
 # other one in kube-system (environment/offline/manifests/cni, graders/clusterplan.py). Read one namespace at a time
 # when the credentials may not list pods cluster-wide: the safe autograder grants exactly these (graders.course.grants).
@@ -90,6 +108,8 @@ def identify(cluster) -> Cni | None:
     for selector, name, encapsulation, policy, where, key in _KNOWN:
         if not _runs(cluster, selector):
             continue
+        if key == "cilium":
+            encapsulation = _cilium_mode(cluster) or encapsulation
         if name == "Flannel":
             backend = _flannel_backend(cluster)
             if backend:
@@ -99,3 +119,52 @@ def identify(cluster) -> Cni | None:
                            f"{where}; DaemonSet kube-system/kube-router-firewall", "flannel+kube-router")
         return Cni(name, encapsulation, policy, where, key)
     return None
+
+
+# ---------------------------------------------------------------------------------------------- Cilium identities
+# Cilium gives every pod a security identity made of its labels AND its namespace's labels, and applies no policy
+# change to a pod whose identity is being replaced. The grader re-stamps its namespaces for each run (a new
+# k8slab.dev/run label), so on a Cilium cluster every pod of the namespace gets a new identity; measured here
+# 10-20 s ("Resolving identity labels" to "Identity of endpoint changed" in the agent's log), during which a new
+# NetworkPolicy is not enforced. The grader waits for that to settle before it probes.
+CILIUM_SETTLE_S = 90.0
+_NS_LABEL = "k8s:io.cilium.k8s.namespace.labels."
+
+
+def runs_cilium(cluster) -> bool:
+    try:
+        return bool(cluster.list_pods("kube-system", label_selector="k8s-app=cilium"))
+    except K8sLabError:
+        return False
+
+
+def cilium_pending(cluster, namespace: str, pods: Sequence[str]) -> list[str]:
+    """The pods whose CiliumEndpoint is not ready yet, or whose identity does not carry the namespace's current
+    labels (pure reads; a pod whose endpoint cannot be read counts as pending)."""
+    wanted = {f"{_NS_LABEL}{k}={v}" for k, v in (cluster.namespace_labels(namespace) or {}).items()}
+    pending = []
+    for pod in pods:
+        try:
+            cep = cluster.get("cilium.io/v2", "CiliumEndpoint", namespace, pod)
+        except K8sLabError:
+            cep = None
+        status = (cep or {}).get("status") or {}
+        labels = set(((status.get("identity") or {}).get("labels")) or ())
+        if status.get("state") != "ready" or not wanted <= labels:
+            pending.append(pod)
+    return pending
+
+
+def wait_settled(cluster, namespace: str, pods: Sequence[str], timeout: float = CILIUM_SETTLE_S,
+                 poll: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    """On a Cilium cluster, wait (bounded) until every pod's identity matches its namespace's labels; [] when settled
+    or when the cluster does not run Cilium, else the pods still pending at the deadline."""
+    if not runs_cilium(cluster):
+        return []
+    deadline = clock() + timeout
+    pending = cilium_pending(cluster, namespace, pods)
+    while pending and clock() < deadline:
+        sleep(poll)
+        pending = cilium_pending(cluster, namespace, pods)
+    return pending

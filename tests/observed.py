@@ -108,7 +108,11 @@ def _node_values(context: str) -> dict[str, str]:
         encapsulation = "ipip"
     else:
         encapsulation = "routed" if re.search(r"\bvia \S+", route) else "unknown"
-    pod_mtu = _run(*kubectl, "-n", LAB02_NS, "exec", "web", "--", "cat", "/sys/class/net/eth0/mtu").strip()
+    # web's path MTU to a pod on the other node: eth0's, or its route's when smaller (Cilium's route says 1450)
+    frontend_ip = _run(*kubectl, "-n", LAB02_NS, "get", "pod", "frontend", "-o", "jsonpath={.status.podIP}").strip()
+    eth0 = int(_run(*kubectl, "-n", LAB02_NS, "exec", "web", "--", "cat", "/sys/class/net/eth0/mtu").strip())
+    via = re.search(r"\bmtu (\d+)", _run(*kubectl, "-n", LAB02_NS, "exec", "web", "--", "ip", "route", "get", frontend_ip))
+    pod_mtu = str(min(eth0, int(via.group(1))) if via else eth0)
     node_mtu = re.search(r"\bmtu (\d+)", _run("docker", "exec", first, "ip", "link", "show", "eth0")).group(1)
     return {"cni": key, "encapsulation": encapsulation, "pod_mtu": pod_mtu, "node_mtu": node_mtu}
 
@@ -148,7 +152,50 @@ def lab02_values(context: str) -> dict[str, str]:
     return _lab02_fill(_node_values(context), _node_values(second.context))
 
 
-VALUES = {("01-pod-network", "read-the-network"): lab01_values, ("02-cni", "identify"): lab02_values}
+def _lab02_mtu_fill(main_mtu: int, second_mtu: int) -> dict[str, int]:
+    """Every placeholder of lab 02 mtu-cost's templates from the pods' path MTUs: the largest don't-fragment ping
+    payload is the MTU less 28 bytes of IP and ICMP headers (the grader finds it with pings instead)."""
+    main, second = main_mtu - 28, second_mtu - 28
+    return {"main_payload": main, "second_payload": second, "overhead": main - second,
+            "main_mtu": main_mtu, "second_mtu": second_mtu, "overhead_without_inner_ethernet": main - second - 14}
+
+
+@functools.lru_cache(maxsize=None)
+def lab02_mtu_values(context: str) -> dict[str, int]:
+    """lab 02 mtu-cost's placeholders, from the MTU pod web sends with on both clusters (kubectl exec: eth0's, or the
+    route's), never from pings."""
+    lab = spec.load_lab("02-cni")
+    second = comparison.find_for(lab.compare_with, context)
+    if isinstance(second, comparison.Missing):
+        raise RuntimeError(f"lab 02 mtu-cost needs a second cluster: {second.message}")
+    ex = lab.exercise("mtu-cost")
+    engine.grade(lab.id, ex.id, ex.starter_dir, context=context, teardown="empty")
+    mtu = {c: int(_node_values(c)["pod_mtu"]) for c in (context, second.context)}
+    return _lab02_mtu_fill(mtu[context], mtu[second.context])
+
+
+# Mistakes written for one second cluster: on another CNI the same answer is right (Cilium does enforce), so the
+# case cannot fail there and is skipped, saying so. {(lab, exercise, mistake): the second cluster's CNI key}
+SECOND_CNI_OF_MISTAKE = {("02-cni", "identify", "flannel-enforces"): "flannel",
+                         ("02-cni", "identify", "canal-for-flannel"): "flannel"}
+
+
+def mistake_applies_or_skip(lab_id: str, exercise: str, variant: str, graded: str) -> None:
+    needs = SECOND_CNI_OF_MISTAKE.get((lab_id, exercise, variant))
+    if needs is None:
+        return
+    second = comparison.find_for(spec.load_lab(lab_id).compare_with, graded)
+    if isinstance(second, comparison.Missing):
+        return
+    key = _cni_of(f"{second.context.removeprefix('kind-')}-worker")
+    if key == "flannel" and _kube_router_firewall(second.context):
+        key = "flannel+kube-router"
+    if key != needs:
+        pytest.skip(f"mistake {variant} is written for a {needs} second cluster; {second.context} runs {key or '?'}")
+
+
+VALUES = {("01-pod-network", "read-the-network"): lab01_values, ("02-cni", "identify"): lab02_values,
+          ("02-cni", "mtu-cost"): lab02_mtu_values}
 
 
 def materialise(ex: spec.ExerciseSpec, directory: Path, context: str, target: Path) -> Path:
@@ -180,6 +227,7 @@ EXAMPLE_VALUES = {
                                          "node_mtu": "1500"},
                                         {"cni": "flannel", "encapsulation": "vxlan", "pod_mtu": "1450",
                                          "node_mtu": "1500"}),
+    ("02-cni", "mtu-cost"): _lab02_mtu_fill(1500, 1450),
 }
 
 

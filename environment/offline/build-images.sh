@@ -64,6 +64,9 @@ image "$AGNHOST_IMAGE_OFFLINE" "$BASE_IMAGE" '["/agnhost"]' "$B/agnhost=/agnhost
   'RUN mkdir /uploads && ln -s agnhost /agnhost-2 && useradd -u 1000 -M -s /bin/sh user-defined-in-image\nCMD ["pause"]'
 # Learner manifests name the upstream agnhost tag; the offline build answers to it too (docs/architecture.md).
 docker tag "$AGNHOST_IMAGE_OFFLINE" "$AGNHOST_IMAGE_ONLINE"; built+=("$AGNHOST_IMAGE_ONLINE")
+# Lab 02's don't-fragment pings (iputils ping; build-rootfs.sh imports it as it is).
+docker image inspect "$NETPROBE_IMAGE_OFFLINE" >/dev/null 2>&1 || "$OFFLINE_DIR/build-rootfs.sh"
+built+=("$NETPROBE_IMAGE_OFFLINE")
 image "$KUBE_ROUTER_IMAGE" "$BASE_IMAGE" '["/usr/local/bin/kube-router"]' \
   "$B/kube-router=/usr/local/bin/kube-router" "$F/iptables-wrapper=/usr/sbin/iptables-wrapper" -- "$IPT"
 image "$METALLB_CONTROLLER_IMAGE" "$BASE_IMAGE" '["/controller"]' "$B/metallb-controller=/controller"
@@ -80,6 +83,26 @@ image "$CERT_MANAGER_CONTROLLER_IMAGE" "$BASE_IMAGE" '["/usr/local/bin/cert-mana
 if [ -x "$B/flanneld" ] && [ -x "$B/cni-flannel" ]; then
   image "$FLANNEL_IMAGE" "$BASE_IMAGE" '["/opt/bin/flanneld"]' "$B/flanneld=/opt/bin/flanneld" "$B/cni-flannel=/flannel" \
     "$F/iptables-wrapper=/usr/sbin/iptables-wrapper" -- "$IPT"
+  unset 'built[-1]'
+fi
+
+# Cilium (second cluster k8slab-cilium, `make cluster OFFLINE=1 CNI=cilium`): only when `build-binaries.sh cilium`
+# has run. As upstream's cilium image (images/cilium/Dockerfile) minus Envoy and the Hubble CLI, on a base with
+# clang-19 (build-rootfs.sh cilium); the operator image holds upstream's generic variant. Kept out of images.tar.
+if [ -x "$B/cilium-agent" ] && [ -x "$B/cilium-operator-generic" ] && [ -f "$B/cilium-files.tar" ]; then
+  docker image inspect "$CILIUM_BASE_IMAGE" >/dev/null 2>&1 || "$OFFLINE_DIR/build-rootfs.sh" cilium
+  cilium_bins=()
+  for b in cilium-agent cilium-dbg cilium-health cilium-health-responder cilium-mount cilium-sysctlfix; do
+    cilium_bins+=("$B/$b=/usr/bin/$b")
+  done
+  image "$CILIUM_IMAGE" "$CILIUM_BASE_IMAGE" '["/usr/bin/cilium-agent"]' "${cilium_bins[@]}" \
+    "$B/cilium-cni=/opt/cni/bin/cilium-cni" "$B/cilium-files.tar=/tmp/cilium-files.tar" \
+    "$F/iptables-wrapper=/usr/sbin/iptables-wrapper" -- "$IPT" \
+    '\nRUN tar -C / -xf /tmp/cilium-files.tar && rm /tmp/cilium-files.tar && ln -sf clang-19 /usr/bin/clang' \
+    '\nRUN mkdir -p /home/cilium\nWORKDIR /home/cilium\nENV INITSYSTEM=SYSTEMD'
+  unset 'built[-1]'
+  image "$CILIUM_OPERATOR_IMAGE" "$BASE_IMAGE" '["/usr/bin/cilium-operator-generic"]' \
+    "$B/cilium-operator-generic=/usr/bin/cilium-operator-generic"
   unset 'built[-1]'
 fi
 

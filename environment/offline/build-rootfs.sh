@@ -2,8 +2,12 @@
 # Builds two Debian bookworm root filesystems with debootstrap (mirror read from this machine's apt
 # sources) and imports them as local docker images; cached as tarballs in the build cache.
 #   base: minbase + network tools  -> $BASE_IMAGE  (FROM for every image we build)
+#   probe: base + iputils' ping and tracepath -> $NETPROBE_IMAGE_OFFLINE (lab 02's don't-fragment pings: `ping -M do`,
+#          which neither agnhost's busybox nor our agnhost image has)
 #   node: minbase + systemd/containerd/runc/iptables/CNI plugins -> $NODE_ROOTFS_IMAGE
 #   build-rootfs.sh python: base + python3 -> $GRADER_BASE_IMAGE (the grading image's FROM; not built by default)
+#   build-rootfs.sh cilium: base + clang-19 and bpftool -> $CILIUM_BASE_IMAGE (the agent compiles its datapath at
+#                            start-up, with -nostdinc: no libc headers needed; upstream's image ships LLVM 19.1.7 too)
 source "$(dirname "$0")/lib.sh"
 
 ROOTFS_DIR="$CACHE_ROOT/rootfs-$DEBIAN_SUITE"
@@ -45,8 +49,17 @@ if [ "${1:-}" = python ]; then
   step "python base image ready: $GRADER_BASE_IMAGE"
   exit 0
 fi
+if [ "${1:-}" = cilium ]; then
+  build_tar cilium "$BASE_PKGS,clang-19,bpftool"
+  import_image cilium "$CILIUM_BASE_IMAGE" --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+  step "cilium base image ready: $CILIUM_BASE_IMAGE"
+  exit 0
+fi
 build_tar base "$BASE_PKGS"
+build_tar probe "$BASE_PKGS,iputils-ping,iputils-tracepath"
 build_tar node "$NODE_PKGS"
 import_image base "$BASE_IMAGE" --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+import_image probe "$NETPROBE_IMAGE_OFFLINE" --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'CMD ["sleep", "infinity"]'
 import_image node "$NODE_ROOTFS_IMAGE"
-step "rootfs images ready: $BASE_IMAGE $NODE_ROOTFS_IMAGE"
+step "rootfs images ready: $BASE_IMAGE $NETPROBE_IMAGE_OFFLINE $NODE_ROOTFS_IMAGE"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Deletes the offline cluster "k8slab" (and with --network also its internal docker network);
-# K8SLAB_CNI=flannel or flannel+kube-router (make cluster-down OFFLINE=1 CNI=...): that second cluster and its network.
+# K8SLAB_CNI=flannel, flannel+kube-router or cilium (make cluster-down OFFLINE=1 CNI=...): that second cluster and its network.
 # Cached builds and images are kept; remove $K8SLAB_CACHE (~/.cache/k8slab) to start cold.
 source "$(dirname "$0")/lib.sh"
 KIND="$BIN_DIR/kind"; command -v "$KIND" >/dev/null || KIND="$(command -v kind || true)"

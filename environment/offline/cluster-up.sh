@@ -5,6 +5,7 @@
 #   cluster-up.sh --bundle PATH   start from a bundle made by bundle.sh: no build, no download
 #   K8SLAB_CNI=flannel cluster-up.sh   a second cluster "k8slab-flannel" beside it (issue 14, lab 02-cni);
 #   K8SLAB_CNI=flannel+kube-router      "k8slab-flannel-kube-router": Flannel + kube-router's NetworkPolicy only
+#   K8SLAB_CNI=cilium                   "k8slab-cilium": Cilium (eBPF, VXLAN; no Envoy), kube-proxy kept
 # Idempotent: with the cluster already up it only re-checks it (and fixes the kubeconfig).
 source "$(dirname "$0")/lib.sh"
 
@@ -25,6 +26,7 @@ CNI_IMAGES=()   # images not in the node image, loaded into this cluster's nodes
 select_cni "$CNI" || die "K8SLAB_CNI=$CNI: the offline cluster offers $OFFLINE_CNIS; other CNIs need the online path (make cluster CNI=$CNI without OFFLINE=1)"
 if [ "$CNI" != kube-router ]; then
   CNI_IMAGES=("$FLANNEL_IMAGE"); K8SLAB_ADDONS=core
+  [ "$CNI" != cilium ] || CNI_IMAGES=("$CILIUM_IMAGE" "$CILIUM_OPERATOR_IMAGE")
   [ -z "$BUNDLE" ] || die "K8SLAB_CNI=$CNI: a bundle holds the kube-router cluster only; build without --bundle"
 fi
 CONTEXT="kind-$CLUSTER"
@@ -160,7 +162,16 @@ crds_established() { k wait --for=condition=Established --timeout=5s "$@"; }
 pool_ok() { apply "$MANIFESTS/31-metallb-pool.yaml"; }
 lb_ip() { [ -n "$(k -n traefik get svc traefik -o jsonpath='{.status.loadBalancer.ingress[0].ip}')" ]; }
 
-if [ "$CNI" != kube-router ]; then
+if [ "$CNI" = cilium ]; then
+  step "add-ons: Cilium $CILIUM_VERSION (eBPF data plane, VXLAN between nodes, NetworkPolicy; no Envoy: no L7 policy)"
+  # The agent writes two host-wide sysctls from its privileged pod (pkg/datapath/loader/base.go):
+  # kernel.unprivileged_bpf_disabled=1 and kernel.timer_migration=0. Said here, since they outlive the cluster.
+  echo "    note: Cilium's agent sets the host's kernel.unprivileged_bpf_disabled=1 (unprivileged BPF stays off until reboot)"
+  render_cilium "$MANIFESTS/cni/cilium.yaml"
+  apply "$MANIFESTS/cni/cilium.yaml"
+  wait_for "Cilium operator" 300 rollout kube-system deployment/cilium-operator
+  wait_for "Cilium agent on every node (compiles its datapath at start)" 600 rollout kube-system daemonset/cilium
+elif [ "$CNI" != kube-router ]; then
   step "add-ons: flannel (VXLAN overlay; no NetworkPolicy engine)"
   apply "$MANIFESTS/cni/flannel.yaml"
   wait_for "flannel on every node" 300 rollout kube-flannel daemonset/kube-flannel-ds

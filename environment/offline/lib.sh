@@ -60,10 +60,13 @@ select_cni() {
     flannel+kube-router) CLUSTER=k8slab-flannel-kube-router; CNI_BUILD=flannel
       K8SLAB_NETWORK="$K8SLAB_FLANNEL_KR_NETWORK" K8SLAB_NETWORK_SUBNET="$K8SLAB_FLANNEL_KR_NETWORK_SUBNET"
       K8SLAB_NETWORK_IP_RANGE="$K8SLAB_FLANNEL_KR_NETWORK_IP_RANGE" ;;
+    cilium) CLUSTER=k8slab-cilium; CNI_BUILD=cilium
+      K8SLAB_NETWORK="$K8SLAB_CILIUM_NETWORK" K8SLAB_NETWORK_SUBNET="$K8SLAB_CILIUM_NETWORK_SUBNET"
+      K8SLAB_NETWORK_IP_RANGE="$K8SLAB_CILIUM_NETWORK_IP_RANGE" ;;
     *) return 1 ;;
   esac
 }
-OFFLINE_CNIS="kube-router, flannel or flannel+kube-router"
+OFFLINE_CNIS="kube-router, flannel, flannel+kube-router or cilium"
 
 # load_images CLUSTER TAG...: each local docker image a node of kind cluster CLUSTER lacks, imported into its
 # containerd (cluster-up.sh for add-ons added since the node image was made; build-grader-image.sh for the grader).
@@ -119,4 +122,16 @@ def sub(m):
 sys.stdout.write(re.sub(r"@([A-Z0-9_]+)@", sub, open(sys.argv[2]).read()))
 PY
   done
+}
+
+# render_cilium OUT: Cilium's own Helm chart (install/kubernetes/cilium in the pinned module) rendered with
+# manifests/cni/cilium-values.yaml (already rendered into $MANIFESTS/cni by render_manifests) by the Helm that
+# build-binaries.sh cilium built: what upstream's `helm install` applies, with nothing pulled.
+render_cilium() {
+  local out="$1" dir
+  dir="$(GOMODCACHE="$CACHE_ROOT/cilium-go/mod" GOFLAGS=-mod=mod go mod download -json "github.com/cilium/cilium@v$CILIUM_VERSION" \
+         | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')"
+  "$BIN_DIR/helm" template cilium "$dir/install/kubernetes/cilium" --namespace kube-system \
+    --kube-version "$KUBERNETES_VERSION" -f "$(dirname "$out")/cilium-values.yaml" > "$out.tmp"
+  mv "$out.tmp" "$out"
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Repeatable end-to-end checks of an offline cluster (context kind-k8slab; K8SLAB_CNI=flannel or
-# flannel+kube-router: that second cluster). Every probe is bounded (count and time) and talks only to this
+# Repeatable end-to-end checks of an offline cluster (context kind-k8slab; K8SLAB_CNI=flannel,
+# flannel+kube-router or cilium: that second cluster). Every probe is bounded (count and time) and talks only to this
 # cluster's containers (pod IPs, node IPs on the internal docker network, the MetalLB/Traefik address).
 # Exit status 0 = all checks passed; a check a cluster's add-ons cannot answer is SKIP with the reason.
 # Usage: [K8SLAB_CNI=...] smoke-test.sh [--keep]   (--keep leaves namespace k8slab-smoke for inspection)
@@ -102,11 +102,44 @@ if [ "$CNI" = kube-router ]; then
   [ "$mtu" = 1500 ] && ok "pod eth0 MTU 1500: routed, no encapsulation" || bad "pod eth0 MTU '$mtu' (want 1500)"
   r="$(docker exec "$CLUSTER-worker2" ip route show "$(k get node "$CLUSTER-worker" -o jsonpath='{.spec.podCIDR}')")"
   [[ "$r" == *"dev eth0"* ]] && ok "route to the worker's podCIDR via its node IP: $r" || bad "route to the worker's podCIDR: '$r'"
+elif [ "$CNI" = cilium ]; then
+  # Cilium leaves eth0 at the node's MTU and puts VXLAN's 50 bytes on the pod's route instead
+  rmtu="$(kx client ip route get "$SIP" | sed -n 's/.*\bmtu \([0-9]*\).*/\1/p' | head -1)"
+  [ "$mtu" = 1500 ] && [ "$rmtu" = 1450 ] && ok "pod eth0 MTU 1500, route to the other node's pod mtu 1450: VXLAN's 50 bytes on the route" \
+    || bad "pod eth0 MTU '$mtu', route mtu '$rmtu' (want 1500 and 1450)"
+  mtu="${rmtu:-$mtu}"
+  vx="$(docker exec "$CLUSTER-worker2" ip -d link show cilium_vxlan 2>&1)"
+  [[ "$vx" == *"vxlan external"* || "$vx" == *"vxlan id"* ]] && ok "cilium_vxlan is a VXLAN device (flow-based: Cilium's BPF picks the tunnel per packet)" \
+    || bad "cilium_vxlan: '$vx'"
+  agent="$(k -n kube-system get pod -l k8s-app=cilium --field-selector "spec.nodeName=$CLUSTER-worker2" -o name | head -1)"
+  st="$(timeout 30 "$KUBECTL" --context "$CONTEXT" -n kube-system exec "${agent#pod/}" -c cilium-agent -- cilium-dbg status --brief 2>&1)"
+  [ "$st" = OK ] && ok "cilium-dbg status --brief on $CLUSTER-worker2: OK" || bad "cilium-dbg status: '$st'"
+  eps="$(timeout 30 "$KUBECTL" --context "$CONTEXT" -n kube-system exec "${agent#pod/}" -c cilium-agent -- cilium-dbg bpf endpoint list 2>/dev/null | grep -c ':' || true)"
+  [ "${eps:-0}" -ge 2 ] && ok "eBPF endpoint map on $CLUSTER-worker2: $eps entries (cilium-dbg bpf endpoint list)" \
+    || bad "eBPF endpoint map on $CLUSTER-worker2: '${eps}' entries"
 else
   [ "$mtu" = 1450 ] && ok "pod eth0 MTU 1450: VXLAN's 50-byte header" || bad "pod eth0 MTU '$mtu' (want 1450, VXLAN)"
   vx="$(docker exec "$CLUSTER-worker2" ip -d link show flannel.1 2>&1)"
   [[ "$vx" == *"vxlan id 1"* ]] && ok "flannel.1 is a VXLAN device (vxlan id 1, dstport 8472)" || bad "flannel.1: '$vx'"
 fi
+# Lab 02's don't-fragment pings: the largest payload that crosses nodes is the path's MTU (eth0's, or the route's on
+# Cilium) less 28 (IP + ICMP headers).
+k -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: pinger, namespace: $NS, labels: {app: smoke, role: pinger}}
+spec:
+  nodeSelector: {kubernetes.io/hostname: $CLUSTER-worker2}
+  terminationGracePeriodSeconds: 0
+  containers: [{name: ping, image: $NETPROBE_IMAGE_OFFLINE, imagePullPolicy: IfNotPresent, command: [sleep, infinity]}]
+YAML
+if k -n "$NS" wait --for=condition=Ready pod/pinger --timeout=60s >/dev/null 2>&1 && [[ "$mtu" =~ ^[0-9]+$ ]]; then
+  edge=$((mtu - 28))
+  if kx pinger ping -M do -c 2 -i 0.2 -W 1 -s "$edge" "$SIP" >/dev/null 2>&1 \
+     && ! kx pinger ping -M do -c 2 -i 0.2 -W 1 -s "$((edge + 1))" "$SIP" >/dev/null 2>&1; then
+    ok "don't-fragment ping worker2 -> worker: $edge bytes of payload get through, $((edge + 1)) do not"
+  else bad "don't-fragment ping: the edge is not at $edge bytes (MTU $mtu)"; fi
+else bad "pinger pod ($NETPROBE_IMAGE_OFFLINE) not Ready, or no pod MTU read ('$mtu')"; fi
 
 step "Services"
 dns_ok() { [ "$(kx client curl -s --max-time 4 http://server.$NS.svc.cluster.local:8080/hostname)" = server ]; }
@@ -136,7 +169,7 @@ gw_ok() { [ "$(hcurl --resolve "gw.k8slab.test:80:$TR" http://gw.k8slab.test/hos
   || bad "Traefik Gateway API HTTPRoute (gw.k8slab.test via '$TR')"
 fi
 
-step "NetworkPolicy ($([ "$ENFORCES" = 1 ] && echo "enforced by kube-router" || echo "Flannel: no engine"))"
+step "NetworkPolicy ($([ "$ENFORCES" = 1 ] && echo "enforced by $([ "$CNI" = cilium ] && echo Cilium || echo kube-router)" || echo "Flannel: no engine"))"
 can() { kx "$1" /agnhost connect --timeout=2s "$2:8080" >/dev/null 2>&1; }
 can client "$SIP" && can other "$SIP" && can server "$CIP" && can other "$CIP" && ok "before policy: client->server, other->server, server->client, other->client all connect" \
   || bad "before policy: some connection already fails"

@@ -47,10 +47,14 @@ NAMESPACED_RULES = [
                    "gateway.networking.k8s.io", "cert-manager.io", "traefik.io", "traefik.containo.us"],
      "resources": ["*"], "verbs": ["*"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+    # Cilium's view of the namespace's pods: lab 02 waits for their identities before it probes (graders.cni)
+    {"apiGroups": ["cilium.io"], "resources": ["ciliumendpoints"], "verbs": ["get", "list", "watch"]},
 ]
 READ_ONLY = ["get", "list", "watch"]
 NODE_RULES = [{"apiGroups": [""], "resources": ["nodes"], "verbs": READ_ONLY}]  # cluster-wide, read-only
-SYSTEM_RULES = [{"apiGroups": [""], "resources": ["pods", "services"], "verbs": READ_ONLY}]  # in SYSTEM_READ_NS
+SYSTEM_RULES = [{"apiGroups": [""], "resources": ["pods", "services"], "verbs": READ_ONLY},  # in SYSTEM_READ_NS
+                # how Cilium carries pods between nodes (graders.cni): its own ConfigMap, nothing else of kube-system
+                {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["cilium-config"], "verbs": ["get"]}]
 CNI_RULES = [{"apiGroups": [""], "resources": ["pods"], "verbs": READ_ONLY}]  # in CNI_READ_NS
 
 

@@ -15,6 +15,7 @@ every connection crosses nodes.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -69,6 +70,11 @@ def deploy_world(cluster, namespace: str = NS, *, agent: bool = False) -> tuple[
         pods.append(agent_pod(namespace, AGENT, image, workers[0]))
     cluster.ensure_pods(pods)
     cluster.wait_ready([namespace], timeout=120)
+    pending = cni.wait_settled(cluster, namespace, (WEB, FRONTEND, INTRUDER))
+    if pending:
+        raise K8sLabError(f"Cilium had not given pods {', '.join(pending)} their identities after "
+                          f"{cni.CILIUM_SETTLE_S:.0f} s (kubectl -n {namespace} get ciliumendpoints): policies could "
+                          f"not be probed on {getattr(cluster, 'context', '?')}")
     return {name: probe.pod_ip(cluster, namespace, name) for name in (WEB, FRONTEND, INTRUDER)}, workers
 
 
@@ -140,11 +146,19 @@ def read_data_plane(cluster, prober, namespace: str = NS, *, enforcement: bool =
     node_ips = node_ips_of(cluster)
     routes = parse_proc_route(read_in_pod(cluster, namespace, AGENT, ["cat", "/proc/net/route"]))
     links = parse_links(read_in_pod(cluster, namespace, AGENT, ["sh", "-c", LINKS_SCRIPT]))
-    mtu = read_in_pod(cluster, namespace, WEB, ["cat", "/sys/class/net/eth0/mtu"]).strip()
     enforces, how = (probe_enforcement(cluster, prober, namespace, ips) if enforcement
                      else (None, "not probed on this cluster"))
     return DataPlane(context, cni.identify(cluster), crossing(routes, links, ips[WEB], list(node_ips.values())),
-                     int(mtu) if mtu.isdigit() else None, node_mtu(links, routes), enforces, how)
+                     pod_path_mtu(cluster, namespace, ips[FRONTEND]), node_mtu(links, routes), enforces, how)
+
+
+def pod_path_mtu(cluster, namespace: str, other_node_pod: str) -> int | None:
+    """The largest packet web can send to a pod on the other node: eth0's MTU, or the route's when ``ip route get``
+    shows a smaller one (Cilium keeps eth0 at 1500 and puts its tunnel's 50 bytes on the pod's route)."""
+    eth0 = read_in_pod(cluster, namespace, WEB, ["cat", "/sys/class/net/eth0/mtu"]).strip()
+    route = re.search(r"\bmtu (\d+)", read_in_pod(cluster, namespace, WEB, ["ip", "route", "get", other_node_pod]))
+    known = [int(m) for m in (eth0 if eth0.isdigit() else None, route.group(1) if route else None) if m]
+    return min(known) if known else None
 
 
 # ================================================================================ identify
@@ -156,7 +170,8 @@ QUESTIONS = (
     Question("second_cni", "the CNI of the second cluster", "choice", cni.KEYS),
     Question("encapsulation", "on the main cluster: how a packet to a pod on another node leaves the node",
              "choice", ENCAPSULATIONS),
-    Question("pod_mtu", f"on the second cluster: the MTU of eth0 inside pod {WEB}", "number"),
+    Question("pod_mtu", f"on the second cluster: the MTU of a packet from pod {WEB} to a pod on another node (eth0's, "
+                        f"or the route's when `ip route get` shows a smaller one)", "number"),
     Question("enforces", "does the second cluster's CNI enforce NetworkPolicy?", "choice", YES_NO),
 )
 SWAPPED = "the two clusters are swapped"
@@ -215,7 +230,7 @@ def _mtu_fact(plane: DataPlane, main: DataPlane) -> Fact:
     if plane.problem:
         return not_observable(plane.problem)
     if plane.pod_mtu is None:
-        return not_observable(f"could not read eth0's MTU in pod {WEB} on {plane.context}")
+        return not_observable(f"could not read the MTU in pod {WEB} on {plane.context}")
     because = {LOOPBACK_MTU: "that is the MTU of lo, the loopback device; the question is about eth0"}
     if main.pod_mtu and main.pod_mtu != plane.pod_mtu:
         because[main.pod_mtu] = f"that is the pod MTU on the main cluster; the question is about the second one"
@@ -257,7 +272,7 @@ def sources_evidence(main: str, second: str) -> Evidence:
         ("main_cni, second_cni", f"the CNI's agent pods on each cluster ({main}; {second})"),
         ("encapsulation", f"/proc/net/route and /sys/class/net on the first worker of {main} (host network), the "
                           f"route to pod {WEB} on the second worker"),
-        ("pod_mtu", f"/sys/class/net/eth0/mtu inside pod {NS}/{WEB} on {second}"),
+        ("pod_mtu", f"/sys/class/net/eth0/mtu and `ip route get <frontend>` inside pod {NS}/{WEB} on {second}"),
         ("enforces", f"intruder -> {WEB}:{PORT} on {second}, with no policy, then under the grader's {GUARD_POLICY}"),
     ])
 
@@ -353,4 +368,4 @@ EXERCISES = {
     "identify": Exercise(live=identify_live, questions=QUESTIONS),
     "choose": Exercise(live=choose_check, questions=CHOICES),
 }
-PARTS = ("lab02_cni_enforce",)
+PARTS = ("lab02_cni_enforce", "lab02_cni_mtu")

@@ -14,7 +14,7 @@ import pytest
 from graders import comparison, engine, paths, render, spec
 from graders.cluster import FIXTURE_LABEL
 from graders.workload_reuse import APPLIED_HASH
-from observed import materialise, mesh_or_skip, second_cluster_or_skip
+from observed import materialise, mesh_or_skip, mistake_applies_or_skip, second_cluster_or_skip
 
 pytestmark = pytest.mark.live
 
@@ -102,6 +102,7 @@ def test_exercise_variant(case: Case, k8slab_cluster, tmp_path) -> None:
         _clean_second_clusters(case.lab.split(","), k8slab_cluster.context)
         return
     second_cluster_or_skip(case.lab, k8slab_cluster.context)
+    mistake_applies_or_skip(case.lab, case.exercise, case.variant, k8slab_cluster.context)
     # lab 06: a mesh must run (else one skip reason, the engine's "not graded"), and the variant be written for it
     mesh_or_skip(case.lab, k8slab_cluster, case.variant, case.directory)
     # "empty", as a notebook's check(): the namespaces and the grader's pods stay for the next case

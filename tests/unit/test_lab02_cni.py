@@ -128,6 +128,22 @@ def test_identify_names_the_offline_canal_by_its_key():
     assert cni.identify(cluster).key == "flannel+kube-router"
 
 
+@pytest.mark.parametrize("data, says", [
+    ({"routing-mode": "tunnel", "tunnel-protocol": "vxlan"}, "VXLAN tunnel (cilium_vxlan)"),
+    ({"routing-mode": "tunnel", "tunnel-protocol": "geneve"}, "GENEVE tunnel (cilium_geneve)"),
+    ({"routing-mode": "native"}, "native routing (no overlay)"),
+    ({}, "VXLAN tunnel (default; native routing if configured)"),   # no ConfigMap keys: the table's default
+])
+def test_identify_reads_how_cilium_crosses_nodes_from_its_configmap(data, says):
+    cluster = FakeCluster()
+    agent(cluster, "cilium-1", "k8s-app=cilium")
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cilium-config", "namespace": "kube-system"},
+          "data": data}
+    cluster.objects[ref_of(cm)] = cm
+    found = cni.identify(cluster)
+    assert found.key == "cilium" and found.policy and found.encapsulation.startswith(says)
+
+
 class ScopedReader(FakeCluster):
     """What the safe autograder's credentials may read: Pods of the CNI namespaces, never all namespaces at once."""
 
@@ -555,3 +571,47 @@ def test_compare_with_is_a_list_of_context_names(tmp_path):
 def test_example_values_fill_every_placeholder():
     values = EXAMPLE_VALUES[("02-cni", "identify")]
     assert values["second_cni"] == "flannel" and values["pod_mtu"] == "1450" and values["enforces"] == "no"
+
+
+# ---------------------------------------------------------------------- Cilium identities settle before probing
+def cilium_world(run: str, seen_run: str, state: str = "ready") -> FakeCluster:
+    """A Cilium cluster whose namespace is stamped ``run`` while its CiliumEndpoints still carry ``seen_run``."""
+    cluster = FakeCluster()
+    agent(cluster, "cilium-1", "k8s-app=cilium")
+    cluster.namespace_labels = lambda name: {"k8slab.dev/run": run}
+    for pod in (lab.WEB, lab.FRONTEND, lab.INTRUDER):
+        cep = {"apiVersion": "cilium.io/v2", "kind": "CiliumEndpoint", "metadata": {"name": pod, "namespace": lab.NS},
+               "status": {"state": state, "identity": {"id": 7, "labels": [
+                   f"k8s:io.cilium.k8s.namespace.labels.k8slab.dev/run={seen_run}", f"k8s:app={pod}"]}}}
+        cluster.objects[ref_of(cep)] = cep
+    return cluster
+
+
+def test_on_cilium_the_grader_waits_for_identities_with_the_new_run_label():
+    cluster = cilium_world("run-2", "run-1")
+    ticks = iter(range(0, 1000, 5))
+    slept = []
+
+    def sleep(seconds):  # the agent catches up after three polls
+        slept.append(seconds)
+        if len(slept) == 3:
+            for ref, obj in list(cluster.objects.items()):
+                if obj.get("kind") == "CiliumEndpoint":
+                    obj["status"]["identity"]["labels"][0] = "k8s:io.cilium.k8s.namespace.labels.k8slab.dev/run=run-2"
+
+    pods = (lab.WEB, lab.FRONTEND, lab.INTRUDER)
+    assert cni.wait_settled(cluster, lab.NS, pods, clock=lambda: next(ticks), sleep=sleep) == []
+    assert len(slept) == 3
+
+
+def test_on_cilium_identities_that_never_settle_are_named_within_the_bound():
+    cluster = cilium_world("run-2", "run-1", state="waiting-for-identity")
+    ticks = iter(range(0, 1000, 10))
+    pending = cni.wait_settled(cluster, lab.NS, (lab.WEB,), timeout=30, clock=lambda: next(ticks), sleep=lambda s: None)
+    assert pending == [lab.WEB]
+
+
+def test_without_cilium_nothing_is_waited_for():
+    cluster = FakeCluster()
+    agent(cluster, "kr-1", "k8s-app=kube-router")
+    assert cni.wait_settled(cluster, lab.NS, (lab.WEB,), sleep=lambda s: pytest.fail("waited")) == []

@@ -19,13 +19,14 @@ def _select(cni: str) -> subprocess.CompletedProcess:
 
 def test_each_offline_cni_has_its_own_cluster_network_and_subnet():
     seen = {}
-    for cni in ("kube-router", "flannel", "flannel+kube-router"):
+    for cni in ("kube-router", "flannel", "flannel+kube-router", "cilium"):
         proc = _select(cni)
         assert proc.returncode == 0, proc.stderr
         seen[cni] = proc.stdout.strip().split("|")
     assert seen["kube-router"][0] == "k8slab" and seen["kube-router"][4] == ""
     assert seen["flannel+kube-router"][0] == "k8slab-flannel-kube-router" and seen["flannel+kube-router"][4] == "flannel"
-    assert len({s[0] for s in seen.values()}) == len({s[1] for s in seen.values()}) == 3
+    assert seen["cilium"][0] == "k8slab-cilium" and seen["cilium"][4] == "cilium"
+    assert len({s[0] for s in seen.values()}) == len({s[1] for s in seen.values()}) == 4
     subnets = [ipaddress.ip_network(s[2]) for s in seen.values()]
     assert not any(a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[i + 1:])
     assert all(ipaddress.ip_network(s[3]).subnet_of(ipaddress.ip_network(s[2])) for s in seen.values())
