@@ -78,7 +78,8 @@ def _cilium_mode(cluster) -> str | None:
     if mode == "native":
         return "native routing (no overlay); eBPF on every node"
     if mode == "tunnel":
-        return f"{(data.get('tunnel-protocol') or 'vxlan').upper()} tunnel (cilium_{data.get('tunnel-protocol') or 'vxlan'}); eBPF on every node"
+        protocol = data.get("tunnel-protocol") or "vxlan"
+        return f"{protocol.upper()} tunnel (cilium_{protocol}); eBPF on every node"
     return None
 
 

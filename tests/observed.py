@@ -111,7 +111,8 @@ def _node_values(context: str) -> dict[str, str]:
     # web's path MTU to a pod on the other node: eth0's, or its route's when smaller (Cilium's route says 1450)
     frontend_ip = _run(*kubectl, "-n", LAB02_NS, "get", "pod", "frontend", "-o", "jsonpath={.status.podIP}").strip()
     eth0 = int(_run(*kubectl, "-n", LAB02_NS, "exec", "web", "--", "cat", "/sys/class/net/eth0/mtu").strip())
-    via = re.search(r"\bmtu (\d+)", _run(*kubectl, "-n", LAB02_NS, "exec", "web", "--", "ip", "route", "get", frontend_ip))
+    route = _run(*kubectl, "-n", LAB02_NS, "exec", "web", "--", "ip", "route", "get", frontend_ip)
+    via = re.search(r"\bmtu (\d+)", route)
     pod_mtu = str(min(eth0, int(via.group(1))) if via else eth0)
     node_mtu = re.search(r"\bmtu (\d+)", _run("docker", "exec", first, "ip", "link", "show", "eth0")).group(1)
     return {"cni": key, "encapsulation": encapsulation, "pod_mtu": pod_mtu, "node_mtu": node_mtu}
@@ -136,20 +137,24 @@ def _lab02_fill(main: dict[str, str], second: dict[str, str]) -> dict[str, str]:
     }
 
 
-@functools.lru_cache(maxsize=None)
-def lab02_values(context: str) -> dict[str, str]:
-    """Every placeholder of lab 02 identify's templates, for the cluster behind ``context`` and the second cluster
-    the grader compares it with (graders.comparison; none: the placeholders cannot be filled, and the test says so)."""
-    from graders import comparison
-
+def _lab02_clusters(exercise: str, context: str) -> tuple[str, str]:
+    """(main, second) contexts of lab 02, after grading ``exercise``'s starter once: that creates the world pods on
+    both clusters (they stay: teardown "empty"). Without a second cluster the placeholders cannot be filled."""
     lab = spec.load_lab("02-cni")
     second = comparison.find_for(lab.compare_with, context)
     if isinstance(second, comparison.Missing):
-        raise RuntimeError(f"lab 02 identify needs a second cluster: {second.message}")
-    ex = lab.exercise("identify")
-    # grading the starter once creates the world pods on both clusters (they stay: teardown "empty")
+        raise RuntimeError(f"lab 02 {exercise} needs a second cluster: {second.message}")
+    ex = lab.exercise(exercise)
     engine.grade(lab.id, ex.id, ex.starter_dir, context=context, teardown="empty")
-    return _lab02_fill(_node_values(context), _node_values(second.context))
+    return context, second.context
+
+
+@functools.lru_cache(maxsize=None)
+def lab02_values(context: str) -> dict[str, str]:
+    """Every placeholder of lab 02 identify's templates, for the cluster behind ``context`` and the second cluster
+    the grader compares it with (graders.comparison)."""
+    main, second = _lab02_clusters("identify", context)
+    return _lab02_fill(_node_values(main), _node_values(second))
 
 
 def _lab02_mtu_fill(main_mtu: int, second_mtu: int) -> dict[str, int]:
@@ -164,14 +169,8 @@ def _lab02_mtu_fill(main_mtu: int, second_mtu: int) -> dict[str, int]:
 def lab02_mtu_values(context: str) -> dict[str, int]:
     """lab 02 mtu-cost's placeholders, from the MTU pod web sends with on both clusters (kubectl exec: eth0's, or the
     route's), never from pings."""
-    lab = spec.load_lab("02-cni")
-    second = comparison.find_for(lab.compare_with, context)
-    if isinstance(second, comparison.Missing):
-        raise RuntimeError(f"lab 02 mtu-cost needs a second cluster: {second.message}")
-    ex = lab.exercise("mtu-cost")
-    engine.grade(lab.id, ex.id, ex.starter_dir, context=context, teardown="empty")
-    mtu = {c: int(_node_values(c)["pod_mtu"]) for c in (context, second.context)}
-    return _lab02_mtu_fill(mtu[context], mtu[second.context])
+    main, second = _lab02_clusters("mtu-cost", context)
+    return _lab02_mtu_fill(int(_node_values(main)["pod_mtu"]), int(_node_values(second)["pod_mtu"]))
 
 
 # Mistakes written for one second cluster: on another CNI the same answer is right (Cilium does enforce), so the
