@@ -27,7 +27,6 @@ select_cni "$CNI" || die "K8SLAB_CNI=$CNI: the offline cluster offers $OFFLINE_C
 if [ "$CNI" != kube-router ]; then
   CNI_IMAGES=("$FLANNEL_IMAGE"); K8SLAB_ADDONS=core
   [ "$CNI" != cilium ] || CNI_IMAGES=("$CILIUM_IMAGE" "$CILIUM_OPERATOR_IMAGE")
-  [ -z "$BUNDLE" ] || die "K8SLAB_CNI=$CNI: a bundle holds the kube-router cluster only; build without --bundle"
 fi
 CONTEXT="kind-$CLUSTER"
 T0=$(date +%s)
@@ -51,6 +50,13 @@ if [ -n "$BUNDLE" ]; then
   fi
   cp -f "$tmp"/bin/* "$BIN_DIR/"
   rm -rf "$MANIFESTS"; cp -r "$tmp/manifests" "$MANIFESTS"
+  if [ "$CNI" != kube-router ]; then
+    [ -f "$tmp/cni-images.tar" ] || die "K8SLAB_CNI=$CNI: this bundle holds no second-cluster images (bundle.sh after building them)"
+    step "docker load the second cluster's CNI images"
+    docker load -i "$tmp/cni-images.tar" | tail -3
+    for i in "${CNI_IMAGES[@]}"; do docker image inspect "$i" >/dev/null 2>&1 || die "this bundle lacks $i"; done
+    [ "$CNI" != cilium ] || [ -f "$MANIFESTS/cni/cilium.yaml" ] || die "this bundle lacks Cilium's rendered chart"
+  fi
   rm -rf "$tmp"
 elif [ "${K8SLAB_SKIP_BUILD:-0}" = 1 ]; then
   docker image inspect "$OFFLINE_NODE_IMAGE" >/dev/null 2>&1 || die "K8SLAB_SKIP_BUILD=1 but $OFFLINE_NODE_IMAGE is missing"
@@ -167,7 +173,7 @@ if [ "$CNI" = cilium ]; then
   # The agent writes two host-wide sysctls from its privileged pod (pkg/datapath/loader/base.go):
   # kernel.unprivileged_bpf_disabled=1 and kernel.timer_migration=0. Said here, since they outlive the cluster.
   echo "    note: Cilium's agent sets the host's kernel.unprivileged_bpf_disabled=1 (unprivileged BPF stays off until reboot)"
-  render_cilium "$MANIFESTS/cni/cilium.yaml"
+  [ -n "$BUNDLE" ] || render_cilium "$MANIFESTS/cni/cilium.yaml"   # a bundle carries it rendered
   apply "$MANIFESTS/cni/cilium.yaml"
   wait_for "Cilium operator" 300 rollout kube-system deployment/cilium-operator
   wait_for "Cilium agent on every node (compiles its datapath at start)" 600 rollout kube-system daemonset/cilium
