@@ -107,7 +107,8 @@ def find_edge(ping: Callable[[list[int]], dict[int, bool]], eth0_mtu: int, via_r
     top = min(m for m in (eth0_mtu, via_route) if m) - IP_ICMP_HEADERS
     tried = dict(ping([SMALL, top, top + 1]))
     if not tried.get(SMALL):
-        return Edge(None, tried, **mtus, problem=f"even a {SMALL}-byte ping from {PINGER} to {lab.WEB} got no answer")
+        return Edge(None, tried, **mtus, problem=f"even a {SMALL}-byte ping from {PINGER} to {lab.WEB} got no answer "
+                                                  f"(a NetworkPolicy left in the namespace? the ping could not run?)")
     if tried.get(top + 1):
         return Edge(None, tried, **mtus, problem=f"a {top + 1}-byte payload got through although the MTU towards "
                                                   f"{lab.WEB} is {top + IP_ICMP_HEADERS}: the ping did not forbid "
