@@ -9,6 +9,7 @@ real /proc and /sys output. Read from /proc and /sys rather than `ip route` / `i
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,26 @@ def agent_pod(namespace: str, name: str, image: str, node: str) -> dict:
     container["args"] = ["pause"]  # nothing listens: a host-network server would take a port of the node
     del container["ports"], container["readinessProbe"]
     return manifest
+
+
+def route_mtu(text: str) -> int | None:
+    """The MTU `ip route get <address>` shows for the route ("... cache mtu 1450"), None when it shows none."""
+    found = re.search(r"\bmtu (\d+)", text)
+    return int(found.group(1)) if found else None
+
+
+def pod_mtus(cluster, ns: str, pod: str, towards: str) -> tuple[int | None, int | None]:
+    """(eth0's MTU, the route's MTU towards ``towards``) inside a pod; None where it could not be read or the route
+    sets none. Cilium keeps eth0 at 1500 and puts its tunnel's 50 bytes on the pod's route."""
+    eth0 = read_in_pod(cluster, ns, pod, ["cat", "/sys/class/net/eth0/mtu"]).strip()
+    return (int(eth0) if eth0.isdigit() else None,
+            route_mtu(read_in_pod(cluster, ns, pod, ["ip", "route", "get", towards])))
+
+
+def smallest(*mtus: int | None) -> int | None:
+    """The MTU a packet actually gets: the smallest one known."""
+    known = [m for m in mtus if m]
+    return min(known) if known else None
 
 
 def read_in_pod(cluster, ns: str, pod: str, argv: Sequence[str]) -> str:

@@ -15,12 +15,12 @@ every connection crosses nodes.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from graders import cni, comparison, probe
 from graders.dataplane import (LINKS_SCRIPT, Crossing, agent_pod, crossing, node_mtu, parse_links, parse_proc_route,
+                               pod_mtus, smallest,
                                read_in_pod)
 from graders.errors import K8sLabError
 from graders.exercise import Exercise
@@ -149,16 +149,8 @@ def read_data_plane(cluster, prober, namespace: str = NS, *, enforcement: bool =
     enforces, how = (probe_enforcement(cluster, prober, namespace, ips) if enforcement
                      else (None, "not probed on this cluster"))
     return DataPlane(context, cni.identify(cluster), crossing(routes, links, ips[WEB], list(node_ips.values())),
-                     pod_path_mtu(cluster, namespace, ips[FRONTEND]), node_mtu(links, routes), enforces, how)
-
-
-def pod_path_mtu(cluster, namespace: str, other_node_pod: str) -> int | None:
-    """The largest packet web can send to a pod on the other node: eth0's MTU, or the route's when ``ip route get``
-    shows a smaller one (Cilium keeps eth0 at 1500 and puts its tunnel's 50 bytes on the pod's route)."""
-    eth0 = read_in_pod(cluster, namespace, WEB, ["cat", "/sys/class/net/eth0/mtu"]).strip()
-    route = re.search(r"\bmtu (\d+)", read_in_pod(cluster, namespace, WEB, ["ip", "route", "get", other_node_pod]))
-    known = [int(m) for m in (eth0 if eth0.isdigit() else None, route.group(1) if route else None) if m]
-    return min(known) if known else None
+                     smallest(*pod_mtus(cluster, namespace, WEB, ips[FRONTEND])), node_mtu(links, routes), enforces,
+                     how)
 
 
 # ================================================================================ identify

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from graders import comparison, probe, versions
+from graders.dataplane import pod_mtus, smallest
 from graders.errors import K8sLabError
 from graders.exercise import Exercise
 from graders.labs import lab02_cni as lab
@@ -89,14 +90,7 @@ class Edge:
 
     @property
     def path_mtu(self) -> int | None:
-        known = [m for m in (self.eth0_mtu, self.route_mtu) if m]
-        return min(known) if known else None
-
-
-def route_mtu(text: str) -> int | None:
-    """The MTU `ip route get <address>` shows for the route ("... cache mtu 1450"), None when it shows none."""
-    found = re.search(r"\bmtu (\d+)", text)
-    return int(found.group(1)) if found else None
+        return smallest(self.eth0_mtu, self.route_mtu)
 
 
 def find_edge(ping: Callable[[list[int]], dict[int, bool]], eth0_mtu: int, via_route: int | None = None) -> Edge:
@@ -104,7 +98,7 @@ def find_edge(ping: Callable[[list[int]], dict[int, bool]], eth0_mtu: int, via_r
     route's MTU, less 28) and one byte above it; if even that is too big for the path, a binary search between 56
     bytes and it, at most MAX_SEARCH_PINGS pings."""
     mtus = dict(eth0_mtu=eth0_mtu, route_mtu=via_route)
-    top = min(m for m in (eth0_mtu, via_route) if m) - IP_ICMP_HEADERS
+    top = smallest(eth0_mtu, via_route) - IP_ICMP_HEADERS
     tried = dict(ping([SMALL, top, top + 1]))
     if not tried.get(SMALL):
         return Edge(None, tried, **mtus, problem=f"even a {SMALL}-byte ping from {PINGER} to {lab.WEB} got no answer "
@@ -204,10 +198,9 @@ def measure(cluster, namespace: str) -> Edge:
         cluster.wait_ready([namespace], timeout=120)
     except K8sLabError as error:
         return Edge(None, {}, problem=error.message)
-    mtu = lab.read_in_pod(cluster, namespace, PINGER, ["cat", "/sys/class/net/eth0/mtu"]).strip()
-    if not mtu.isdigit():
+    eth0, via_route = pod_mtus(cluster, namespace, PINGER, ips[lab.WEB])
+    if eth0 is None:
         return Edge(None, {}, problem=f"could not read eth0's MTU in the grader's pod {PINGER}")
-    via_route = route_mtu(lab.read_in_pod(cluster, namespace, PINGER, ["ip", "route", "get", ips[lab.WEB]]))
 
     def ping(sizes: list[int]) -> dict[int, bool]:
         try:
@@ -217,7 +210,7 @@ def measure(cluster, namespace: str) -> Edge:
             return {}
         return parse_pings(out) if rc == 0 else {}
 
-    return find_edge(ping, int(mtu), via_route)
+    return find_edge(ping, eth0, via_route)
 
 
 def mtu_live(ctx) -> StepResult:

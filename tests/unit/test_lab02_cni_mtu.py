@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from observed import EXAMPLE_VALUES, materialise_example
 
-from graders import comparison, questions, spec
+from graders import comparison, dataplane, questions, spec
 from graders.errors import CheckFailed
 from graders.labs import lab02_cni_mtu as mtu
 
@@ -85,8 +85,9 @@ def judge(directory: Path, tmp_path: Path, main=ROUTED, second=VXLAN):
 
 
 def test_the_route_mtu_is_read_from_ip_route_get():
-    assert mtu.route_mtu("10.244.2.76 via 10.244.1.164 dev eth0 src 10.244.1.239 uid 0 \n    cache mtu 1450 \n") == 1450
-    assert mtu.route_mtu("10.244.2.5 dev eth0 src 10.244.1.4 uid 0 \n    cache \n") is None
+    shown = "10.244.2.76 via 10.244.1.164 dev eth0 src 10.244.1.239 uid 0 \n    cache mtu 1450 \n"
+    assert dataplane.route_mtu(shown) == 1450
+    assert dataplane.route_mtu("10.244.2.5 dev eth0 src 10.244.1.4 uid 0 \n    cache \n") is None
 
 
 def test_a_route_smaller_than_eth0_is_where_the_search_starts():
@@ -160,3 +161,4 @@ def test_the_sizes_tried_are_shown_only_once_every_answer_is_right():
     shown = mtu.edge_rows("kind-k8slab", ROUTED, sizes=True)
     assert ("kind-k8slab", "1472", "got through") in shown and ("kind-k8slab", "1473", "did not get through") in shown
     assert mtu.edge_rows("kind-x", mtu.Edge(None, {}, problem="no pods"), sizes=True) == [("kind-x", "-", "no pods")]
+
