@@ -171,6 +171,7 @@ def parse_answers(sources: Sequence[Path], questions: Sequence[Question], file_n
     if not isinstance(data, dict):
         raise SubmissionError([Problem("must be a mapping of question: answer (as in the starter file)", file=label)])
     lines = _key_lines(node)
+    written = _plain_scalars(node)
     by_id = {q.id: q for q in questions}
     problems: list[Problem] = []
     answers: dict[str, Answer] = {}
@@ -181,6 +182,8 @@ def parse_answers(sources: Sequence[Path], questions: Sequence[Question], file_n
             problems.append(Problem(f"{key!r} is not a question of this exercise (questions: {', '.join(by_id)})",
                                     file=label, line=line))
             continue
+        if question.kind == "number" and re.fullmatch(r"0[0-9]+", written.get(str(key), "")):
+            raw = written[str(key)]  # YAML 1.1 reads 0050 as octal (40): take the digits as the learner wrote them
         try:
             answers[question.id] = Answer(question, normalise(question, raw), line, label)
         except ValueError as error:
@@ -192,6 +195,14 @@ def parse_answers(sources: Sequence[Path], questions: Sequence[Question], file_n
     if problems:
         raise SubmissionError(problems)
     return answers
+
+
+def _plain_scalars(node: Any) -> dict[str, str]:
+    """Each key's value as written, for unquoted scalars (what YAML resolved it to may differ: 0050 is octal)."""
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(key.value): value.value for key, value in node.value
+            if isinstance(value, yaml.ScalarNode) and value.style is None}
 
 
 def _key_lines(node: Any) -> dict[str, int]:

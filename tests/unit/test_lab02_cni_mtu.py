@@ -162,3 +162,13 @@ def test_the_sizes_tried_are_shown_only_once_every_answer_is_right():
     assert ("kind-k8slab", "1472", "got through") in shown and ("kind-k8slab", "1473", "did not get through") in shown
     assert mtu.edge_rows("kind-x", mtu.Edge(None, {}, problem="no pods"), sizes=True) == [("kind-x", "-", "no pods")]
 
+
+def test_a_number_written_with_leading_zeros_is_read_as_written_not_as_yaml_octal(tmp_path):
+    """YAML 1.1 reads an unquoted 0050 as octal (40): a learner who pads 50 must not be graded on 40."""
+    (tmp_path / mtu.ANSWERS_FILE).write_text("overhead: 0050\nmain_payload: 1472\nsecond_payload: 01422\n")
+    answers = questions.parse_answers([tmp_path], mtu.QUESTIONS, mtu.ANSWERS_FILE)
+    assert (answers["overhead"].value, answers["second_payload"].value) == (50, 1422)
+    assert questions.judge(answers, mtu.mtu_facts(ROUTED, VXLAN)).passed
+    (tmp_path / mtu.ANSWERS_FILE).write_text("overhead: 0o62\nmain_payload: '0050'\nsecond_payload: 1422\n")
+    with pytest.raises(Exception, match="not a whole number"):   # a YAML-1.2 octal literal is still no answer
+        questions.parse_answers([tmp_path], mtu.QUESTIONS, mtu.ANSWERS_FILE)
